@@ -1,0 +1,102 @@
+"""pytest fixtures for berichtd integration tests.
+
+Run with: /usr/bin/python3 -m pytest tests/integration
+BERICHTD_RUN_DIR=DIR uses services already started by
+`tests/harness/services.sh start DIR` (the Makefile does that); without it the
+session starts its own in <repo>/.test-run/pytest-<pid> and stops it at the end.
+
+Fixtures: services (session), daemon (function, started; must exit 0 on
+SIGTERM at teardown), make_daemon (function, factory for more daemons),
+mailbox (function, emptied first), new_bsn / new_oin (callables).
+"""
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
+from harness import Daemon, Mailbox, Services  # noqa: E402,F401
+
+
+@pytest.fixture(scope="session")
+def services():
+    run_dir = os.environ.get("BERICHTD_RUN_DIR")
+    if run_dir:
+        yield Services(run_dir)
+        return
+    run_dir = harness.REPO_ROOT / ".test-run" / ("pytest-%d" % os.getpid())
+    svc = Services.start(run_dir)
+    try:
+        yield svc
+    finally:
+        svc.stop()
+        shutil.rmtree(run_dir / "pg", ignore_errors=True)  # keep logs, drop data
+
+
+@pytest.fixture(autouse=True)
+def _services_restored(request):
+    """After each test, restart any service a fault-injection test left down."""
+    yield
+    if "services" in request.fixturenames:
+        request.getfixturevalue("services").ensure_up()
+
+
+def _require_binary():
+    if not harness.BERICHTD.exists():
+        pytest.fail("%s not built (run make)" % harness.BERICHTD, pytrace=False)
+
+
+@pytest.fixture
+def make_daemon(services):
+    """Factory: make_daemon(name="d", start=True, group=None, **overrides).
+    All daemons it made are stopped at teardown; those still running must
+    exit 0 on SIGTERM."""
+    _require_binary()
+    made = []
+
+    def make(name="d", start=True, **kw):
+        d = Daemon(services, name, **kw)
+        made.append(d)
+        if start:
+            d.start()
+        return d
+
+    yield make
+    failures = []
+    for d in made:
+        if d.running():
+            try:
+                rc = d.stop()
+            except TimeoutError as e:
+                failures.append(str(e))
+                continue
+            if rc != 0:
+                failures.append("berichtd %s exited %s on SIGTERM\n%s" % (d.name, rc, d.log_tail()))
+    assert not failures, "\n\n".join(failures)
+
+
+@pytest.fixture
+def daemon(make_daemon):
+    """A started berichtd with the default test config."""
+    return make_daemon("main")
+
+
+@pytest.fixture
+def mailbox(services):
+    mb = Mailbox(services.mail_dir)
+    mb.clear()
+    return mb
+
+
+@pytest.fixture(scope="session")
+def new_bsn():
+    return harness.new_bsn
+
+
+@pytest.fixture(scope="session")
+def new_oin():
+    return harness.new_oin

@@ -1,0 +1,665 @@
+"""Test harness for berichtd integration tests (stdlib + psycopg2 only).
+
+Services  - the PostgreSQL/redis/SMTP sink set started by tests/harness/services.sh
+write_config - berichtd INI config for those services, with overrides
+Daemon    - one bin/berichtd process (migrate, run, stop, token, cli, HTTP)
+request / HttpClient / Response - tiny HTTP client on http.client
+Mailbox   - reads what the SMTP sink stored
+new_bsn / new_oin - unique valid test identifiers
+"""
+import email
+import email.policy
+import http.client
+import itertools
+import json as jsonlib
+import atexit
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg2
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVICES_SH = REPO_ROOT / "tests" / "harness" / "services.sh"
+# BERICHTD_BIN lets `make test SANITIZE=...` run the instrumented build
+BERICHTD = Path(os.environ.get("BERICHTD_BIN", str(REPO_ROOT / "bin" / "berichtd")))
+TEMPLATES_DIR = REPO_ROOT / "config" / "templates"
+
+# random per test session (one pytest process)
+SESSION_BSN_KEY = secrets.token_hex(32)
+SESSION_ID = uuid.uuid4().hex[:8]
+
+
+def free_port():
+    """A currently free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_env(path):
+    """Parse a KEY=VALUE file (DIR/env)."""
+    env = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            k, v = line.split("=", 1)
+            env[k.strip()] = v.strip()
+    return env
+
+
+def _tail(path, n=60):
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no %s)" % path
+
+
+# ------------------------------------------------------------------ services
+
+class Services:
+    """The services of one run dir (see tests/harness/services.sh)."""
+
+    def __init__(self, run_dir):
+        self.run_dir = Path(run_dir).resolve()
+        self.reload()
+
+    def reload(self):
+        self.env = read_env(self.run_dir / "env")
+        self.pg_port = int(self.env["BERICHTD_PG_PORT"])
+        self.redis_port = int(self.env["BERICHTD_REDIS_PORT"])
+        self.smtp_port = int(self.env["BERICHTD_SMTP_PORT"])
+        self.mail_dir = Path(self.env["BERICHTD_MAIL_DIR"])
+        self.pg_bin = self.env.get("BERICHTD_PG_BIN")
+        self.pg_data = self.env.get("BERICHTD_PG_DATA")
+
+    # -- lifecycle (used by the session fixture when BERICHTD_RUN_DIR is unset)
+    @classmethod
+    def start(cls, run_dir, timeout=120):
+        _services_sh("start", run_dir, timeout=timeout)
+        return cls(run_dir)
+
+    def stop(self):
+        _services_sh("stop", self.run_dir)
+
+    # -- PostgreSQL
+    @property
+    def conninfo(self):
+        return "host=127.0.0.1 port=%d dbname=berichtd user=postgres" % self.pg_port
+
+    def pg_connect(self, autocommit=True, **kw):
+        """A new psycopg2 connection (caller closes it)."""
+        conn = psycopg2.connect(self.conninfo, connect_timeout=10, **kw)
+        conn.autocommit = autocommit
+        return conn
+
+    def psql(self, sql, params=None):
+        """Run one statement (autocommit); returns the rows ([] if none)."""
+        conn = self.pg_connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall() if cur.description is not None else []
+        finally:
+            conn.close()
+
+    def pg_ready(self):
+        try:
+            self.psql("SELECT 1")
+            return True
+        except psycopg2.Error:
+            return False
+
+    # -- redis
+    def redis(self, *args, check=True):
+        """redis-cli --raw ARGS; returns stdout without the trailing newline."""
+        p = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.redis_port),
+                            "--raw", *map(str, args)],
+                           capture_output=True, text=True, timeout=30)
+        out = p.stdout[:-1] if p.stdout.endswith("\n") else p.stdout
+        if check and (p.returncode != 0 or out.startswith(("ERR ", "WRONGTYPE "))):
+            raise RuntimeError("redis-cli %s: rc=%d %s%s" % (args, p.returncode, out, p.stderr))
+        return out
+
+    def redis_lines(self, *args):
+        out = self.redis(*args)
+        return out.split("\n") if out else []
+
+    def redis_ready(self):
+        try:
+            return self.redis("PING") == "PONG"
+        except Exception:
+            return False
+
+    # -- SMTP
+    def smtp_ready(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.smtp_port), timeout=2):
+                return True
+        except OSError:
+            return False
+
+    def smtp_mode(self, mode=None):
+        """Sink behaviour: "tempfail" (421 everything), "permfail" (554 at
+        MAIL) or None (normal)."""
+        f = self.run_dir / "smtp" / "mode"
+        if mode:
+            f.write_text(mode + "\n")
+        elif f.exists():
+            f.unlink()
+
+    # -- fault injection (same ports, same data)
+    def pg_stop(self, mode="fast"):
+        _services_sh("pg-stop", self.run_dir, mode)
+
+    def pg_start(self):
+        _services_sh("pg-start", self.run_dir)
+
+    def redis_restart(self):
+        _services_sh("redis-restart", self.run_dir)
+
+    def redis_stop(self):
+        _services_sh("redis-stop", self.run_dir)
+
+    def redis_start(self):
+        _services_sh("redis-start", self.run_dir)
+
+    def smtp_stop(self):
+        _services_sh("smtp-stop", self.run_dir)
+
+    def smtp_start(self):
+        _services_sh("smtp-start", self.run_dir)
+
+    def ensure_up(self):
+        """Bring back anything a test left stopped; reset the sink mode."""
+        self.smtp_mode(None)
+        if not self.pg_ready():
+            self.pg_start()
+        if not self.redis_ready():
+            self.redis_start()
+        if not self.smtp_ready():
+            self.smtp_start()
+
+    def write_config(self, path, **overrides):
+        return write_config(path, self, **overrides)
+
+
+def _services_sh(cmd, run_dir, *extra, timeout=120):
+    p = subprocess.run([str(SERVICES_SH), cmd, str(run_dir), *extra],
+                       capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError("services.sh %s %s failed (rc=%d):\n%s%s"
+                           % (cmd, run_dir, p.returncode, p.stdout, p.stderr))
+    return p.stdout
+
+
+# -------------------------------------------------------------------- config
+
+def _normalize_overrides(overrides):
+    """Accept "section.key" keys (also "section__key" for use as kwargs)."""
+    out = {}
+    for k, v in overrides.items():
+        if "." not in k and "__" in k:
+            k = k.replace("__", ".", 1)
+        if "." not in k:
+            raise ValueError("config override %r is not 'section.key'" % k)
+        out[k] = v
+    return out
+
+
+def default_config(services, http_port=None, key_prefix=None, log_file=None):
+    """The base config as {section: {key: value}} (insertion ordered)."""
+    return {
+        "http": {"listen": "127.0.0.1:%d" % (http_port or free_port())},
+        "postgres": {"conninfo": services.conninfo, "pool_size": "4"},
+        "redis": {"host": "127.0.0.1", "port": str(services.redis_port),
+                  "key_prefix": key_prefix or "berichtd:%s-%s:" % (SESSION_ID, uuid.uuid4().hex[:8])},
+        "smtp": {"host": "127.0.0.1", "port": str(services.smtp_port),
+                 "from": "Berichtenbox <noreply@berichtenbox.example>",
+                 "bounce_domain": "berichtenbox.example"},
+        "delivery": {"workers": "2"},
+        "notify": {"digest_window": "0s", "quiet_hours": "off"},
+        "security": {"bsn_key": SESSION_BSN_KEY},
+        "templates": {"dir": str(TEMPLATES_DIR)},
+        "log": {"level": "debug",
+                "file": str(log_file or services.run_dir / ("berichtd-%s.log" % uuid.uuid4().hex[:8]))},
+    }
+
+
+def write_config(path, services, *, http_port=None, key_prefix=None, log_file=None,
+                 **overrides):
+    """Write a berichtd INI config for `services` to `path`.
+
+    overrides: {"section.key": value} (value None deletes the key; unknown
+    sections/keys are added).  Pass dotted keys as **{"delivery.workers": 4}
+    or as delivery__workers=4.  Returns the config dict that was written.
+    """
+    cfg = default_config(services, http_port, key_prefix, log_file)
+    for k, v in _normalize_overrides(overrides).items():
+        section, key = k.split(".", 1)
+        if v is None:
+            cfg.get(section, {}).pop(key, None)
+        else:
+            cfg.setdefault(section, {})[key] = str(v)
+    lines = ["# berichtd test config written by tests/integration/harness.py"]
+    for section, kv in cfg.items():
+        if not kv:
+            continue
+        lines.append("")
+        lines.append("[%s]" % section)
+        lines.extend("%s = %s" % (k, v) for k, v in kv.items())
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return cfg
+
+
+# ---------------------------------------------------------------------- HTTP
+
+class Headers(Mapping):
+    """Case-insensitive read-only header mapping; repeated headers are joined
+    with ", " (get_all() returns them separately)."""
+
+    def __init__(self, pairs):
+        self._all = {}
+        self._names = {}
+        for k, v in pairs:
+            self._all.setdefault(k.lower(), []).append(v)
+            self._names.setdefault(k.lower(), k)
+
+    def __getitem__(self, key):
+        return ", ".join(self._all[key.lower()])
+
+    def __iter__(self):
+        return iter(self._names[k] for k in self._all)
+
+    def __len__(self):
+        return len(self._all)
+
+    def __contains__(self, key):
+        return isinstance(key, str) and key.lower() in self._all
+
+    def get_all(self, key):
+        return list(self._all.get(key.lower(), []))
+
+    def __repr__(self):
+        return "Headers(%r)" % dict(self.items())
+
+
+class Response:
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self):
+        return jsonlib.loads(self.body)
+
+    def __repr__(self):
+        return "<Response %d %s %r>" % (self.status, self.reason, self.body[:200])
+
+
+def request(base_url, method, path, token=None, json=None, body=None, headers=None,
+            timeout=30):
+    """One HTTP request on a fresh connection. `json` is serialised and sent
+    as application/json; `body` (bytes/str) is sent as is."""
+    u = urlsplit(base_url)
+    hdrs = {"Connection": "close"}
+    if token:
+        hdrs["Authorization"] = "Bearer " + token
+    if json is not None:
+        body = jsonlib.dumps(json).encode()
+        hdrs["Content-Type"] = "application/json"
+    elif isinstance(body, str):
+        body = body.encode()
+    hdrs.update(headers or {})
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=hdrs)
+        r = conn.getresponse()
+        return Response(r.status, r.reason, Headers(r.getheaders()), r.read())
+    finally:
+        conn.close()
+
+
+class HttpClient:
+    """request() bound to a base URL and (optionally) a default token."""
+
+    def __init__(self, base_url, token=None):
+        self.base_url = base_url
+        self.token = token
+
+    def request(self, method, path, token=None, **kw):
+        return request(self.base_url, method, path, token=token or self.token, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+
+# -------------------------------------------------------------------- daemon
+
+_daemon_seq = itertools.count(1)
+_live = set()  # running Daemons, killed at interpreter exit as a last resort
+
+
+@atexit.register
+def _kill_leftovers():
+    for d in list(_live):
+        if d.proc and d.proc.poll() is None:
+            d.proc.kill()
+
+
+class Daemon:
+    """One berichtd instance: config file, migrate, run/stop, CLI, HTTP.
+
+    Daemon(services, name, group=None, http_port=None, migrate=True,
+           **config_overrides)
+    Daemons that should share redis state (same queue) pass the same `group`
+    (it sets redis.key_prefix); by default every Daemon gets its own.
+    """
+
+    def __init__(self, services, name="d", group=None, http_port=None, migrate=True,
+                 **config_overrides):
+        self.services = services
+        self.name = name
+        run_dir = services.run_dir
+        n = next(_daemon_seq)
+        while True:  # unique file names even when a run dir is reused
+            stem = "berichtd-%d-%s-%s" % (n, SESSION_ID, name)
+            if not (run_dir / (stem + ".conf")).exists():
+                break
+            n = next(_daemon_seq)
+        self.conf = run_dir / (stem + ".conf")
+        self.log_file = run_dir / (stem + ".log")       # [log] file
+        self.out_file = run_dir / (stem + ".out")       # stdout/stderr
+        self.group = group or "%s-%s-%d" % (SESSION_ID, name, n)
+        self.config = write_config(self.conf, services,
+                                   http_port=http_port or free_port(),
+                                   key_prefix="berichtd:%s:" % self.group,
+                                   log_file=self.log_file, **config_overrides)
+        listen = self.config.get("http", {}).get("listen", "127.0.0.1:0")
+        host, _, port = listen.rpartition(":")
+        self.base_url = "http://%s:%s" % (host or "127.0.0.1", port)
+        self.http = HttpClient(self.base_url)
+        self.proc = None
+        self._out = None
+        if migrate:
+            self.migrate()
+
+    def __repr__(self):
+        return "<Daemon %s %s pid=%s>" % (self.name, self.base_url, self.pid)
+
+    # -- CLI
+    def cli(self, *args, input=None, timeout=60, env=None, conf=True):
+        """bin/berichtd ARGS with -c CONF inserted after the leading
+        subcommand words (e.g. cli("token", "create", "--role", "x") runs
+        `berichtd token create -c CONF --role x`). Returns CompletedProcess
+        (text mode)."""
+        args = [str(a) for a in args]
+        i = 0
+        while i < len(args) and not args[i].startswith("-"):
+            i += 1
+        if conf:
+            args[i:i] = ["-c", str(self.conf)]
+        return subprocess.run([str(BERICHTD), *args], input=input, capture_output=True,
+                              text=True, timeout=timeout, env=env, cwd=str(REPO_ROOT))
+
+    def migrate(self):
+        p = self.cli("migrate")
+        assert p.returncode == 0, "berichtd migrate failed (rc=%d):\n%s%s" % (
+            p.returncode, p.stdout, p.stderr)
+        return p
+
+    def token(self, role, oin=None, name=None):
+        args = ["token", "create", "--role", role]
+        if oin is not None:
+            args += ["--oin", oin]
+        if name is not None:
+            args += ["--name", name]
+        p = self.cli(*args)
+        assert p.returncode == 0 and p.stdout.strip(), "token create failed (rc=%d):\n%s%s" % (
+            p.returncode, p.stdout, p.stderr)
+        return p.stdout.strip().splitlines()[0].strip()
+
+    # -- process
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, wait=True, timeout=20):
+        """Launch `berichtd run`; with wait, poll until /healthz and /readyz
+        both answer 200 (raises with the log tail otherwise)."""
+        assert not self.running(), "already running"
+        self._out = open(self.out_file, "ab")
+        self._out.write(b"==== start %s ====\n" % time.strftime("%F %T").encode())
+        self._out.flush()
+        self.proc = subprocess.Popen([str(BERICHTD), "run", "-c", str(self.conf)],
+                                     stdin=subprocess.DEVNULL, stdout=self._out,
+                                     stderr=subprocess.STDOUT, cwd=str(REPO_ROOT),
+                                     start_new_session=True)
+        _live.add(self)
+        if wait:
+            try:
+                self.wait_ready(timeout)
+            except BaseException:
+                if self.proc.poll() is None:  # don't leave a half-started daemon
+                    self.proc.kill()
+                self._wait(10)
+                raise
+        return self
+
+    def wait_ready(self, timeout=20, paths=("/healthz", "/readyz")):
+        deadline = time.monotonic() + timeout
+        pending = list(paths)
+        last = None
+        while pending:
+            if self.proc.poll() is not None:
+                raise RuntimeError("berichtd %s exited with %s during startup\n%s"
+                                   % (self.name, self.proc.returncode, self.log_tail()))
+            try:
+                last = self.http.get(pending[0], timeout=2)
+                if last.status == 200:
+                    pending.pop(0)
+                    continue
+            except OSError as e:
+                last = e
+            if time.monotonic() > deadline:
+                raise TimeoutError("berichtd %s not ready after %ss (%s: %r)\n%s"
+                                   % (self.name, timeout, pending[0], last, self.log_tail()))
+            time.sleep(0.05)
+
+    def _wait(self, timeout):
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is not None:
+                _live.discard(self)
+                if self._out:
+                    self._out.close()
+                    self._out = None
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Send `sig`, wait up to `timeout` s, return the exit code
+        (negative = killed by that signal, as in subprocess)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                return self._wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self._wait(10)
+                raise TimeoutError("berichtd %s did not exit within %ss after %s\n%s"
+                                   % (self.name, timeout, signal.Signals(sig).name,
+                                      self.log_tail()))
+        return self._wait(0)
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL, timeout=10)
+
+    def restart(self, timeout=20):
+        if self.running():
+            rc = self.stop()
+            assert rc == 0, "berichtd %s exited %s on SIGTERM\n%s" % (self.name, rc, self.log_tail())
+        return self.start(timeout=timeout)
+
+    # -- logs
+    def log_text(self):
+        """[log] file contents followed by captured stdout/stderr."""
+        parts = []
+        for f in (self.log_file, self.out_file):
+            try:
+                parts.append(f.read_text(errors="replace"))
+            except OSError:
+                pass
+        return "\n".join(parts)
+
+    def log_tail(self, n=60):
+        return "---- %s ----\n%s\n---- %s ----\n%s" % (
+            self.log_file, _tail(self.log_file, n), self.out_file, _tail(self.out_file, n))
+
+    # -- HTTP
+    def request(self, method, path, token=None, json=None, body=None, headers=None, timeout=30):
+        return request(self.base_url, method, path, token=token, json=json, body=body,
+                       headers=headers, timeout=timeout)
+
+    def __enter__(self):
+        if not self.running():
+            self.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.running():
+            self.stop()
+
+
+# ------------------------------------------------------------------- mailbox
+
+class Mailbox:
+    """The SMTP sink's store. messages() returns email.message.EmailMessage
+    objects (policy=default), oldest first, each with extra attributes:
+    .envelope (the .json sidecar), .mail_from, .rcpt_tos, .raw (bytes exactly
+    as received, CRLF), .path.  Parsing is done on LF-normalised bytes."""
+
+    def __init__(self, mail_dir):
+        self.mail_dir = Path(mail_dir)
+
+    def _files(self):
+        try:
+            return sorted(p for p in self.mail_dir.iterdir()
+                          if p.suffix == ".eml" and not p.name.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def messages(self, predicate=None):
+        out = []
+        for p in self._files():
+            try:
+                raw = p.read_bytes()
+                env = jsonlib.loads(p.with_suffix(".json").read_text())
+            except (FileNotFoundError, ValueError):
+                continue  # removed by clear() meanwhile
+            # parse with LF line ends so get_content() gives "\n" text (Python's
+            # parser keeps CRLF inside bodies); .raw stays byte-exact
+            msg = email.message_from_bytes(raw.replace(b"\r\n", b"\n"),
+                                           policy=email.policy.default)
+            msg.envelope = env
+            msg.mail_from = env.get("mail_from")
+            msg.rcpt_tos = env.get("rcpt_tos", [])
+            msg.raw = raw
+            msg.path = p
+            if predicate is None or predicate(msg):
+                out.append(msg)
+        return out
+
+    def count(self):
+        return len(self._files())
+
+    def for_rcpt(self, address):
+        a = address.lower()
+        return self.messages(lambda m: a in (r.lower() for r in m.rcpt_tos))
+
+    def wait_for(self, count, timeout=30, predicate=None):
+        """Poll until at least `count` messages (matching predicate) are
+        stored; returns them. Raises AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msgs = self.messages(predicate)
+            if len(msgs) >= count:
+                return msgs
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    "mailbox: %d of %d messages after %ss; stored: %s"
+                    % (len(msgs), count, timeout,
+                       [(m.rcpt_tos, m["Subject"]) for m in self.messages()][:20]))
+            time.sleep(0.1)
+
+    def clear(self):
+        for p in list(self.mail_dir.glob("*")):
+            if p.suffix in (".eml", ".json"):
+                try:
+                    p.unlink()
+                except FileNotFoundError:
+                    pass
+
+
+# --------------------------------------------------------------- identifiers
+
+_id_lock = threading.Lock()
+_used_bsn = set()
+_used_oin = set()
+_rng = random.SystemRandom()
+
+
+def is_valid_bsn(bsn):
+    """11-check (elfproef): 9*d1 + 8*d2 + ... + 2*d8 - d9 = 0 (mod 11)."""
+    if len(bsn) != 9 or not bsn.isdigit():
+        return False
+    d = [int(c) for c in bsn]
+    return (sum((9 - i) * d[i] for i in range(8)) - d[8]) % 11 == 0
+
+
+def new_bsn():
+    """A valid, never-before-returned (in this process) 9-digit BSN string."""
+    with _id_lock:
+        while True:
+            d = [_rng.randint(1, 9)] + [_rng.randint(0, 9) for _ in range(7)]
+            check = sum((9 - i) * d[i] for i in range(8)) % 11
+            if check > 9:
+                continue
+            bsn = "".join(map(str, d)) + str(check)
+            if bsn not in _used_bsn:
+                _used_bsn.add(bsn)
+                return bsn
+
+
+def new_oin():
+    """A unique 20-digit OIN string."""
+    with _id_lock:
+        while True:
+            oin = "00000009" + "".join(str(_rng.randint(0, 9)) for _ in range(12))
+            if oin not in _used_oin:
+                _used_oin.add(oin)
+                return oin
