@@ -1,0 +1,107 @@
+/*
+ * config.h - berichtd's configuration: one table of keys (config.c) drives
+ * the parser, the defaults, the validation, `check-config` and the
+ * documented example file config/berichtd.conf (see `config_write_example`).
+ *
+ * File format: INI. `[section]`, `key = value`, `#` or `;` comments on their
+ * own line. Unknown sections and keys are errors, so a typo never silently
+ * falls back to a default.
+ */
+#ifndef BERICHTD_CONFIG_H
+#define BERICHTD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_ERR_MAX 8192
+
+struct config {
+	/* [http] */
+	char *http_listen;        /* "host:port" */
+	int64_t http_max_body;    /* bytes */
+	int64_t http_timeout_ms;
+
+	/* [postgres] */
+	char *pg_conninfo;
+	int64_t pg_pool_size;
+
+	/* [redis] */
+	char *redis_host;
+	int64_t redis_port;
+	char *redis_key_prefix;
+
+	/* [smtp] */
+	char *smtp_host;
+	int64_t smtp_port;
+	char *smtp_from;          /* "Display Name <addr>" or "addr" */
+	char *smtp_bounce_domain;
+	char *smtp_helo;
+	int64_t smtp_timeout_ms;
+
+	/* [delivery] */
+	int64_t delivery_workers;
+	int64_t delivery_batch;
+	int64_t delivery_rate_limit;        /* mails/s over all workers, 0 = none */
+	int64_t delivery_retry_span_ms;
+	int64_t delivery_visibility_ms;
+	int64_t delivery_reconcile_ms;
+	int64_t delivery_poll_ms;
+
+	/* [notify] */
+	int64_t notify_digest_window_ms;
+	char *notify_quiet_hours;           /* "HH:MM-HH:MM" or "off" */
+	char *notify_timezone;
+	int64_t notify_repeat_after_ms;
+	int64_t notify_repeat_before_deadline_ms;
+	int64_t notify_max_repeats;
+
+	/* [security] */
+	char *security_bsn_key;             /* hex */
+	char *security_bsn_key_file;        /* file holding the hex key */
+
+	/* [templates] */
+	char *templates_dir;
+
+	/* [log] */
+	char *log_level;
+	char *log_file;
+
+	/* derived after loading */
+	char *path;                         /* the file this came from */
+	uint8_t bsn_key[64];
+	size_t bsn_key_len;
+};
+
+/*
+ * Loads and validates `path`. On failure returns false and writes one line
+ * per problem, "file:line: key: reason", into err (NUL-terminated, cut at
+ * errlen). Relative paths in the file are resolved against the file's
+ * directory. The caller owns *cfg and frees it with config_free().
+ */
+bool config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Same, from a string; `name` is used in error messages and for relative paths. */
+bool config_load_string(const char *name, const char *text, struct config *cfg,
+			char *err, size_t errlen) __attribute__((warn_unused_result));
+
+void config_free(struct config *cfg);
+
+/* Writes the documented example file (every key, its default, its doc). */
+void config_write_example(FILE *out);
+
+/* Duration "500ms", "90s", "10m", "48h", "14d" (a bare number means seconds). */
+bool config_parse_duration(const char *s, int64_t *ms);
+
+/* Size "512", "64k", "1m", "1g" in bytes. */
+bool config_parse_size(const char *s, int64_t *bytes);
+
+/* "HH:MM-HH:MM" into minutes after midnight; "off" gives false in *enabled. */
+bool config_parse_quiet_hours(const char *s, bool *enabled, int *start_min, int *end_min);
+
+/* Splits "host:port" ("[v6]:port" too). host is written into a caller buffer. */
+bool config_split_hostport(const char *s, char *host, size_t hostlen, int *port);
+
+#endif

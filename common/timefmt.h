@@ -1,0 +1,28 @@
+/*
+ * timefmt.h - RFC 3339 timestamps and ISO 8601 dates as the API uses them.
+ * Pure functions, thread-safe.
+ */
+#ifndef BERICHTD_TIMEFMT_H
+#define BERICHTD_TIMEFMT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define TIMEFMT_RFC3339_LEN 32
+
+/* Current wall-clock time in epoch milliseconds. */
+int64_t timefmt_now_ms(void);
+
+/*
+ * Parses "YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)" (T or t, Z or z; no
+ * leap seconds) into epoch milliseconds. Rejects impossible dates.
+ */
+bool timefmt_parse_rfc3339(const char *s, int64_t *ms);
+
+/* Formats epoch ms as "YYYY-MM-DDTHH:MM:SS.mmmZ". */
+void timefmt_format_rfc3339(int64_t ms, char out[TIMEFMT_RFC3339_LEN]);
+
+/* Parses a full date "YYYY-MM-DD" (a real calendar date). */
+bool timefmt_parse_date(const char *s, int *year, int *month, int *day);
+
+#endif
