@@ -1,0 +1,53 @@
+/*
+ * app.h - the context passed down from server.c to the services and stores
+ * (STYLE.md: "pass a context struct instead of reading globals").
+ *
+ * Owned by server.c; lives as long as the event loop runs. Everything in it
+ * is touched from the event-loop thread only, except `cfg` (read-only while
+ * the workers run) and the atomics in `metrics`.
+ */
+#ifndef BERICHTD_APP_H
+#define BERICHTD_APP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "common/config.h"
+
+struct event_base;
+struct evhttp;
+struct evhttp_bound_socket;
+struct pgpool;
+struct queue_loop;
+struct auth;
+struct ingest;
+struct delivery;
+struct reconcile;
+
+/* Named counters behind /metrics; atomics because workers bump them too. */
+struct metrics {
+	atomic_llong http_requests;
+	atomic_llong messages_accepted;
+	atomic_llong notifications_scheduled;
+	atomic_llong notifications_sent;
+	atomic_llong notifications_retried;
+	atomic_llong notifications_failed;
+	atomic_llong notifications_bounced;
+};
+
+struct app {
+	struct config *cfg;
+	struct event_base *base;
+	struct pgpool *pg;
+	struct queue_loop *queue;
+	struct evhttp *http;
+	struct evhttp_bound_socket *http_listener;
+	struct auth *auth;
+	struct ingest *ingest;
+	struct delivery *delivery;
+	struct reconcile *reconcile;
+	struct metrics metrics;
+	bool shutting_down;
+};
+
+#endif

@@ -1,0 +1,15 @@
+/*
+ * health.h - operational endpoints, unversioned and without authentication:
+ * /healthz (the process answers), /readyz (PostgreSQL and Redis reachable)
+ * and /metrics (Prometheus text format). Loop thread only.
+ */
+#ifndef BERICHTD_HEALTH_H
+#define BERICHTD_HEALTH_H
+
+#include "http.h"
+
+void health_healthz(struct http_req *r);
+void health_readyz(struct http_req *r);
+void health_metrics(struct http_req *r);
+
+#endif

@@ -1,0 +1,424 @@
+/*
+ * http.c - evhttp server, routing, authentication and responses (http.h).
+ *
+ * Flow of one request:
+ *   evhttp -> http_on_request: add standard headers, match the route
+ *   (404/405 as problems), then authenticate (async, auth.c) if the route
+ *   wants a role, parse the JSON body if it wants one, and call the handler.
+ *
+ * Every response, errors and unknown routes included, carries API-Version
+ * and the security headers of the Dutch API Design Rules.
+ */
+#include "http.h"
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accounts.h"
+#include "auth.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "health.h"
+#include "ingest.h"
+
+#define RETRY_AFTER_S "5"
+#define HOST_MAX 256
+
+static const struct http_route routes[] = {
+	{EVHTTP_REQ_GET, "/healthz", 0, false, health_healthz},
+	{EVHTTP_REQ_GET, "/readyz", 0, false, health_readyz},
+	{EVHTTP_REQ_GET, "/metrics", 0, false, health_metrics},
+	{EVHTTP_REQ_POST, "/v1/berichten", ROLE_AGENCY, true, ingest_http_post},
+	{EVHTTP_REQ_POST, "/v1/accounts", ROLE_PORTAL, true, accounts_http_create},
+	{EVHTTP_REQ_GET, "/v1/accounts/{}", ROLE_PORTAL, false, accounts_http_get},
+	{EVHTTP_REQ_PATCH, "/v1/accounts/{}", ROLE_PORTAL, true, accounts_http_patch},
+	{EVHTTP_REQ_DELETE, "/v1/accounts/{}", ROLE_PORTAL, false, accounts_http_delete},
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+static atomic_ullong request_seq;
+
+
+static const char *status_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "";
+	}
+}
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	default: return NULL;
+	}
+}
+
+static void add_standard_headers(struct evhttp_request *ev)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(ev);
+	evhttp_add_header(h, "API-Version", API_VERSION);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "X-Frame-Options", "DENY");
+	evhttp_add_header(h, "Content-Security-Policy", "frame-ancestors 'none'");
+	evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+}
+
+static void req_free(struct http_req *r)
+{
+	if (r->body)
+		json_decref(r->body);
+	free(r->path);
+	free(r);
+}
+
+static void send_body(struct http_req *r, int status, const char *ctype, json_t *body)
+{
+	struct evbuffer *buf = NULL;
+
+	if (body) {
+		char *text = json_dumps(body, JSON_COMPACT);
+		json_decref(body);
+		buf = evbuffer_new();
+		if (text && buf) {
+			evbuffer_add(buf, text, strlen(text));
+			evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Type",
+					  ctype);
+		}
+		free(text);
+	}
+	log_debug("http %s: %d", r->id, status);
+	evhttp_send_reply(r->ev, status, status_reason(status), buf);
+	if (buf)
+		evbuffer_free(buf);
+	req_free(r);
+}
+
+void http_reply_json(struct http_req *r, int status, json_t *body)
+{
+	send_body(r, status, "application/json", body);
+}
+
+void http_reply_text(struct http_req *r, int status, const char *ctype, const char *text,
+		     size_t len)
+{
+	struct evbuffer *buf = evbuffer_new();
+
+	if (buf) {
+		evbuffer_add(buf, text, len);
+		evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Type", ctype);
+	}
+	evhttp_send_reply(r->ev, status, status_reason(status), buf);
+	if (buf)
+		evbuffer_free(buf);
+	req_free(r);
+}
+
+void http_reply_created(struct http_req *r, const char *location, json_t *body)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Location", location);
+	send_body(r, 201, "application/json", body);
+}
+
+static json_t *problem_body(int status, const char *type, const char *title, const char *detail)
+{
+	char typeuri[256];
+	snprintf(typeuri, sizeof(typeuri), "%s%s", PROBLEM_BASE, type);
+	json_t *p = json_pack("{s:s, s:s, s:i}", "type", typeuri, "title", title, "status", status);
+	if (p && detail)
+		json_object_set_new(p, "detail", json_string(detail));
+	return p;
+}
+
+void http_problem(struct http_req *r, int status, const char *type, const char *title,
+		  const char *detail)
+{
+	send_body(r, status, "application/problem+json", problem_body(status, type, title, detail));
+}
+
+void http_problem_invalid(struct http_req *r, json_t *invalid_params)
+{
+	json_t *p = problem_body(400, "ongeldige-invoer", "Ongeldige invoer",
+				 "Een of meer velden zijn ongeldig; zie invalidParams.");
+	if (p)
+		json_object_set_new(p, "invalidParams", invalid_params);
+	else
+		json_decref(invalid_params);
+	send_body(r, 400, "application/problem+json", p);
+}
+
+void http_problem_unavailable(struct http_req *r, const char *detail)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", RETRY_AFTER_S);
+	http_problem(r, 503, "niet-beschikbaar", "Tijdelijk niet beschikbaar", detail);
+}
+
+void http_invalid_add(json_t *arr, const char *name, const char *code, const char *reason)
+{
+	json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "name", name, "code", code,
+					     "reason", reason));
+}
+
+/*
+ * Matches path against pattern; {} matches one non-empty segment, captured
+ * into r->params. `path` is modified (segments NUL-terminated) on success.
+ */
+static bool route_match(const char *pattern, char *path, const char **params, int *nparams)
+{
+	const char *p = pattern;
+	char *s = path;
+	int n = 0;
+
+	while (*p && *s) {
+		if (p[0] == '{' && p[1] == '}') {
+			size_t seg = strcspn(s, "/");
+			if (seg == 0 || n >= HTTP_MAX_PARAMS)
+				return false;
+			params[n++] = s;
+			s += seg;
+			p += 2;
+			if (*s == '/' && *p == '/') {
+				*s++ = '\0';
+				p++;
+			} else if (*s == '\0' && *p == '\0') {
+				break;
+			} else {
+				return false;
+			}
+			continue;
+		}
+		if (*p != *s)
+			return false;
+		p++;
+		s++;
+	}
+	if (*p || *s)
+		return false;
+	*nparams = n;
+	return true;
+}
+
+static void on_auth(const struct auth_result *res, void *arg);
+
+static void dispatch(struct http_req *r, const struct http_route *route)
+{
+	if (route->json_body) {
+		struct evhttp_request *ev = r->ev;
+		const char *ctype =
+			evhttp_find_header(evhttp_request_get_input_headers(ev), "Content-Type");
+		if (!ctype || strncasecmp(ctype, "application/json", strlen("application/json")) != 0) {
+			http_problem(r, 415, "niet-ondersteund-mediatype",
+				     "Niet ondersteund mediatype",
+				     "Stuur de body als application/json.");
+			return;
+		}
+		struct evbuffer *in = evhttp_request_get_input_buffer(ev);
+		size_t len = evbuffer_get_length(in);
+		const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+		json_error_t jerr;
+		r->body = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES, &jerr);
+		if (!r->body || !json_is_object(r->body)) {
+			char detail[256];
+			snprintf(detail, sizeof(detail), "De body is geen geldig JSON-object%s%s.",
+				 r->body ? "" : ": ", r->body ? "" : jerr.text);
+			http_problem(r, 400, "ongeldige-json", "Ongeldige JSON", detail);
+			return;
+		}
+	}
+	route->handler(r);
+}
+
+struct pending_auth {
+	struct http_req *r;
+	const struct http_route *route;
+};
+
+static void on_auth(const struct auth_result *res, void *arg)
+{
+	struct pending_auth *pa = arg;
+	struct http_req *r = pa->r;
+	const struct http_route *route = pa->route;
+	free(pa);
+
+	if (res->unavailable) {
+		http_problem_unavailable(r, "De database is niet bereikbaar.");
+		return;
+	}
+	if (!res->ok) {
+		evhttp_add_header(evhttp_request_get_output_headers(r->ev), "WWW-Authenticate",
+				  "Bearer");
+		http_problem(r, 401, "niet-geauthenticeerd", "Niet geauthenticeerd",
+			     "Een geldig bearer-token is nodig.");
+		return;
+	}
+	if (!(route->roles & res->role)) {
+		http_problem(r, 403, "geen-toegang", "Geen toegang",
+			     "Dit token mag deze operatie niet uitvoeren.");
+		return;
+	}
+	r->role = (enum role)res->role;
+	r->agency_id = res->agency_id;
+	dispatch(r, route);
+}
+
+static void http_on_request(struct evhttp_request *ev, void *arg)
+{
+	struct app *app = arg;
+	struct http_req *r = calloc(1, sizeof(*r));
+
+	add_standard_headers(ev);
+	if (!r) {
+		evhttp_send_error(ev, 500, NULL);
+		return;
+	}
+	r->app = app;
+	r->ev = ev;
+	snprintf(r->id, sizeof(r->id), "%llx", (unsigned long long)++request_seq);
+	atomic_fetch_add(&app->metrics.http_requests, 1);
+
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+	const char *rawpath = uri ? evhttp_uri_get_path(uri) : NULL;
+	r->path = evhttp_uridecode(rawpath ? rawpath : "/", 0, NULL);
+	if (!r->path) {
+		http_problem(r, 400, "ongeldig-pad", "Ongeldig pad", NULL);
+		return;
+	}
+	enum evhttp_cmd_type method = evhttp_request_get_command(ev);
+	log_debug("http %s: %d %s", r->id, (int)method, rawpath ? rawpath : "/");
+
+	const struct http_route *found = NULL;
+	char *found_path = NULL;
+	bool path_known = false;
+	char allow[128] = "";
+	for (size_t i = 0; i < NROUTES; i++) {
+		char *copy = strdup(r->path);
+		const char *params[HTTP_MAX_PARAMS];
+		int n = 0;
+		if (!copy)
+			break;
+		if (route_match(routes[i].pattern, copy, params, &n)) {
+			path_known = true;
+			const char *m = method_name(routes[i].method);
+			if (m && strlen(allow) + strlen(m) + 3 < sizeof(allow)) {
+				if (*allow)
+					strcat(allow, ", ");
+				strcat(allow, m);
+			}
+			if (routes[i].method == method && !found) {
+				found = &routes[i];
+				found_path = copy; /* the captures point into it */
+				memcpy(r->params, params, sizeof(params));
+				continue;
+			}
+		}
+		free(copy);
+	}
+	if (found_path) {
+		free(r->path);
+		r->path = found_path;
+	}
+	if (!found) {
+		if (path_known) {
+			evhttp_add_header(evhttp_request_get_output_headers(ev), "Allow", allow);
+			http_problem(r, 405, "methode-niet-toegestaan", "Methode niet toegestaan",
+				     NULL);
+		} else {
+			http_problem(r, 404, "niet-gevonden", "Niet gevonden",
+				     "Deze resource bestaat niet.");
+		}
+		return;
+	}
+	if (found->roles == 0) {
+		dispatch(r, found);
+		return;
+	}
+
+	const char *authz =
+		evhttp_find_header(evhttp_request_get_input_headers(ev), "Authorization");
+	if (!authz || strncasecmp(authz, "Bearer ", 7) != 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(ev), "WWW-Authenticate",
+				  "Bearer");
+		http_problem(r, 401, "niet-geauthenticeerd", "Niet geauthenticeerd",
+			     "Een geldig bearer-token is nodig.");
+		return;
+	}
+	struct pending_auth *pa = malloc(sizeof(*pa));
+	if (!pa) {
+		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		return;
+	}
+	pa->r = r;
+	pa->route = found;
+	auth_lookup(app->auth, authz + 7, on_auth, pa);
+}
+
+bool http_start(struct app *app)
+{
+	char host[HOST_MAX];
+	int port;
+
+	if (!config_split_hostport(app->cfg->http_listen, host, sizeof(host), &port))
+		return false;
+	app->http = evhttp_new(app->base);
+	if (!app->http)
+		return false;
+	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+						      EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE |
+						      EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+	evhttp_set_max_body_size(app->http, (ev_ssize_t)app->cfg->http_max_body);
+	evhttp_set_timeout(app->http, (int)(app->cfg->http_timeout_ms / 1000));
+	evhttp_set_gencb(app->http, http_on_request, app);
+	app->http_listener = evhttp_bind_socket_with_handle(app->http, host, (ev_uint16_t)port);
+	if (!app->http_listener) {
+		log_error("http: cannot listen on %s", app->cfg->http_listen);
+		evhttp_free(app->http);
+		app->http = NULL;
+		return false;
+	}
+	log_info("http: listening on %s", app->cfg->http_listen);
+	return true;
+}
+
+void http_stop_accepting(struct app *app)
+{
+	if (app->http && app->http_listener) {
+		evhttp_del_accept_socket(app->http, app->http_listener);
+		app->http_listener = NULL;
+	}
+}
+
+void http_stop(struct app *app)
+{
+	app->http_listener = NULL;
+	if (app->http) {
+		evhttp_free(app->http);
+		app->http = NULL;
+	}
+}

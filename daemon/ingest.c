@@ -1,0 +1,312 @@
+/*
+ * ingest.c - group commit of messages and their notifications (ingest.h).
+ *
+ * Why one statement: the CTE below inserts messages (only for BSNs with an
+ * active box), inserts a notification for each one whose account has an
+ * address, and reports per item what happened, all in one round trip and
+ * one implicit transaction. The items travel as one JSON parameter, so a
+ * group of a thousand costs about as much planning as a group of one.
+ *
+ * Concurrency: (agency_id, referentie) is unique; ON CONFLICT DO NOTHING
+ * means a racing duplicate is neither inserted nor (in this statement's
+ * snapshot) found as existing. Such an item goes round once more and then
+ * sees the committed row: 200 with the same id, or 409.
+ */
+#include "ingest.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/timefmt.h"
+#include "pgpool.h"
+#include "queue.h"
+
+#define GROUP_MAX 1000
+#define ATTEMPTS_MAX 3
+#define MS_PER_S 1000.0
+
+static const char INGEST_SQL[] =
+	"WITH input AS ("
+	"  SELECT * FROM json_to_recordset($1::json) AS t("
+	"    i int, id uuid, agency_id bigint, bsn_hash text, berichttype text, referentie text,"
+	"    content_hash text, aanmaak timestamptz, publicatie timestamptz, eind date, papier boolean)"
+	"), box AS ("
+	"  SELECT i.i, a.id AS account_id FROM input i"
+	"  JOIN accounts a ON a.bsn_hash = i.bsn_hash AND a.active"
+	"), ins AS ("
+	"  INSERT INTO messages (id, agency_id, account_id, berichttype, referentie, content_hash,"
+	"    aanmaak_tijdstip, publicatie_tijdstip, eind_datum_handelingstermijn, papieren_kopie)"
+	"  SELECT i.id, i.agency_id, b.account_id, i.berichttype, i.referentie, i.content_hash,"
+	"    i.aanmaak, coalesce(i.publicatie, now()), i.eind, i.papier"
+	"  FROM input i JOIN box b ON b.i = i.i ORDER BY i.i"
+	"  ON CONFLICT (agency_id, referentie) DO NOTHING"
+	"  RETURNING id, account_id, publicatie_tijdstip"
+	"), notif AS ("
+	"  INSERT INTO notifications (message_id, account_id, due_at)"
+	"  SELECT ins.id, ins.account_id, greatest(ins.publicatie_tijdstip, now())"
+	"  FROM ins JOIN accounts a ON a.id = ins.account_id WHERE a.email IS NOT NULL"
+	"  RETURNING id, message_id, due_at"
+	"), old AS ("
+	"  SELECT m.agency_id, m.referentie, m.id, m.content_hash, m.publicatie_tijdstip"
+	"  FROM messages m JOIN input i ON m.agency_id = i.agency_id AND m.referentie = i.referentie"
+	") "
+	"SELECT i.i, ins.id IS NOT NULL, old.id, old.content_hash = i.content_hash,"
+	"  b.account_id IS NOT NULL, n.id,"
+	"  (extract(epoch FROM n.due_at) * 1000)::bigint,"
+	"  (extract(epoch FROM coalesce(ins.publicatie_tijdstip, old.publicatie_tijdstip)) * 1000)::bigint "
+	"FROM input i"
+	" LEFT JOIN box b ON b.i = i.i"
+	" LEFT JOIN ins ON ins.id = i.id"
+	" LEFT JOIN notif n ON n.message_id = i.id"
+	" LEFT JOIN old ON old.agency_id = i.agency_id AND old.referentie = i.referentie "
+	"ORDER BY i.i";
+
+enum col { C_I, C_CREATED, C_OLD_ID, C_SAME, C_HAS_BOX, C_NOTIF, C_DUE, C_PUBL };
+
+struct ingest {
+	struct app *app;
+	struct ingest_item *head, *tail;
+	int queued;
+	int inflight;       /* statements running */
+	int inflight_items;
+	int max_inflight;
+};
+
+struct group {
+	struct ingest *in;
+	struct ingest_item **items;
+	int n;
+};
+
+static void try_flush(struct ingest *in);
+
+struct ingest *ingest_new(struct app *app)
+{
+	struct ingest *in = calloc(1, sizeof(*in));
+	if (!in)
+		return NULL;
+	in->app = app;
+	/* leave connections for auth, reads and readiness checks */
+	in->max_inflight = app->cfg->pg_pool_size > 2 ? (int)app->cfg->pg_pool_size / 2 : 1;
+	return in;
+}
+
+void ingest_free(struct ingest *in)
+{
+	free(in);
+}
+
+int ingest_pending(const struct ingest *in)
+{
+	return in->queued + in->inflight_items;
+}
+
+void ingest_submit(struct ingest *in, struct ingest_item *item)
+{
+	item->next = NULL;
+	if (in->tail)
+		in->tail->next = item;
+	else
+		in->head = item;
+	in->tail = item;
+	in->queued++;
+	try_flush(in);
+}
+
+static json_t *item_json(int i, const struct ingest_item *it)
+{
+	char id[UUID_STR_LEN], ts[TIMEFMT_RFC3339_LEN], ts2[TIMEFMT_RFC3339_LEN];
+	const struct message_in *m = &it->msg;
+
+	uuid_format(&it->id, id);
+	json_t *o = json_pack("{s:i, s:s, s:I, s:s, s:s, s:s, s:s, s:b}", "i", i, "id", id,
+			      "agency_id", (json_int_t)it->agency_id, "bsn_hash", m->bsn_hash,
+			      "berichttype", m->berichttype, "referentie", m->referentie,
+			      "content_hash", m->content_hash, "papier", m->papieren_kopie);
+	if (!o)
+		return NULL;
+	if (m->has_aanmaak) {
+		timefmt_format_rfc3339(m->aanmaak_ms, ts);
+		json_object_set_new(o, "aanmaak", json_string(ts));
+	}
+	if (m->has_publicatie) {
+		timefmt_format_rfc3339(m->publicatie_ms, ts2);
+		json_object_set_new(o, "publicatie", json_string(ts2));
+	}
+	if (m->has_eind)
+		json_object_set_new(o, "eind", json_string(m->eind));
+	return o;
+}
+
+static void finish(struct ingest_item *it, enum ingest_outcome outcome)
+{
+	it->outcome = outcome;
+	it->done(it);
+}
+
+static void on_group_done(const PGresult *res, const char *err, void *arg)
+{
+	struct group *g = arg;
+	struct ingest *in = g->in;
+	int64_t *ids = NULL, *dues = NULL;
+	size_t nsched = 0;
+
+	in->inflight--;
+	in->inflight_items -= g->n;
+
+	if (err) {
+		log_warn("ingest: group of %d not stored: %.200s", g->n, err);
+		for (int k = 0; k < g->n; k++)
+			finish(g->items[k], INGEST_UNAVAILABLE);
+		goto out;
+	}
+
+	int rows = PQntuples(res);
+	ids = calloc((size_t)rows + 1, sizeof(*ids));
+	dues = calloc((size_t)rows + 1, sizeof(*dues));
+	for (int row = 0; row < rows; row++) {
+		int i = atoi(PQgetvalue(res, row, C_I));
+		if (i < 0 || i >= g->n)
+			continue;
+		struct ingest_item *it = g->items[i];
+		g->items[i] = NULL;
+		bool created = PQgetvalue(res, row, C_CREATED)[0] == 't';
+		if (!PQgetisnull(res, row, C_PUBL))
+			it->publicatie_ms = strtoll(PQgetvalue(res, row, C_PUBL), NULL, 10);
+		if (created) {
+			uuid_format(&it->id, it->bericht_id);
+			atomic_fetch_add(&in->app->metrics.messages_accepted, 1);
+			if (!PQgetisnull(res, row, C_NOTIF) && ids && dues) {
+				ids[nsched] = strtoll(PQgetvalue(res, row, C_NOTIF), NULL, 10);
+				dues[nsched] = strtoll(PQgetvalue(res, row, C_DUE), NULL, 10);
+				nsched++;
+			}
+			finish(it, INGEST_CREATED);
+		} else if (!PQgetisnull(res, row, C_OLD_ID)) {
+			snprintf(it->bericht_id, sizeof(it->bericht_id), "%s",
+				 PQgetvalue(res, row, C_OLD_ID));
+			finish(it, PQgetvalue(res, row, C_SAME)[0] == 't' ? INGEST_DUPLICATE
+									 : INGEST_CONFLICT);
+		} else if (PQgetvalue(res, row, C_HAS_BOX)[0] != 't') {
+			finish(it, INGEST_NO_BOX);
+		} else if (++it->attempts < ATTEMPTS_MAX) {
+			/* lost a race with a concurrent insert of the same referentie */
+			ingest_submit(in, it);
+		} else {
+			finish(it, INGEST_UNAVAILABLE);
+		}
+	}
+	/* items the statement did not report (cannot happen; never leave one hanging) */
+	for (int k = 0; k < g->n; k++)
+		if (g->items[k])
+			finish(g->items[k], INGEST_UNAVAILABLE);
+
+	atomic_fetch_add(&in->app->metrics.notifications_scheduled, (long long)nsched);
+	queue_loop_schedule(in->app->queue, ids, dues, nsched);
+out:
+	free(ids);
+	free(dues);
+	free(g->items);
+	free(g);
+	try_flush(in);
+}
+
+static void try_flush(struct ingest *in)
+{
+	while (in->head && in->inflight < in->max_inflight) {
+		struct group *g = calloc(1, sizeof(*g));
+		int n = in->queued < GROUP_MAX ? in->queued : GROUP_MAX;
+		json_t *arr = json_array();
+		if (!g || !arr || !(g->items = calloc((size_t)n, sizeof(*g->items)))) {
+			free(g);
+			json_decref(arr);
+			log_error("ingest: out of memory");
+			return;
+		}
+		g->in = in;
+		for (int k = 0; k < n; k++) {
+			struct ingest_item *it = in->head;
+			in->head = it->next;
+			if (!in->head)
+				in->tail = NULL;
+			in->queued--;
+			it->next = NULL;
+			g->items[g->n++] = it;
+			json_array_append_new(arr, item_json(k, it));
+		}
+		char *payload = json_dumps(arr, JSON_COMPACT);
+		json_decref(arr);
+		in->inflight++;
+		in->inflight_items += g->n;
+		const char *params[] = {payload};
+		if (!payload || !pgpool_query(in->app->pg, INGEST_SQL, 1, params, on_group_done, g))
+			on_group_done(NULL, "out of memory", g);
+		free(payload);
+	}
+}
+
+/* ------------------------------------------------------------------ HTTP */
+
+static void single_done(struct ingest_item *it)
+{
+	struct http_req *r = it->owner;
+	char location[64];
+	json_t *body;
+
+	switch (it->outcome) {
+	case INGEST_CREATED:
+	case INGEST_DUPLICATE:
+		body = json_pack("{s:s, s:s, s:s}", "berichtId", it->bericht_id, "referentie",
+				 it->msg.referentie, "status", "aangenomen");
+		snprintf(location, sizeof(location), "/v1/berichten/%s", it->bericht_id);
+		if (it->outcome == INGEST_CREATED) {
+			log_info("ingest %s: message %s stored", r->id, it->bericht_id);
+			http_reply_created(r, location, body);
+		} else {
+			evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Location",
+					  location);
+			http_reply_json(r, 200, body);
+		}
+		break;
+	case INGEST_CONFLICT:
+		http_problem(r, 409, "referentie-bestaat-al", "Referentie bestaat al",
+			     "Deze referentie is al gebruikt voor een bericht met andere inhoud.");
+		break;
+	case INGEST_NO_BOX:
+		http_problem(r, 422, "geen-actieve-berichtenbox", "Geen actieve Berichtenbox",
+			     "Deze ontvanger heeft geen actieve Berichtenbox voor deze afzender.");
+		break;
+	case INGEST_UNAVAILABLE:
+		http_problem_unavailable(r, "Het bericht is niet opgeslagen; probeer het opnieuw.");
+		break;
+	}
+	free(it);
+}
+
+void ingest_http_post(struct http_req *r)
+{
+	struct app *app = r->app;
+	struct ingest_item *it = calloc(1, sizeof(*it));
+	json_t *invalid = json_array();
+
+	if (!it || !invalid || !uuid7_generate(&it->id)) {
+		free(it);
+		json_decref(invalid);
+		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		return;
+	}
+	if (!message_parse(r->body, timefmt_now_ms(), app->cfg->bsn_key, app->cfg->bsn_key_len, "",
+			   invalid, &it->msg)) {
+		free(it);
+		http_problem_invalid(r, invalid);
+		return;
+	}
+	json_decref(invalid);
+	it->agency_id = r->agency_id;
+	it->done = single_done;
+	it->owner = r;
+	ingest_submit(app->ingest, it);
+}

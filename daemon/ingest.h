@@ -1,0 +1,56 @@
+/*
+ * ingest.h - storing submitted messages, with group commit.
+ *
+ * Items from any number of concurrent requests are collected while a
+ * previous statement runs and written together in one statement (one
+ * transaction): the message rows and their notification rows. Each item's
+ * owner is told its outcome only after that commit. Redis is written after
+ * the commit; a crash in between loses nothing (the reconciler finds the row).
+ *
+ * Loop thread only.
+ */
+#ifndef BERICHTD_INGEST_H
+#define BERICHTD_INGEST_H
+
+#include "http.h"
+#include "message.h"
+
+enum ingest_outcome {
+	INGEST_CREATED,       /* stored now */
+	INGEST_DUPLICATE,     /* the same referentie with the same content: the first id */
+	INGEST_CONFLICT,      /* the same referentie with other content */
+	INGEST_NO_BOX,        /* no active message box for this BSN */
+	INGEST_UNAVAILABLE,   /* not stored: the database failed */
+};
+
+struct ingest_item;
+typedef void (*ingest_done_cb)(struct ingest_item *item);
+
+struct ingest_item {
+	struct ingest_item *next;
+	struct message_in msg;
+	int64_t agency_id;
+	uuid_t7 id;                 /* the id it gets if created */
+	int attempts;
+	/* result */
+	enum ingest_outcome outcome;
+	char bericht_id[UUID_STR_LEN];
+	int64_t publicatie_ms;
+	/* owner */
+	ingest_done_cb done;
+	void *owner;
+};
+
+struct ingest *ingest_new(struct app *app);
+void ingest_free(struct ingest *in);
+
+/* Queues an item; item->done runs later, after the commit (or the failure). */
+void ingest_submit(struct ingest *in, struct ingest_item *item);
+
+/* Items queued or being written. */
+int ingest_pending(const struct ingest *in);
+
+/* POST /v1/berichten */
+void ingest_http_post(struct http_req *r);
+
+#endif

@@ -1,0 +1,187 @@
+/*
+ * main.c - the berichtd command line: picks the subcommand, loads the
+ * config, and hands over. `run` (the default) is the daemon; the rest are
+ * operator commands.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "migrate.h"
+#include "server.h"
+
+#define DEFAULT_CONFIG "/etc/berichtd/berichtd.conf"
+#define VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+	fputs("usage: berichtd [COMMAND] [-c FILE] [options]\n"
+	      "\n"
+	      "commands:\n"
+	      "  run            run the daemon (the default)\n"
+	      "  migrate        apply database migrations\n"
+	      "  check-config   validate the config file\n"
+	      "  config-example print the documented example config\n"
+	      "  token create   create an API token (printed once)\n"
+	      "  version        print the version\n"
+	      "\n"
+	      "`berichtd COMMAND --help` describes each command.\n"
+	      "-c FILE defaults to " DEFAULT_CONFIG ".\n",
+	      out);
+}
+
+static const char *const help_run =
+	"usage: berichtd run [-c FILE]\n"
+	"Runs the daemon in the foreground (systemd Type=notify). SIGTERM/SIGINT stop it\n"
+	"cleanly; SIGHUP re-reads the config file (a bad file keeps the old config).\n";
+static const char *const help_migrate =
+	"usage: berichtd migrate [-c FILE] [--dir DIR]\n"
+	"Applies DIR/NNNN_name.sql in order, each in one transaction, recorded in the\n"
+	"table schema_migrations. Running it again changes nothing.\n"
+	"DIR defaults to the migrations/ folder next to the binary, else\n"
+	"/usr/share/berichtd/migrations.\n";
+static const char *const help_check =
+	"usage: berichtd check-config [-c FILE]\n"
+	"Exits 0 when the file is valid; otherwise prints one line per problem\n"
+	"(file:line: section.key: reason) and exits 1.\n";
+static const char *const help_example =
+	"usage: berichtd config-example\n"
+	"Prints the documented example config (every key with its default).\n";
+static const char *const help_token =
+	"usage: berichtd token create [-c FILE] --role agency|portal|ministry|relay\n"
+	"                             [--oin OIN] [--name NAME]\n"
+	"Prints a new random token once on stdout; only its SHA-256 is stored.\n"
+	"Role agency needs --oin (20 digits); the agency is created when new,\n"
+	"with NAME as its display name (the name that appears in mails).\n";
+
+struct opts {
+	const char *config;
+	const char *dir;
+	const char *role;
+	const char *oin;
+	const char *name;
+	bool help;
+};
+
+/* Parses -c/--config and the options of one subcommand; false on bad usage. */
+static bool parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'}, {"dir", required_argument, NULL, 'd'},
+		{"role", required_argument, NULL, 'r'},   {"oin", required_argument, NULL, 'o'},
+		{"name", required_argument, NULL, 'n'},   {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': o->config = optarg; break;
+		case 'd': o->dir = optarg; break;
+		case 'r': o->role = optarg; break;
+		case 'o': o->oin = optarg; break;
+		case 'n': o->name = optarg; break;
+		case 'h': o->help = true; break;
+		default: return false;
+		}
+	}
+	return optind == argc;
+}
+
+static bool load(const struct opts *o, struct config *cfg)
+{
+	char err[CONFIG_ERR_MAX];
+
+	if (!config_load(o->config, cfg, err, sizeof(err))) {
+		fputs(err, stderr);
+		config_free(cfg);
+		return false;
+	}
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {.config = DEFAULT_CONFIG};
+	const char *cmd = "run";
+	const char *help = help_run;
+	int skip = 1;
+
+	if (argc > 1 && argv[1][0] != '-') {
+		cmd = argv[1];
+		skip = 2;
+	} else if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "token") == 0) {
+		if (argc < 3 || (strcmp(argv[2], "create") != 0 && strcmp(argv[2], "--help") != 0)) {
+			fputs(help_token, stderr);
+			return 2;
+		}
+		skip = strcmp(argv[2], "create") == 0 ? 3 : 2;
+		help = help_token;
+	} else if (strcmp(cmd, "migrate") == 0) {
+		help = help_migrate;
+	} else if (strcmp(cmd, "check-config") == 0) {
+		help = help_check;
+	} else if (strcmp(cmd, "config-example") == 0) {
+		help = help_example;
+	} else if (strcmp(cmd, "version") == 0) {
+		printf("berichtd %s\n", VERSION);
+		return 0;
+	} else if (strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	} else if (strcmp(cmd, "run") != 0) {
+		fprintf(stderr, "berichtd: unknown command '%s'\n", cmd);
+		usage(stderr);
+		return 2;
+	}
+
+	/* getopt sees argv[0] then the subcommand's own arguments */
+	char **sub = argv + skip - 1;
+	int subc = argc - skip + 1;
+	if (!parse_opts(subc, sub, &o)) {
+		fputs(help, stderr);
+		return 2;
+	}
+	if (o.help) {
+		fputs(help, stdout);
+		return 0;
+	}
+
+	if (strcmp(cmd, "config-example") == 0) {
+		config_write_example(stdout);
+		return 0;
+	}
+
+	struct config cfg;
+	if (!load(&o, &cfg))
+		return 1;
+	int rc;
+	if (strcmp(cmd, "check-config") == 0) {
+		rc = 0;
+	} else if (strcmp(cmd, "migrate") == 0) {
+		rc = migrate_run(&cfg, o.dir ? o.dir : migrate_default_dir());
+	} else if (strcmp(cmd, "token") == 0) {
+		rc = cli_token_create(&cfg, o.role, o.oin, o.name);
+	} else {
+		enum log_level lvl = LOG_INFO;
+		log_level_parse(cfg.log_level, &lvl);
+		if (!log_open(lvl, cfg.log_file)) {
+			fprintf(stderr, "berichtd: cannot open log file %s\n", cfg.log_file);
+			config_free(&cfg);
+			return 1;
+		}
+		rc = server_run(&cfg);
+		log_close();
+	}
+	config_free(&cfg);
+	return rc;
+}

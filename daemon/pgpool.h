@@ -1,0 +1,50 @@
+/*
+ * pgpool.h - asynchronous PostgreSQL connections on the event loop.
+ *
+ * The event loop never blocks (DESIGN.md section 3): every query is sent with
+ * PQsendQueryParams and its socket is watched by libevent. Callers queue a
+ * query with a callback; the pool runs it on the first idle connection.
+ * Connections reconnect by themselves with exponential backoff and jitter.
+ *
+ * Every function here runs on the event-loop thread only.
+ */
+#ifndef BERICHTD_PGPOOL_H
+#define BERICHTD_PGPOOL_H
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+struct pgpool;
+
+/*
+ * Called once per query on the loop thread. `res` is the last result of the
+ * query (PGRES_TUPLES_OK/COMMAND_OK on success), or NULL when the connection
+ * failed or the query could not be sent; `err` then says why (never NULL when
+ * res is NULL or an error). The pool owns `res` and clears it after the
+ * callback returns.
+ */
+typedef void (*pgpool_cb)(const PGresult *res, const char *err, void *arg);
+
+struct pgpool *pgpool_new(struct event_base *base, const char *conninfo, int size);
+
+/*
+ * Queues a query. params are copied, so the caller may free them right away.
+ * The callback always runs, later (never from inside this call).
+ * Returns false when out of memory or when the pool is being freed.
+ */
+bool pgpool_query(struct pgpool *pool, const char *sql, int nparams, const char *const *params,
+		  pgpool_cb cb, void *arg) __attribute__((warn_unused_result));
+
+/* Connections that are up (idle or busy). */
+int pgpool_connected(const struct pgpool *pool);
+/* Queries queued or running. */
+int pgpool_pending(const struct pgpool *pool);
+
+/*
+ * Frees the pool. Queued queries get their callback with err "shutting down"
+ * before this returns; running ones are cancelled the same way.
+ */
+void pgpool_free(struct pgpool *pool);
+
+#endif

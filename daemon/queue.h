@@ -1,0 +1,68 @@
+/*
+ * queue.h - the delivery schedule in Redis (DESIGN.md section 4).
+ *
+ * PostgreSQL is the truth; Redis only says *when* to look at a notification.
+ * Two sorted sets per deployment (prefix from the config):
+ *
+ *   <prefix>due       notification id -> due time (epoch ms)
+ *   <prefix>inflight  notification id -> visibility deadline (epoch ms)
+ *
+ * A worker atomically moves due ids into inflight (Lua), claims them in
+ * PostgreSQL, sends, records, and removes them from inflight. An id whose
+ * worker died comes back to `due` once its deadline passes. Everything in
+ * Redis can be lost: the reconciler re-adds scheduled rows with ZADD NX.
+ *
+ * Two halves:
+ *  - queue_loop_*: hiredis async on the event loop (loop thread only);
+ *  - queue_sync_*: blocking hiredis for delivery worker threads, each with
+ *    its own redisContext.
+ */
+#ifndef BERICHTD_QUEUE_H
+#define BERICHTD_QUEUE_H
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct queue_loop;
+
+struct queue_loop *queue_loop_new(struct event_base *base, const char *host, int port,
+				  const char *prefix);
+void queue_loop_free(struct queue_loop *q);
+bool queue_loop_connected(const struct queue_loop *q);
+
+/*
+ * Adds ids with their due times (ZADD NX: an id already scheduled keeps its
+ * time). Fire and forget: when Redis is down the reconciler repairs it.
+ */
+void queue_loop_schedule(struct queue_loop *q, const int64_t *ids, const int64_t *due_ms, size_t n);
+
+/* PING; cb(ok, arg) runs later on the loop, also when disconnected (ok false). */
+typedef void (*queue_ping_cb)(bool ok, void *arg);
+void queue_loop_ping(struct queue_loop *q, queue_ping_cb cb, void *arg);
+
+/* ---- worker side (blocking) ---- */
+
+/* Connects with a timeout; NULL on failure. */
+redisContext *queue_sync_connect(const char *host, int port);
+
+/*
+ * Moves up to max ids due at or before now_ms into inflight with deadline
+ * now_ms + visibility_ms. Returns the number taken (0..max) or -1 on a Redis
+ * error (the caller reconnects).
+ */
+int queue_sync_take(redisContext *rc, const char *prefix, int64_t now_ms, int64_t visibility_ms,
+		    int64_t *ids, int max);
+
+/* Done with these ids (sent, failed for good, or not ours): drop from inflight. */
+bool queue_sync_ack(redisContext *rc, const char *prefix, const int64_t *ids, size_t n);
+
+/* Retry later: back into due at due_ms, out of inflight, atomically. */
+bool queue_sync_retry(redisContext *rc, const char *prefix, int64_t id, int64_t due_ms);
+
+/* Inflight ids past their deadline go back to due (worker died). Returns count or -1. */
+int queue_sync_requeue_expired(redisContext *rc, const char *prefix, int64_t now_ms);
+
+#endif

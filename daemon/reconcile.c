@@ -1,0 +1,158 @@
+/*
+ * reconcile.c - see reconcile.h.
+ *
+ * Paging by id (keyset, not OFFSET) keeps each query short and index-only,
+ * so a pass over millions of scheduled rows never holds a long snapshot.
+ */
+#include "reconcile.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/log.h"
+#include "pgpool.h"
+#include "queue.h"
+
+#define PAGE_SIZE 5000
+#define PAGE_SIZE_STR "5000"
+
+struct reconcile {
+	struct app *app;
+	struct event *timer;
+	bool busy;
+	int64_t last_id;
+	long long readded;
+};
+
+static void schedule_rows(struct reconcile *rc, const PGresult *res)
+{
+	int n = PQntuples(res);
+	int64_t *ids = calloc((size_t)n + 1, sizeof(*ids));
+	int64_t *due = calloc((size_t)n + 1, sizeof(*due));
+	if (ids && due) {
+		for (int i = 0; i < n; i++) {
+			ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+			due[i] = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		}
+		queue_loop_schedule(rc->app->queue, ids, due, (size_t)n);
+		if (n > 0)
+			rc->last_id = ids[n - 1];
+	}
+	free(ids);
+	free(due);
+}
+
+static void arm(struct reconcile *rc)
+{
+	int64_t ms = rc->app->cfg->delivery_reconcile_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	rc->busy = false;
+	if (!rc->app->shutting_down)
+		evtimer_add(rc->timer, &tv);
+}
+
+static void next_page(struct reconcile *rc);
+
+static void on_page(const PGresult *res, const char *err, void *arg)
+{
+	struct reconcile *rc = arg;
+
+	if (err) {
+		log_warn("reconcile: page failed: %.200s", err);
+		arm(rc);
+		return;
+	}
+	schedule_rows(rc, res);
+	rc->readded += PQntuples(res);
+	if (PQntuples(res) < PAGE_SIZE || rc->app->shutting_down) {
+		log_debug("reconcile: %lld scheduled notifications checked", rc->readded);
+		arm(rc);
+		return;
+	}
+	next_page(rc);
+}
+
+static void next_page(struct reconcile *rc)
+{
+	char after[24];
+	snprintf(after, sizeof(after), "%" PRId64, rc->last_id);
+	const char *params[] = {after};
+	if (!pgpool_query(rc->app->pg,
+			  "SELECT id, (extract(epoch FROM due_at) * 1000)::bigint FROM notifications "
+			  "WHERE state = 'scheduled' AND id > $1 ORDER BY id LIMIT " PAGE_SIZE_STR,
+			  1, params, on_page, rc))
+		arm(rc);
+}
+
+static void on_stale(const PGresult *res, const char *err, void *arg)
+{
+	struct reconcile *rc = arg;
+
+	if (err) {
+		log_warn("reconcile: failed: %.200s", err);
+		arm(rc);
+		return;
+	}
+	if (PQntuples(res) > 0) {
+		log_warn("reconcile: %d notifications stuck in 'sending' rescheduled "
+			 "(a worker died; these may be sent twice, with the same Message-ID)",
+			 PQntuples(res));
+		schedule_rows(rc, res);
+	}
+	if (!queue_loop_connected(rc->app->queue)) {
+		arm(rc); /* nothing to repair into; try again next interval */
+		return;
+	}
+	rc->last_id = 0;
+	rc->readded = 0;
+	next_page(rc);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct reconcile *rc = arg;
+	char vis[32];
+	(void)fd;
+	(void)what;
+
+	rc->busy = true;
+	snprintf(vis, sizeof(vis), "%" PRId64 " milliseconds", rc->app->cfg->delivery_visibility_ms);
+	const char *params[] = {vis};
+	if (!pgpool_query(rc->app->pg,
+			  "UPDATE notifications SET state = 'scheduled', claimed_at = NULL "
+			  "WHERE state = 'sending' AND claimed_at < now() - $1::interval "
+			  "RETURNING id, (extract(epoch FROM due_at) * 1000)::bigint",
+			  1, params, on_stale, rc))
+		arm(rc);
+}
+
+struct reconcile *reconcile_start(struct app *app)
+{
+	struct reconcile *rc = calloc(1, sizeof(*rc));
+	if (!rc)
+		return NULL;
+	rc->app = app;
+	rc->timer = evtimer_new(app->base, on_timer, rc);
+	if (!rc->timer) {
+		free(rc);
+		return NULL;
+	}
+	/* first pass soon after start, once the connections are up */
+	struct timeval tv = {0, 200 * 1000};
+	evtimer_add(rc->timer, &tv);
+	return rc;
+}
+
+bool reconcile_busy(const struct reconcile *rc)
+{
+	return rc->busy;
+}
+
+void reconcile_free(struct reconcile *rc)
+{
+	if (!rc)
+		return;
+	event_free(rc->timer);
+	free(rc);
+}
