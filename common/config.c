@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/crypto.h>
+
 #include "crypto.h"
 
 enum config_type {
@@ -131,6 +133,7 @@ static const struct config_key config_keys[] = {
 
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 #define MIN_BSN_KEY 32
+#define MAX_BSN_KEY 64
 
 struct errbuf {
 	char *buf;
@@ -265,10 +268,16 @@ bool config_split_hostport(const char *s, char *host, size_t hostlen, int *port)
 	}
 	if (hl == 0 || hl >= hostlen)
 		return false;
+	if (s[0] != '[' && memchr(s, ':', hl))
+		return false; /* an IPv6 address needs brackets */
+	if (s[0] != '[' && memchr(s, ']', hl))
+		return false;
+	if (!isdigit((unsigned char)colon[1]))
+		return false; /* no sign, no space */
 	char *end;
 	errno = 0;
 	long p = strtol(colon + 1, &end, 10);
-	if (errno || *end || colon[1] == '\0' || p < 1 || p > 65535)
+	if (errno || *end || p < 1 || p > 65535)
 		return false;
 	memcpy(host, h, hl);
 	host[hl] = '\0';
@@ -286,7 +295,15 @@ static bool timezone_exists(const char *tz)
 	if (strcmp(tz, "UTC") == 0)
 		return true;
 	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return false;
+	/* a real zone is a TZif file, not zone.tab or leap-seconds.list */
+	char magic[4] = {0};
+	FILE *f = fopen(path, "rb");
+	size_t n = f ? fread(magic, 1, sizeof(magic), f) : 0;
+	if (f)
+		fclose(f);
+	return n == sizeof(magic) && memcmp(magic, "TZif", sizeof(magic)) == 0;
 }
 
 static char **str_slot(struct config *cfg, const struct config_key *k)
@@ -330,8 +347,8 @@ static const char *set_value(struct config *cfg, const struct config_key *k, con
 	int port;
 	bool en;
 	int a, b;
-	uint8_t key[128];
-	size_t keylen;
+	uint8_t key[MAX_BSN_KEY + 1];
+	size_t keylen = 0;
 
 	switch (k->type) {
 	case CFG_INT: {
@@ -368,12 +385,19 @@ static const char *set_value(struct config *cfg, const struct config_key *k, con
 		    strcmp(value, "debug"))
 			return "not one of error, warn, info, debug";
 		break;
-	case CFG_HEX:
-		if (*value && !crypto_hex_decode(value, key, sizeof(key), &keylen))
-			return "not hexadecimal";
-		if (*value && keylen < MIN_BSN_KEY)
-			return "key shorter than 32 bytes";
+	case CFG_HEX: {
+		const char *reason = NULL;
+		if (strlen(value) > 2 * MAX_BSN_KEY)
+			reason = "key longer than 64 bytes";
+		else if (*value && !crypto_hex_decode(value, key, sizeof(key), &keylen))
+			reason = "not hexadecimal";
+		else if (*value && keylen < MIN_BSN_KEY)
+			reason = "key shorter than 32 bytes";
+		OPENSSL_cleanse(key, sizeof(key));
+		if (reason)
+			return reason;
 		break;
+	}
 	case CFG_STRING:
 	case CFG_PATH:
 		break;
@@ -446,8 +470,11 @@ static bool load_bsn_key(struct config *cfg, struct errbuf *e)
 	bool ok = crypto_hex_decode(hex, cfg->bsn_key, sizeof(cfg->bsn_key), &cfg->bsn_key_len) &&
 		  cfg->bsn_key_len >= MIN_BSN_KEY;
 	if (!ok)
-		err_add(e, "%s: security: BSN key must be at least 32 bytes of hex", cfg->path);
-	free(filebuf);
+		err_add(e, "%s: security: BSN key must be 32 to 64 bytes of hex", cfg->path);
+	if (filebuf) {
+		OPENSSL_cleanse(filebuf, 1024);
+		free(filebuf);
+	}
 	return ok;
 }
 
@@ -471,6 +498,7 @@ bool config_load_string(const char *name, const char *text, struct config *cfg, 
 	struct errbuf e = {err, 0, errlen, 0};
 	char section[64] = "";
 	int lineno = 0;
+	bool key_reported = false;
 
 	memset(cfg, 0, sizeof(*cfg));
 	if (err && errlen)
@@ -531,10 +559,13 @@ bool config_load_string(const char *name, const char *text, struct config *cfg, 
 		if (reason)
 			err_add(&e, "%s:%d: %s.%s: %s: '%s'", name, lineno, section, key, reason,
 				k->type == CFG_HEX ? "(secret)" : value);
+		if (reason && k->type == CFG_HEX)
+			key_reported = true;
 	}
 	free(copy);
 
-	if (e.count == 0)
+	/* reported together with any other problem, so one run shows them all */
+	if (!key_reported)
 		load_bsn_key(cfg, &e);
 	return e.count == 0;
 }

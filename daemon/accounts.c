@@ -192,3 +192,11 @@ void accounts_http_delete(struct http_req *r)
 			  1, params, on_delete, r))
 		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
 }
+
+const struct http_route accounts_routes[] = {
+	{EVHTTP_REQ_POST, "/v1/accounts", ROLE_PORTAL, true, accounts_http_create},
+	{EVHTTP_REQ_GET, "/v1/accounts/{}", ROLE_PORTAL, false, accounts_http_get},
+	{EVHTTP_REQ_PATCH, "/v1/accounts/{}", ROLE_PORTAL, true, accounts_http_patch},
+	{EVHTTP_REQ_DELETE, "/v1/accounts/{}", ROLE_PORTAL, false, accounts_http_delete},
+	{0, NULL, 0, false, NULL},
+};

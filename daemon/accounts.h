@@ -14,4 +14,7 @@ void accounts_http_get(struct http_req *r);
 void accounts_http_patch(struct http_req *r);
 void accounts_http_delete(struct http_req *r);
 
+/* The portal routes this module serves (NULL-terminated, see http.c). */
+extern const struct http_route accounts_routes[];
+
 #endif

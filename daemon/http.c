@@ -29,18 +29,24 @@
 #define RETRY_AFTER_S "5"
 #define HOST_MAX 256
 
-static const struct http_route routes[] = {
+static const struct http_route ops_routes[] = {
 	{EVHTTP_REQ_GET, "/healthz", 0, false, health_healthz},
 	{EVHTTP_REQ_GET, "/readyz", 0, false, health_readyz},
 	{EVHTTP_REQ_GET, "/metrics", 0, false, health_metrics},
-	{EVHTTP_REQ_POST, "/v1/berichten", ROLE_AGENCY, true, ingest_http_post},
-	{EVHTTP_REQ_POST, "/v1/accounts", ROLE_PORTAL, true, accounts_http_create},
-	{EVHTTP_REQ_GET, "/v1/accounts/{}", ROLE_PORTAL, false, accounts_http_get},
-	{EVHTTP_REQ_PATCH, "/v1/accounts/{}", ROLE_PORTAL, true, accounts_http_patch},
-	{EVHTTP_REQ_DELETE, "/v1/accounts/{}", ROLE_PORTAL, false, accounts_http_delete},
+	{0, NULL, 0, false, NULL},
 };
 
-#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+/*
+ * Each service module exports its own NULL-terminated route table; the
+ * HTTP layer only lists the tables. Adding an endpoint touches its module.
+ */
+static const struct http_route *const route_tables[] = {
+	ops_routes,
+	ingest_routes,
+	accounts_routes,
+};
+
+#define NTABLES (sizeof(route_tables) / sizeof(route_tables[0]))
 
 static atomic_ullong request_seq;
 
@@ -317,22 +323,23 @@ static void http_on_request(struct evhttp_request *ev, void *arg)
 	char *found_path = NULL;
 	bool path_known = false;
 	char allow[128] = "";
-	for (size_t i = 0; i < NROUTES; i++) {
+	for (size_t t = 0; t < NTABLES; t++)
+	for (const struct http_route *rt = route_tables[t]; rt->pattern; rt++) {
 		char *copy = strdup(r->path);
 		const char *params[HTTP_MAX_PARAMS];
 		int n = 0;
 		if (!copy)
 			break;
-		if (route_match(routes[i].pattern, copy, params, &n)) {
+		if (route_match(rt->pattern, copy, params, &n)) {
 			path_known = true;
-			const char *m = method_name(routes[i].method);
+			const char *m = method_name(rt->method);
 			if (m && strlen(allow) + strlen(m) + 3 < sizeof(allow)) {
 				if (*allow)
 					strcat(allow, ", ");
 				strcat(allow, m);
 			}
-			if (routes[i].method == method && !found) {
-				found = &routes[i];
+			if (rt->method == method && !found) {
+				found = rt;
 				found_path = copy; /* the captures point into it */
 				memcpy(r->params, params, sizeof(params));
 				continue;

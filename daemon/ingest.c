@@ -310,3 +310,8 @@ void ingest_http_post(struct http_req *r)
 	it->owner = r;
 	ingest_submit(app->ingest, it);
 }
+
+const struct http_route ingest_routes[] = {
+	{EVHTTP_REQ_POST, "/v1/berichten", ROLE_AGENCY, true, ingest_http_post},
+	{0, NULL, 0, false, NULL},
+};

@@ -53,4 +53,7 @@ int ingest_pending(const struct ingest *in);
 /* POST /v1/berichten */
 void ingest_http_post(struct http_req *r);
 
+/* The agency routes this module serves (NULL-terminated, see http.c). */
+extern const struct http_route ingest_routes[];
+
 #endif
