@@ -663,3 +663,37 @@ def new_oin():
             if oin not in _used_oin:
                 _used_oin.add(oin)
                 return oin
+
+
+# --------------------------------------------------------------- scenarios
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def make_citizen(daemon, portal, bsn, email=None):
+    """Creates (or finds) the account for bsn through the portal API and, if
+    email is given, gives it that address so that notifications go there.
+    Every test that needs a citizen with a working address uses this one
+    helper, so when the portal's rules for addresses change (verification),
+    only this function changes. Returns the accountId."""
+    r = daemon.request("POST", "/v1/accounts", token=portal, json={"bsn": bsn})
+    assert r.status in (200, 201), r.text
+    account_id = r.json()["accountId"]
+    if email:
+        r = daemon.request("PATCH", "/v1/accounts/%s" % account_id, token=portal,
+                           json={"emailadres": email})
+        assert r.status == 200, r.text
+        assert r.json()["emailadres"] == email
+    return account_id
+
+
+def assert_problem(r, status):
+    """Asserts an RFC 9457 problem response with the given status; returns its body."""
+    assert r.status == status, r.text
+    assert r.headers["Content-Type"].startswith(PROBLEM_JSON), r.headers["Content-Type"]
+    assert r.headers["API-Version"]
+    body = r.json()
+    assert body["status"] == status
+    assert body["title"]
+    assert body["type"]
+    return body

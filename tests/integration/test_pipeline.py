@@ -7,34 +7,13 @@ import uuid
 
 import pytest
 
+from harness import assert_problem, make_citizen
+
 PROBLEM = "application/problem+json"
 
 
 def agency_name():
     return "Gemeente Teststad %s" % secrets.token_hex(3)
-
-
-def make_citizen(daemon, portal, bsn, email=None):
-    r = daemon.request("POST", "/v1/accounts", token=portal, json={"bsn": bsn})
-    assert r.status == 201, r.text
-    account_id = r.json()["accountId"]
-    if email:
-        r = daemon.request("PATCH", "/v1/accounts/%s" % account_id, token=portal,
-                           json={"emailadres": email})
-        assert r.status == 200, r.text
-        assert r.json()["emailadres"] == email
-    return account_id
-
-
-def assert_problem(r, status):
-    assert r.status == status, r.text
-    assert r.headers["Content-Type"].startswith(PROBLEM)
-    assert r.headers["API-Version"]
-    body = r.json()
-    assert body["status"] == status
-    assert body["title"]
-    assert body["type"]
-    return body
 
 
 @pytest.fixture
