@@ -9,9 +9,11 @@
 
 #include "auth.h"
 #include "common/bsn.h"
+#include "common/config.h"
 #include "common/crypto.h"
 
 #define NAME_MAX_LEN 200
+#define TYPE_MAX_LEN 8
 
 static PGresult *run(PGconn *c, const char *sql, int n, const char *const *params)
 {
@@ -89,6 +91,95 @@ int cli_token_create(const struct config *cfg, const char *role, const char *oin
 	PQclear(r);
 	printf("%s\n", token);
 	fprintf(stderr, "token for role %s created; it is shown only this once\n", role);
+	rc = 0;
+out:
+	PQfinish(c);
+	return rc;
+}
+
+static bool type_code_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n < 1 || n > TYPE_MAX_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+int cli_berichttype_add(const struct config *cfg, const char *oin, const char *code,
+			const char *herinnering)
+{
+	char interval[48] = "";
+	int64_t ms;
+
+	if (!oin || !oin_valid(oin)) {
+		fprintf(stderr, "berichtd: --oin must be 20 digits\n");
+		return 2;
+	}
+	if (!type_code_ok(code)) {
+		fprintf(stderr, "berichtd: --code must be 1 to 8 of A-Z a-z 0-9 _ -\n");
+		return 2;
+	}
+	if (herinnering) {
+		if (!config_parse_duration(herinnering, &ms) || ms <= 0) {
+			fprintf(stderr, "berichtd: --herinnering must be a duration like 14d or 36h\n");
+			return 2;
+		}
+		snprintf(interval, sizeof(interval), "%lld milliseconds", (long long)ms);
+	}
+	PGconn *c = PQconnectdb(cfg->pg_conninfo);
+	int rc = 1;
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "berichtd: %s", PQerrorMessage(c));
+		goto out;
+	}
+	const char *params[] = {oin, code, herinnering ? interval : NULL};
+	PGresult *r = run(c,
+			  "INSERT INTO berichttypes (agency_id, code, repeat_after) "
+			  "SELECT id, $2, justify_hours($3::interval) FROM agencies WHERE oin = $1 "
+			  "ON CONFLICT (agency_id, code) DO UPDATE SET repeat_after = EXCLUDED.repeat_after "
+			  "RETURNING code",
+			  3, params);
+	if (!r)
+		goto out;
+	if (PQntuples(r) == 0) {
+		fprintf(stderr, "berichtd: no agency with OIN %s (create its token first)\n", oin);
+	} else {
+		printf("berichttype %s registered for %s\n", code, oin);
+		rc = 0;
+	}
+	PQclear(r);
+out:
+	PQfinish(c);
+	return rc;
+}
+
+int cli_berichttype_list(const struct config *cfg, const char *oin)
+{
+	PGconn *c = PQconnectdb(cfg->pg_conninfo);
+	int rc = 1;
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "berichtd: %s", PQerrorMessage(c));
+		goto out;
+	}
+	const char *params[] = {oin};
+	PGresult *r = run(c,
+			  "SELECT a.oin, a.name, t.code, coalesce(t.repeat_after::text, '-') "
+			  "FROM berichttypes t JOIN agencies a ON a.id = t.agency_id "
+			  "WHERE $1::text IS NULL OR a.oin = $1 ORDER BY a.oin, t.code",
+			  1, params);
+	if (!r)
+		goto out;
+	printf("%-20s  %-8s  %-16s  %s\n", "oin", "code", "herinnering", "agency");
+	for (int i = 0; i < PQntuples(r); i++)
+		printf("%-20s  %-8s  %-16s  %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 2),
+		       PQgetvalue(r, i, 3), PQgetvalue(r, i, 1));
+	PQclear(r);
 	rc = 0;
 out:
 	PQfinish(c);

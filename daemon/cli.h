@@ -15,4 +15,13 @@
 int cli_token_create(const struct config *cfg, const char *role, const char *oin,
 		     const char *name);
 
+/*
+ * `berichtd berichttype add --oin OIN --code CODE [--herinnering DURATION]`
+ * registers (or updates) a message type for an agency; `berichttype list`
+ * prints them. The running daemon sees changes at once (it reads the table).
+ */
+int cli_berichttype_add(const struct config *cfg, const char *oin, const char *code,
+			const char *herinnering);
+int cli_berichttype_list(const struct config *cfg, const char *oin);
+
 #endif

@@ -34,14 +34,21 @@ static const char INGEST_SQL[] =
 	"    i int, id uuid, agency_id bigint, bsn_hash text, berichttype text, referentie text,"
 	"    content_hash text, aanmaak timestamptz, publicatie timestamptz, eind date, papier boolean)"
 	"), box AS ("
+	/* an active account that did not turn this agency off (or it is mandatory) */
 	"  SELECT i.i, a.id AS account_id FROM input i"
 	"  JOIN accounts a ON a.bsn_hash = i.bsn_hash AND a.active"
+	"  WHERE NOT EXISTS (SELECT 1 FROM subscriptions s JOIN agencies ag ON ag.id = s.agency_id"
+	"    WHERE s.account_id = a.id AND s.agency_id = i.agency_id AND NOT s.active"
+	"      AND NOT ag.mandatory)"
+	"), typ AS ("
+	"  SELECT i.i FROM input i JOIN berichttypes t"
+	"    ON t.agency_id = i.agency_id AND t.code = i.berichttype"
 	"), ins AS ("
 	"  INSERT INTO messages (id, agency_id, account_id, berichttype, referentie, content_hash,"
 	"    aanmaak_tijdstip, publicatie_tijdstip, eind_datum_handelingstermijn, papieren_kopie)"
 	"  SELECT i.id, i.agency_id, b.account_id, i.berichttype, i.referentie, i.content_hash,"
 	"    i.aanmaak, coalesce(i.publicatie, now()), i.eind, i.papier"
-	"  FROM input i JOIN box b ON b.i = i.i ORDER BY i.i"
+	"  FROM input i JOIN box b ON b.i = i.i JOIN typ ON typ.i = i.i ORDER BY i.i"
 	"  ON CONFLICT (agency_id, referentie) DO NOTHING"
 	"  RETURNING id, account_id, publicatie_tijdstip"
 	"), notif AS ("
@@ -56,15 +63,17 @@ static const char INGEST_SQL[] =
 	"SELECT i.i, ins.id IS NOT NULL, old.id, old.content_hash = i.content_hash,"
 	"  b.account_id IS NOT NULL, n.id,"
 	"  (extract(epoch FROM n.due_at) * 1000)::bigint,"
-	"  (extract(epoch FROM coalesce(ins.publicatie_tijdstip, old.publicatie_tijdstip)) * 1000)::bigint "
+	"  (extract(epoch FROM coalesce(ins.publicatie_tijdstip, old.publicatie_tijdstip)) * 1000)::bigint,"
+	"  typ.i IS NOT NULL "
 	"FROM input i"
 	" LEFT JOIN box b ON b.i = i.i"
+	" LEFT JOIN typ ON typ.i = i.i"
 	" LEFT JOIN ins ON ins.id = i.id"
 	" LEFT JOIN notif n ON n.message_id = i.id"
 	" LEFT JOIN old ON old.agency_id = i.agency_id AND old.referentie = i.referentie "
 	"ORDER BY i.i";
 
-enum col { C_I, C_CREATED, C_OLD_ID, C_SAME, C_HAS_BOX, C_NOTIF, C_DUE, C_PUBL };
+enum col { C_I, C_CREATED, C_OLD_ID, C_SAME, C_HAS_BOX, C_NOTIF, C_DUE, C_PUBL, C_TYPE_OK };
 
 struct ingest {
 	struct app *app;
@@ -190,6 +199,8 @@ static void on_group_done(const PGresult *res, const char *err, void *arg)
 				 PQgetvalue(res, row, C_OLD_ID));
 			finish(it, PQgetvalue(res, row, C_SAME)[0] == 't' ? INGEST_DUPLICATE
 									 : INGEST_CONFLICT);
+		} else if (PQgetvalue(res, row, C_TYPE_OK)[0] != 't') {
+			finish(it, INGEST_UNKNOWN_TYPE);
 		} else if (PQgetvalue(res, row, C_HAS_BOX)[0] != 't') {
 			finish(it, INGEST_NO_BOX);
 		} else if (++it->attempts < ATTEMPTS_MAX) {
@@ -275,6 +286,13 @@ static void single_done(struct ingest_item *it)
 		http_problem(r, 409, "referentie-bestaat-al", "Referentie bestaat al",
 			     "Deze referentie is al gebruikt voor een bericht met andere inhoud.");
 		break;
+	case INGEST_UNKNOWN_TYPE: {
+		json_t *invalid = json_array();
+		http_invalid_add(invalid, "berichttype", "unregistered",
+				 "Dit berichttype is niet geregistreerd voor deze afzender.");
+		http_problem_invalid(r, invalid);
+		break;
+	}
 	case INGEST_NO_BOX:
 		http_problem(r, 422, "geen-actieve-berichtenbox", "Geen actieve Berichtenbox",
 			     "Deze ontvanger heeft geen actieve Berichtenbox voor deze afzender.");

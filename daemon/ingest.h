@@ -20,6 +20,7 @@ enum ingest_outcome {
 	INGEST_DUPLICATE,     /* the same referentie with the same content: the first id */
 	INGEST_CONFLICT,      /* the same referentie with other content */
 	INGEST_NO_BOX,        /* no active message box for this BSN */
+	INGEST_UNKNOWN_TYPE,  /* berichttype not registered for this agency */
 	INGEST_UNAVAILABLE,   /* not stored: the database failed */
 };
 

@@ -27,6 +27,7 @@ static void usage(FILE *out)
 	      "  check-config   validate the config file\n"
 	      "  config-example print the documented example config\n"
 	      "  token create   create an API token (printed once)\n"
+	      "  berichttype add|list  register an agency's message types\n"
 	      "  version        print the version\n"
 	      "\n"
 	      "`berichtd COMMAND --help` describes each command.\n"
@@ -58,12 +59,21 @@ static const char *const help_token =
 	"Role agency needs --oin (20 digits); the agency is created when new,\n"
 	"with NAME as its display name (the name that appears in mails).\n";
 
+static const char *const help_type =
+	"usage: berichtd berichttype add [-c FILE] --oin OIN --code CODE [--herinnering DURATION]\n"
+	"       berichtd berichttype list [-c FILE] [--oin OIN]\n"
+	"Registers a message type (1-8 of A-Z a-z 0-9 _ -) for an agency; messages of\n"
+	"unregistered types are refused. --herinnering overrides the reminder interval\n"
+	"for this type (e.g. 14d). The running daemon picks changes up at once.\n";
+
 struct opts {
 	const char *config;
 	const char *dir;
 	const char *role;
 	const char *oin;
 	const char *name;
+	const char *code;
+	const char *herinnering;
 	bool help;
 };
 
@@ -74,6 +84,7 @@ static bool parse_opts(int argc, char **argv, struct opts *o)
 		{"config", required_argument, NULL, 'c'}, {"dir", required_argument, NULL, 'd'},
 		{"role", required_argument, NULL, 'r'},   {"oin", required_argument, NULL, 'o'},
 		{"name", required_argument, NULL, 'n'},   {"help", no_argument, NULL, 'h'},
+		{"code", required_argument, NULL, 't'},   {"herinnering", required_argument, NULL, 'e'},
 		{NULL, 0, NULL, 0},
 	};
 	int ch;
@@ -86,6 +97,8 @@ static bool parse_opts(int argc, char **argv, struct opts *o)
 		case 'r': o->role = optarg; break;
 		case 'o': o->oin = optarg; break;
 		case 'n': o->name = optarg; break;
+		case 't': o->code = optarg; break;
+		case 'e': o->herinnering = optarg; break;
 		case 'h': o->help = true; break;
 		default: return false;
 		}
@@ -110,6 +123,7 @@ int main(int argc, char **argv)
 	struct opts o = {.config = DEFAULT_CONFIG};
 	const char *cmd = "run";
 	const char *help = help_run;
+	const char *sub_action = NULL;
 	int skip = 1;
 
 	if (argc > 1 && argv[1][0] != '-') {
@@ -126,6 +140,15 @@ int main(int argc, char **argv)
 		}
 		skip = strcmp(argv[2], "create") == 0 ? 3 : 2;
 		help = help_token;
+	} else if (strcmp(cmd, "berichttype") == 0) {
+		if (argc < 3 || (strcmp(argv[2], "add") != 0 && strcmp(argv[2], "list") != 0 &&
+				 strcmp(argv[2], "--help") != 0)) {
+			fputs(help_type, stderr);
+			return 2;
+		}
+		sub_action = argv[2];
+		skip = strcmp(argv[2], "--help") == 0 ? 2 : 3;
+		help = help_type;
 	} else if (strcmp(cmd, "migrate") == 0) {
 		help = help_migrate;
 	} else if (strcmp(cmd, "check-config") == 0) {
@@ -171,6 +194,10 @@ int main(int argc, char **argv)
 		rc = migrate_run(&cfg, o.dir ? o.dir : migrate_default_dir());
 	} else if (strcmp(cmd, "token") == 0) {
 		rc = cli_token_create(&cfg, o.role, o.oin, o.name);
+	} else if (strcmp(cmd, "berichttype") == 0) {
+		rc = strcmp(sub_action, "add") == 0
+			     ? cli_berichttype_add(&cfg, o.oin, o.code, o.herinnering)
+			     : cli_berichttype_list(&cfg, o.oin);
 	} else {
 		enum log_level lvl = LOG_INFO;
 		log_level_parse(cfg.log_level, &lvl);

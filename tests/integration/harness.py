@@ -670,6 +670,21 @@ def new_oin():
 PROBLEM_JSON = "application/problem+json"
 
 
+DEFAULT_TYPES = ("T1", "T2", "AANSLAG")
+
+
+def make_agency(daemon, name=None, oin=None, types=DEFAULT_TYPES, mandatory=False):
+    """Creates an agency with a token and registered message types through
+    the operator CLI. Returns {"token", "oin", "name"}."""
+    oin = oin or new_oin()
+    name = name or "Gemeente Test %s" % os.urandom(3).hex()
+    token = daemon.token("agency", oin=oin, name=name)
+    for code in types:
+        out = daemon.cli("berichttype", "add", "--oin", oin, "--code", code)
+        assert out.returncode == 0, out.stderr
+    return {"token": token, "oin": oin, "name": name}
+
+
 def make_citizen(daemon, portal, bsn, email=None):
     """Creates (or finds) the account for bsn through the portal API and, if
     email is given, gives it that address so that notifications go there.

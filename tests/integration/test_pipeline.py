@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from harness import assert_problem, make_citizen
+from harness import assert_problem, make_agency, make_citizen
 
 PROBLEM = "application/problem+json"
 
@@ -17,14 +17,13 @@ def agency_name():
 
 
 @pytest.fixture
-def tokens(daemon, new_oin):
-    name = agency_name()
-    oin = new_oin()
+def tokens(daemon):
+    agency = make_agency(daemon, name=agency_name())
     return {
-        "agency": daemon.token("agency", oin=oin, name=name),
+        "agency": agency["token"],
         "portal": daemon.token("portal"),
-        "name": name,
-        "oin": oin,
+        "name": agency["name"],
+        "oin": agency["oin"],
     }
 
 
@@ -196,7 +195,7 @@ def test_mail_is_sent_after_redis_lost_the_schedule(make_daemon, services, mailb
                                                     new_oin):
     """Redis is only the schedule: a FLUSHALL before delivery loses nothing."""
     d = make_daemon("flush", **{"delivery.workers": 0, "delivery.reconcile_interval": "200ms"})
-    agency = d.token("agency", oin=new_oin(), name=agency_name())
+    agency = make_agency(d, name=agency_name())["token"]
     portal = d.token("portal")
     email = "flush-%s@example.nl" % secrets.token_hex(4)
     bsn = new_bsn()
@@ -259,3 +258,21 @@ def test_logs_carry_no_bsn_or_address(daemon, tokens, new_bsn, mailbox):
     log = daemon.log_text()
     assert bsn not in log and email not in log
     assert tokens["agency"] not in log and tokens["portal"] not in log
+
+
+def test_unregistered_berichttype_is_refused_and_registration_needs_no_restart(daemon, tokens,
+                                                                            new_bsn):
+    bsn = new_bsn()
+    make_citizen(daemon, tokens["portal"], bsn)
+    msg = {"bsn": bsn, "berichttype": "NIEUW", "referentie": "type-1"}
+    r = daemon.request("POST", "/v1/berichten", token=tokens["agency"], json=msg)
+    body = assert_problem(r, 400)
+    assert [p["name"] for p in body["invalidParams"]] == ["berichttype"]
+    assert daemon.services.psql("SELECT count(*) FROM messages WHERE referentie = 'type-1'")[0][0] == 0
+    out = daemon.cli("berichttype", "add", "--oin", tokens["oin"], "--code", "NIEUW",
+                     "--herinnering", "10d")
+    assert out.returncode == 0, out.stderr
+    r = daemon.request("POST", "/v1/berichten", token=tokens["agency"], json=msg)
+    assert r.status == 201, r.text
+    listing = daemon.cli("berichttype", "list", "--oin", tokens["oin"]).stdout
+    assert "NIEUW" in listing and "10 days" in listing
