@@ -44,6 +44,9 @@ struct config {
 	int64_t delivery_workers;
 	int64_t delivery_batch;
 	int64_t delivery_rate_limit;        /* mails/s over all workers, 0 = none */
+	int64_t delivery_domain_rate_limit; /* mails/s per recipient domain, 0 = none */
+	int64_t delivery_retry_base_ms;
+	int64_t delivery_retry_max_ms;
 	int64_t delivery_retry_span_ms;
 	int64_t delivery_visibility_ms;
 	int64_t delivery_reconcile_ms;

@@ -24,6 +24,10 @@ struct ingest;
 struct delivery;
 struct reconcile;
 
+#define METRICS_LAG_BUCKETS 10
+/* upper bounds in ms; the last bucket is +Inf */
+#define METRICS_LAG_BOUNDS {100, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000, -1}
+
 /* Named counters behind /metrics; atomics because workers bump them too. */
 struct metrics {
 	atomic_llong http_requests;
@@ -33,6 +37,12 @@ struct metrics {
 	atomic_llong notifications_retried;
 	atomic_llong notifications_failed;
 	atomic_llong notifications_bounced;
+	atomic_llong notifications_cancelled;
+	atomic_llong mails_sent;            /* mails (one may cover a digest of notifications) */
+	/* due-to-sent lag of sent notifications, cumulative histogram buckets */
+	atomic_llong lag_bucket[METRICS_LAG_BUCKETS];
+	atomic_llong lag_count;
+	atomic_llong lag_sum_ms;
 };
 
 struct app {

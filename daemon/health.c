@@ -83,12 +83,37 @@ void health_metrics(struct http_req *r)
 		 m->notifications_failed},
 		{"berichtd_notifications_bounced_total", "Notifications hard-bounced.",
 		 m->notifications_bounced},
+		{"berichtd_notifications_cancelled_total",
+		 "Notifications cancelled (opened, deleted, preferences, deactivated).",
+		 m->notifications_cancelled},
+		{"berichtd_mails_sent_total", "Mails accepted by the relay (a digest covers several).",
+		 m->mails_sent},
 	};
 	size_t n = 0;
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]) && n < sizeof(buf); i++)
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
 				      "# HELP %s %s\n# TYPE %s counter\n%s %lld\n", rows[i].name,
 				      rows[i].help, rows[i].name, rows[i].name, rows[i].v);
+	static const int64_t bounds[METRICS_LAG_BUCKETS] = METRICS_LAG_BOUNDS;
+	if (n < sizeof(buf))
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+				      "# HELP berichtd_notification_lag_seconds Due time to relay "
+				      "acceptance.\n# TYPE berichtd_notification_lag_seconds histogram\n");
+	for (int i = 0; i < METRICS_LAG_BUCKETS && n < sizeof(buf); i++) {
+		char le[24];
+		if (bounds[i] < 0)
+			snprintf(le, sizeof(le), "+Inf");
+		else
+			snprintf(le, sizeof(le), "%.3f", (double)bounds[i] / 1000.0);
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+				      "berichtd_notification_lag_seconds_bucket{le=\"%s\"} %lld\n", le,
+				      (long long)m->lag_bucket[i]);
+	}
+	if (n < sizeof(buf))
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+				      "berichtd_notification_lag_seconds_sum %.3f\n"
+				      "berichtd_notification_lag_seconds_count %lld\n",
+				      (double)m->lag_sum_ms / 1000.0, (long long)m->lag_count);
 	if (n > sizeof(buf))
 		n = sizeof(buf);
 	http_reply_text(r, 200, "text/plain; version=0.0.4", buf, n);

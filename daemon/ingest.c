@@ -53,7 +53,9 @@ static const char INGEST_SQL[] =
 	"  RETURNING id, account_id, publicatie_tijdstip"
 	"), notif AS ("
 	"  INSERT INTO notifications (message_id, account_id, due_at)"
-	"  SELECT ins.id, ins.account_id, greatest(ins.publicatie_tijdstip, now())"
+	/* due after publication plus the digest window, so messages arriving
+	 * together for one account make one mail (delivery.c claims siblings) */
+	"  SELECT ins.id, ins.account_id, greatest(ins.publicatie_tijdstip, now()) + $2::interval"
 	"  FROM ins JOIN accounts a ON a.id = ins.account_id WHERE a.email IS NOT NULL"
 	"  RETURNING id, message_id, due_at"
 	"), old AS ("
@@ -160,7 +162,7 @@ static void on_group_done(const PGresult *res, const char *err, void *arg)
 {
 	struct group *g = arg;
 	struct ingest *in = g->in;
-	int64_t *ids = NULL, *dues = NULL;
+	int64_t *ids = NULL, *dues = NULL, *lanes = NULL;
 	size_t nsched = 0;
 
 	in->inflight--;
@@ -176,6 +178,7 @@ static void on_group_done(const PGresult *res, const char *err, void *arg)
 	int rows = PQntuples(res);
 	ids = calloc((size_t)rows + 1, sizeof(*ids));
 	dues = calloc((size_t)rows + 1, sizeof(*dues));
+	lanes = calloc((size_t)rows + 1, sizeof(*lanes));
 	for (int row = 0; row < rows; row++) {
 		int i = atoi(PQgetvalue(res, row, C_I));
 		if (i < 0 || i >= g->n)
@@ -188,9 +191,10 @@ static void on_group_done(const PGresult *res, const char *err, void *arg)
 		if (created) {
 			uuid_format(&it->id, it->bericht_id);
 			atomic_fetch_add(&in->app->metrics.messages_accepted, 1);
-			if (!PQgetisnull(res, row, C_NOTIF) && ids && dues) {
+			if (!PQgetisnull(res, row, C_NOTIF) && ids && dues && lanes) {
 				ids[nsched] = strtoll(PQgetvalue(res, row, C_NOTIF), NULL, 10);
 				dues[nsched] = strtoll(PQgetvalue(res, row, C_DUE), NULL, 10);
+				lanes[nsched] = it->agency_id;
 				nsched++;
 			}
 			finish(it, INGEST_CREATED);
@@ -216,10 +220,11 @@ static void on_group_done(const PGresult *res, const char *err, void *arg)
 			finish(g->items[k], INGEST_UNAVAILABLE);
 
 	atomic_fetch_add(&in->app->metrics.notifications_scheduled, (long long)nsched);
-	queue_loop_schedule(in->app->queue, ids, dues, nsched);
+	queue_loop_schedule_lanes(in->app->queue, ids, lanes, dues, nsched);
 out:
 	free(ids);
 	free(dues);
+	free(lanes);
 	free(g->items);
 	free(g);
 	try_flush(in);
@@ -252,8 +257,11 @@ static void try_flush(struct ingest *in)
 		json_decref(arr);
 		in->inflight++;
 		in->inflight_items += g->n;
-		const char *params[] = {payload};
-		if (!payload || !pgpool_query(in->app->pg, INGEST_SQL, 1, params, on_group_done, g))
+		char digest[48];
+		snprintf(digest, sizeof(digest), "%" PRId64 " milliseconds",
+			 in->app->cfg->notify_digest_window_ms);
+		const char *params[] = {payload, digest};
+		if (!payload || !pgpool_query(in->app->pg, INGEST_SQL, 2, params, on_group_done, g))
 			on_group_done(NULL, "out of memory", g);
 		free(payload);
 	}

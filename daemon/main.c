@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "common/config.h"
@@ -201,6 +202,9 @@ int main(int argc, char **argv)
 	} else {
 		enum log_level lvl = LOG_INFO;
 		log_level_parse(cfg.log_level, &lvl);
+		/* quiet hours are local time: set the zone once, before any thread */
+		setenv("TZ", cfg.notify_timezone, 1);
+		tzset();
 		if (!log_open(lvl, cfg.log_file)) {
 			fprintf(stderr, "berichtd: cannot open log file %s\n", cfg.log_file);
 			config_free(&cfg);

@@ -23,34 +23,91 @@
 #define SYNC_CONNECT_TIMEOUT_S 2
 #define REQUEUE_MAX "1000"
 
-/* KEYS[1]=due KEYS[2]=inflight ARGV[1]=now ARGV[2]=deadline ARGV[3]=max */
+/*
+ * TAKE. KEYS[1]=lanes KEYS[2]=inflight KEYS[3]=rr
+ * ARGV[1]=now ARGV[2]=deadline ARGV[3]=max ARGV[4]=prefix
+ * Reads up to max due ids from every lane, then takes them one lane at a
+ * time in rotation, starting at a lane that moves on with every call.
+ */
 static const char LUA_TAKE[] =
-	"local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])\n"
-	"for _, id in ipairs(ids) do\n"
-	"  redis.call('ZREM', KEYS[1], id)\n"
-	"  redis.call('ZADD', KEYS[2], ARGV[2], id)\n"
+	"local lanes = redis.call('SMEMBERS', KEYS[1])\n"
+	"local nl = #lanes\n"
+	"if nl == 0 then return {} end\n"
+	"table.sort(lanes)\n"
+	"local max = tonumber(ARGV[3])\n"
+	"local start = redis.call('INCR', KEYS[3]) % nl\n"
+	"local lists = {}\n"
+	"for i = 1, nl do\n"
+	"  local lane = lanes[((start + i - 1) % nl) + 1]\n"
+	"  local key = ARGV[4] .. 'due:' .. lane\n"
+	"  local ids = redis.call('ZRANGEBYSCORE', key, '-inf', ARGV[1], 'LIMIT', 0, max)\n"
+	"  if #ids == 0 and redis.call('ZCARD', key) == 0 then\n"
+	"    redis.call('SREM', KEYS[1], lane)\n"
+	"  end\n"
+	"  if #ids > 0 then lists[#lists + 1] = {lane, key, ids} end\n"
 	"end\n"
-	"return ids\n";
+	"local out = {}\n"
+	"local idx = 1\n"
+	"while #out < max do\n"
+	"  local progress = false\n"
+	"  for _, l in ipairs(lists) do\n"
+	"    local id = l[3][idx]\n"
+	"    if id and #out < max then\n"
+	"      redis.call('ZREM', l[2], id)\n"
+	"      local m = l[1] .. ':' .. id\n"
+	"      redis.call('ZADD', KEYS[2], ARGV[2], m)\n"
+	"      out[#out + 1] = m\n"
+	"      progress = true\n"
+	"    end\n"
+	"  end\n"
+	"  if not progress then break end\n"
+	"  idx = idx + 1\n"
+	"end\n"
+	"return out\n";
 
-/* KEYS[1]=due KEYS[2]=inflight ARGV[1]=id ARGV[2]=due */
+/* RETRY. KEYS[1]=lanes KEYS[2]=inflight ARGV[1]=lane ARGV[2]=id ARGV[3]=due ARGV[4]=prefix */
 static const char LUA_RETRY[] =
-	"redis.call('ZREM', KEYS[2], ARGV[1])\n"
-	"redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])\n"
+	"redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. ARGV[2])\n"
+	"redis.call('ZADD', ARGV[4] .. 'due:' .. ARGV[1], ARGV[3], ARGV[2])\n"
+	"redis.call('SADD', KEYS[1], ARGV[1])\n"
 	"return 1\n";
 
-/* KEYS[1]=due KEYS[2]=inflight ARGV[1]=now ARGV[2]=max */
+/* REQUEUE. KEYS[1]=lanes KEYS[2]=inflight ARGV[1]=now ARGV[2]=max ARGV[3]=prefix */
 static const char LUA_REQUEUE[] =
-	"local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
-	"for _, id in ipairs(ids) do\n"
-	"  redis.call('ZREM', KEYS[2], id)\n"
-	"  redis.call('ZADD', KEYS[1], 'NX', ARGV[1], id)\n"
+	"local ms = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
+	"for _, m in ipairs(ms) do\n"
+	"  local sep = string.find(m, ':', 1, true)\n"
+	"  redis.call('ZREM', KEYS[2], m)\n"
+	"  if sep then\n"
+	"    local lane = string.sub(m, 1, sep - 1)\n"
+	"    redis.call('ZADD', ARGV[3] .. 'due:' .. lane, 'NX', ARGV[1], string.sub(m, sep + 1))\n"
+	"    redis.call('SADD', KEYS[1], lane)\n"
+	"  end\n"
 	"end\n"
-	"return #ids\n";
+	"return #ms\n";
 
-static void keys_for(const char *prefix, char due[KEY_MAX], char inflight[KEY_MAX])
+/* DEPTH. KEYS[1]=lanes KEYS[2]=inflight ARGV[1]=prefix */
+static const char LUA_DEPTH[] =
+	"local n = redis.call('ZCARD', KEYS[2])\n"
+	"for _, lane in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+	"  n = n + redis.call('ZCARD', ARGV[1] .. 'due:' .. lane)\n"
+	"end\n"
+	"return n\n";
+
+struct keys {
+	char lanes[KEY_MAX], inflight[KEY_MAX], rr[KEY_MAX];
+};
+
+static void keys_for(const char *prefix, struct keys *k)
 {
-	snprintf(due, KEY_MAX, "%sdue", prefix);
-	snprintf(inflight, KEY_MAX, "%sinflight", prefix);
+	snprintf(k->lanes, KEY_MAX, "%slanes", prefix);
+	snprintf(k->inflight, KEY_MAX, "%sinflight", prefix);
+	snprintf(k->rr, KEY_MAX, "%srr", prefix);
+}
+
+static void lane_key(const char *prefix, int64_t lane, char out[KEY_MAX])
+{
+	snprintf(out, KEY_MAX, "%sdue:%" PRId64, prefix, lane);
 }
 
 /* ------------------------------------------------------------------ loop */
@@ -61,7 +118,8 @@ struct queue_loop {
 	struct event_base *base;
 	char *host;
 	int port;
-	char due_key[KEY_MAX], inflight_key[KEY_MAX];
+	char *prefix;
+	struct keys keys;
 	redisAsyncContext *ac;
 	enum ql_state state;
 	struct event *timer;
@@ -144,9 +202,10 @@ struct queue_loop *queue_loop_new(struct event_base *base, const char *host, int
 	q->host = strdup(host);
 	q->port = port;
 	q->backoff_ms = RECONNECT_MIN_MS;
-	keys_for(prefix, q->due_key, q->inflight_key);
+	q->prefix = strdup(prefix);
+	keys_for(prefix, &q->keys);
 	q->timer = evtimer_new(base, ql_on_timer, q);
-	if (!q->host || !q->timer) {
+	if (!q->host || !q->prefix || !q->timer) {
 		queue_loop_free(q);
 		return NULL;
 	}
@@ -164,6 +223,7 @@ void queue_loop_free(struct queue_loop *q)
 	if (q->timer)
 		event_free(q->timer);
 	free(q->host);
+	free(q->prefix);
 	free(q);
 }
 
@@ -181,22 +241,21 @@ static void ql_on_zadd(redisAsyncContext *ac, void *r, void *priv)
 		log_warn("redis: ZADD failed: %s", reply->str);
 }
 
-void queue_loop_schedule(struct queue_loop *q, const int64_t *ids, const int64_t *due_ms, size_t n)
+/* One lane's ZADD NX, then SADD of the lane: in that order, a concurrent
+ * take that empties the lane cannot strand the new ids (see LUA_TAKE). */
+static void ql_schedule_lane(struct queue_loop *q, int64_t lane, const int64_t *ids,
+			     const int64_t *due_ms, size_t n)
 {
-	if (n == 0)
-		return;
-	if (q->state != QL_UP) {
-		log_debug("redis: down, %zu ids left to the reconciler", n);
-		return;
-	}
+	char key[KEY_MAX], lanebuf[ID_STR];
 	size_t argc = 3 + 2 * n;
 	const char **argv = calloc(argc, sizeof(*argv));
 	size_t *argvlen = calloc(argc, sizeof(*argvlen));
 	char (*buf)[ID_STR] = calloc(2 * n, ID_STR);
 	if (!argv || !argvlen || !buf)
 		goto out;
+	lane_key(q->prefix, lane, key);
 	argv[0] = "ZADD";
-	argv[1] = q->due_key;
+	argv[1] = key;
 	argv[2] = "NX";
 	for (size_t i = 0; i < n; i++) {
 		snprintf(buf[2 * i], ID_STR, "%" PRId64, due_ms[i]);
@@ -206,12 +265,44 @@ void queue_loop_schedule(struct queue_loop *q, const int64_t *ids, const int64_t
 	}
 	for (size_t i = 0; i < argc; i++)
 		argvlen[i] = strlen(argv[i]);
-	if (redisAsyncCommandArgv(q->ac, ql_on_zadd, NULL, (int)argc, argv, argvlen) != REDIS_OK)
+	snprintf(lanebuf, sizeof(lanebuf), "%" PRId64, lane);
+	if (redisAsyncCommandArgv(q->ac, ql_on_zadd, NULL, (int)argc, argv, argvlen) != REDIS_OK ||
+	    redisAsyncCommand(q->ac, ql_on_zadd, NULL, "SADD %s %s", q->keys.lanes, lanebuf) !=
+		    REDIS_OK)
 		log_warn("redis: cannot queue ZADD");
 out:
 	free(argv);
 	free(argvlen);
 	free(buf);
+}
+
+void queue_loop_schedule_lanes(struct queue_loop *q, const int64_t *ids, const int64_t *lanes,
+			       const int64_t *due_ms, size_t n)
+{
+	if (n == 0)
+		return;
+	if (q->state != QL_UP) {
+		log_debug("redis: down, %zu ids left to the reconciler", n);
+		return;
+	}
+	/* group runs of the same lane (ingest groups are mostly one agency) */
+	size_t i = 0;
+	while (i < n) {
+		size_t j = i + 1;
+		while (j < n && lanes[j] == lanes[i])
+			j++;
+		ql_schedule_lane(q, lanes[i], ids + i, due_ms + i, j - i);
+		i = j;
+	}
+}
+
+void queue_loop_schedule(struct queue_loop *q, const int64_t *ids, const int64_t *due_ms, size_t n)
+{
+	int64_t *lanes = calloc(n + 1, sizeof(*lanes));
+	if (!lanes)
+		return;
+	queue_loop_schedule_lanes(q, ids, lanes, due_ms, n);
+	free(lanes);
 }
 
 struct ping_ctx {
@@ -258,24 +349,35 @@ redisContext *queue_sync_connect(const char *host, int port)
 	return rc;
 }
 
-static bool parse_id(const char *s, int64_t *out)
+static bool parse_member(const char *s, struct queue_item *out)
 {
 	char *end;
-	long long v = strtoll(s, &end, 10);
-	if (end == s || *end)
+	long long lane = strtoll(s, &end, 10);
+	if (end == s || *end != ':')
 		return false;
-	*out = v;
+	const char *idp = end + 1;
+	long long id = strtoll(idp, &end, 10);
+	if (end == idp || *end)
+		return false;
+	out->lane = lane;
+	out->id = id;
 	return true;
 }
 
-int queue_sync_take(redisContext *rc, const char *prefix, int64_t now_ms, int64_t visibility_ms,
-		    int64_t *ids, int max)
+static void member_of(const struct queue_item *it, char out[2 * ID_STR])
 {
-	char due[KEY_MAX], inflight[KEY_MAX];
-	keys_for(prefix, due, inflight);
+	snprintf(out, 2 * ID_STR, "%" PRId64 ":%" PRId64, it->lane, it->id);
+}
 
-	redisReply *r = redisCommand(rc, "EVAL %s 2 %s %s %lld %lld %d", LUA_TAKE, due, inflight,
-				     (long long)now_ms, (long long)(now_ms + visibility_ms), max);
+int queue_sync_take(redisContext *rc, const char *prefix, int64_t now_ms, int64_t visibility_ms,
+		    struct queue_item *items, int max)
+{
+	struct keys k;
+	keys_for(prefix, &k);
+
+	redisReply *r = redisCommand(rc, "EVAL %s 3 %s %s %s %lld %lld %d %s", LUA_TAKE, k.lanes,
+				     k.inflight, k.rr, (long long)now_ms,
+				     (long long)(now_ms + visibility_ms), max, prefix);
 	if (!r)
 		return -1;
 	int n = -1;
@@ -283,7 +385,7 @@ int queue_sync_take(redisContext *rc, const char *prefix, int64_t now_ms, int64_
 		n = 0;
 		for (size_t i = 0; i < r->elements && n < max; i++) {
 			redisReply *e = r->element[i];
-			if (e->type == REDIS_REPLY_STRING && parse_id(e->str, &ids[n]))
+			if (e->type == REDIS_REPLY_STRING && parse_member(e->str, &items[n]))
 				n++;
 		}
 	} else if (r->type == REDIS_REPLY_ERROR) {
@@ -293,22 +395,22 @@ int queue_sync_take(redisContext *rc, const char *prefix, int64_t now_ms, int64_
 	return n;
 }
 
-bool queue_sync_ack(redisContext *rc, const char *prefix, const int64_t *ids, size_t n)
+bool queue_sync_ack(redisContext *rc, const char *prefix, const struct queue_item *items, size_t n)
 {
-	char due[KEY_MAX], inflight[KEY_MAX];
-	keys_for(prefix, due, inflight);
+	struct keys k;
+	keys_for(prefix, &k);
 	if (n == 0)
 		return true;
 
 	size_t argc = 2 + n;
 	const char **argv = calloc(argc, sizeof(*argv));
-	char (*buf)[ID_STR] = calloc(n, ID_STR);
+	char (*buf)[2 * ID_STR] = calloc(n, 2 * ID_STR);
 	bool ok = false;
 	if (argv && buf) {
 		argv[0] = "ZREM";
-		argv[1] = inflight;
+		argv[1] = k.inflight;
 		for (size_t i = 0; i < n; i++) {
-			snprintf(buf[i], ID_STR, "%" PRId64, ids[i]);
+			member_of(&items[i], buf[i]);
 			argv[2 + i] = buf[i];
 		}
 		redisReply *r = redisCommandArgv(rc, (int)argc, argv, NULL);
@@ -321,13 +423,15 @@ bool queue_sync_ack(redisContext *rc, const char *prefix, const int64_t *ids, si
 	return ok;
 }
 
-bool queue_sync_retry(redisContext *rc, const char *prefix, int64_t id, int64_t due_ms)
+bool queue_sync_retry(redisContext *rc, const char *prefix, const struct queue_item *item,
+		      int64_t due_ms)
 {
-	char due[KEY_MAX], inflight[KEY_MAX];
-	keys_for(prefix, due, inflight);
+	struct keys k;
+	keys_for(prefix, &k);
 
-	redisReply *r = redisCommand(rc, "EVAL %s 2 %s %s %lld %lld", LUA_RETRY, due, inflight,
-				     (long long)id, (long long)due_ms);
+	redisReply *r = redisCommand(rc, "EVAL %s 2 %s %s %lld %lld %lld %s", LUA_RETRY, k.lanes,
+				     k.inflight, (long long)item->lane, (long long)item->id,
+				     (long long)due_ms, prefix);
 	bool ok = r && r->type == REDIS_REPLY_INTEGER;
 	if (r)
 		freeReplyObject(r);
@@ -336,14 +440,29 @@ bool queue_sync_retry(redisContext *rc, const char *prefix, int64_t id, int64_t 
 
 int queue_sync_requeue_expired(redisContext *rc, const char *prefix, int64_t now_ms)
 {
-	char due[KEY_MAX], inflight[KEY_MAX];
-	keys_for(prefix, due, inflight);
+	struct keys k;
+	keys_for(prefix, &k);
 
-	redisReply *r = redisCommand(rc, "EVAL %s 2 %s %s %lld %s", LUA_REQUEUE, due, inflight,
-				     (long long)now_ms, REQUEUE_MAX);
+	redisReply *r = redisCommand(rc, "EVAL %s 2 %s %s %lld %s %s", LUA_REQUEUE, k.lanes,
+				     k.inflight, (long long)now_ms, REQUEUE_MAX, prefix);
 	int n = -1;
 	if (r && r->type == REDIS_REPLY_INTEGER)
 		n = (int)r->integer;
+	if (r)
+		freeReplyObject(r);
+	return n;
+}
+
+long long queue_sync_depth(redisContext *rc, const char *prefix)
+{
+	struct keys k;
+	keys_for(prefix, &k);
+
+	redisReply *r = redisCommand(rc, "EVAL %s 2 %s %s %s", LUA_DEPTH, k.lanes, k.inflight,
+				     prefix);
+	long long n = -1;
+	if (r && r->type == REDIS_REPLY_INTEGER)
+		n = r->integer;
 	if (r)
 		freeReplyObject(r);
 	return n;

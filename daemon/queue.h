@@ -2,15 +2,25 @@
  * queue.h - the delivery schedule in Redis (DESIGN.md section 4).
  *
  * PostgreSQL is the truth; Redis only says *when* to look at a notification.
- * Two sorted sets per deployment (prefix from the config):
+ * Keys per deployment (prefix from the config):
  *
- *   <prefix>due       notification id -> due time (epoch ms)
- *   <prefix>inflight  notification id -> visibility deadline (epoch ms)
+ *   <prefix>lanes          set of lanes that may have due ids
+ *   <prefix>due:<lane>     notification id -> due time (epoch ms), one per lane
+ *   <prefix>inflight       "<lane>:<id>" -> visibility deadline (epoch ms)
+ *   <prefix>rr             rotation counter for round-robin over lanes
+ *
+ * A lane is an agency id (0 for the portal's own mails, e.g. verification).
+ * Taking walks the lanes round-robin, one id from each in turn, so a batch of
+ * a million from one agency cannot delay another agency's single message by
+ * more than one worker batch (DESIGN.md section 5, "bulk does not starve").
  *
  * A worker atomically moves due ids into inflight (Lua), claims them in
  * PostgreSQL, sends, records, and removes them from inflight. An id whose
- * worker died comes back to `due` once its deadline passes. Everything in
+ * worker died comes back to its lane once its deadline passes. Everything in
  * Redis can be lost: the reconciler re-adds scheduled rows with ZADD NX.
+ *
+ * The Lua scripts build lane keys at run time, which a single Redis allows;
+ * for Redis Cluster the prefix must carry a hash tag ("{berichtd}:").
  *
  * Two halves:
  *  - queue_loop_*: hiredis async on the event loop (loop thread only);
@@ -34,9 +44,14 @@ void queue_loop_free(struct queue_loop *q);
 bool queue_loop_connected(const struct queue_loop *q);
 
 /*
- * Adds ids with their due times (ZADD NX: an id already scheduled keeps its
- * time). Fire and forget: when Redis is down the reconciler repairs it.
+ * Adds ids with their due times to their lanes (ZADD NX: an id already
+ * scheduled keeps its time). Fire and forget: when Redis is down the
+ * reconciler repairs it. lanes[i] is the agency id of ids[i].
  */
+void queue_loop_schedule_lanes(struct queue_loop *q, const int64_t *ids, const int64_t *lanes,
+			       const int64_t *due_ms, size_t n);
+
+/* The same, all in lane 0 (the portal's own mails). */
 void queue_loop_schedule(struct queue_loop *q, const int64_t *ids, const int64_t *due_ms, size_t n);
 
 /* PING; cb(ok, arg) runs later on the loop, also when disconnected (ok false). */
@@ -48,21 +63,31 @@ void queue_loop_ping(struct queue_loop *q, queue_ping_cb cb, void *arg);
 /* Connects with a timeout; NULL on failure. */
 redisContext *queue_sync_connect(const char *host, int port);
 
+/* A taken id with its lane; the pair is its name in the inflight set. */
+struct queue_item {
+	int64_t id;
+	int64_t lane;
+};
+
 /*
  * Moves up to max ids due at or before now_ms into inflight with deadline
- * now_ms + visibility_ms. Returns the number taken (0..max) or -1 on a Redis
- * error (the caller reconnects).
+ * now_ms + visibility_ms, round-robin over the lanes. Returns the number
+ * taken (0..max) or -1 on a Redis error (the caller reconnects).
  */
 int queue_sync_take(redisContext *rc, const char *prefix, int64_t now_ms, int64_t visibility_ms,
-		    int64_t *ids, int max);
+		    struct queue_item *items, int max);
 
-/* Done with these ids (sent, failed for good, or not ours): drop from inflight. */
-bool queue_sync_ack(redisContext *rc, const char *prefix, const int64_t *ids, size_t n);
+/* Done with these (sent, failed for good, or not ours): drop from inflight. */
+bool queue_sync_ack(redisContext *rc, const char *prefix, const struct queue_item *items, size_t n);
 
-/* Retry later: back into due at due_ms, out of inflight, atomically. */
-bool queue_sync_retry(redisContext *rc, const char *prefix, int64_t id, int64_t due_ms);
+/* Retry later: back into its lane at due_ms, out of inflight, atomically. */
+bool queue_sync_retry(redisContext *rc, const char *prefix, const struct queue_item *item,
+		      int64_t due_ms);
 
-/* Inflight ids past their deadline go back to due (worker died). Returns count or -1. */
+/* Inflight ids past their deadline go back to their lanes (worker died). Returns count or -1. */
 int queue_sync_requeue_expired(redisContext *rc, const char *prefix, int64_t now_ms);
+
+/* Number of ids waiting in all lanes plus inflight; -1 on error. For tests and /metrics. */
+long long queue_sync_depth(redisContext *rc, const char *prefix);
 
 #endif

@@ -16,6 +16,7 @@
 
 #define PAGE_SIZE 5000
 #define PAGE_SIZE_STR "5000"
+#define IDS_PER_LINE 50
 
 struct reconcile {
 	struct app *app;
@@ -30,17 +31,20 @@ static void schedule_rows(struct reconcile *rc, const PGresult *res)
 	int n = PQntuples(res);
 	int64_t *ids = calloc((size_t)n + 1, sizeof(*ids));
 	int64_t *due = calloc((size_t)n + 1, sizeof(*due));
-	if (ids && due) {
+	int64_t *lanes = calloc((size_t)n + 1, sizeof(*lanes));
+	if (ids && due && lanes) {
 		for (int i = 0; i < n; i++) {
 			ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 			due[i] = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+			lanes[i] = strtoll(PQgetvalue(res, i, 2), NULL, 10);
 		}
-		queue_loop_schedule(rc->app->queue, ids, due, (size_t)n);
+		queue_loop_schedule_lanes(rc->app->queue, ids, lanes, due, (size_t)n);
 		if (n > 0)
 			rc->last_id = ids[n - 1];
 	}
 	free(ids);
 	free(due);
+	free(lanes);
 }
 
 static void arm(struct reconcile *rc)
@@ -79,8 +83,10 @@ static void next_page(struct reconcile *rc)
 	snprintf(after, sizeof(after), "%" PRId64, rc->last_id);
 	const char *params[] = {after};
 	if (!pgpool_query(rc->app->pg,
-			  "SELECT id, (extract(epoch FROM due_at) * 1000)::bigint FROM notifications "
-			  "WHERE state = 'scheduled' AND id > $1 ORDER BY id LIMIT " PAGE_SIZE_STR,
+			  "SELECT n.id, (extract(epoch FROM n.due_at) * 1000)::bigint,"
+			  " coalesce(m.agency_id, 0) FROM notifications n"
+			  " LEFT JOIN messages m ON m.id = n.message_id "
+			  "WHERE n.state = 'scheduled' AND n.id > $1 ORDER BY n.id LIMIT " PAGE_SIZE_STR,
 			  1, params, on_page, rc))
 		arm(rc);
 }
@@ -95,9 +101,18 @@ static void on_stale(const PGresult *res, const char *err, void *arg)
 		return;
 	}
 	if (PQntuples(res) > 0) {
+		/* the ids are logged: they are the only ones that may arrive twice */
 		log_warn("reconcile: %d notifications stuck in 'sending' rescheduled "
 			 "(a worker died; these may be sent twice, with the same Message-ID)",
 			 PQntuples(res));
+		for (int i = 0; i < PQntuples(res); i += IDS_PER_LINE) {
+			char list[IDS_PER_LINE * 21 + 1];
+			size_t len = 0;
+			for (int k = i; k < PQntuples(res) && k < i + IDS_PER_LINE; k++)
+				len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+							k > i ? "," : "", PQgetvalue(res, k, 0));
+			log_warn("reconcile: crash window ids: %s", list);
+		}
 		schedule_rows(rc, res);
 	}
 	if (!queue_loop_connected(rc->app->queue)) {
@@ -120,9 +135,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	snprintf(vis, sizeof(vis), "%" PRId64 " milliseconds", rc->app->cfg->delivery_visibility_ms);
 	const char *params[] = {vis};
 	if (!pgpool_query(rc->app->pg,
-			  "UPDATE notifications SET state = 'scheduled', claimed_at = NULL "
-			  "WHERE state = 'sending' AND claimed_at < now() - $1::interval "
-			  "RETURNING id, (extract(epoch FROM due_at) * 1000)::bigint",
+			  "WITH s AS (UPDATE notifications SET state = 'scheduled', claimed_at = NULL "
+			  "  WHERE state = 'sending' AND claimed_at < now() - $1::interval "
+			  "  RETURNING id, due_at, message_id) "
+			  "SELECT s.id, (extract(epoch FROM s.due_at) * 1000)::bigint,"
+			  " coalesce(m.agency_id, 0) FROM s LEFT JOIN messages m ON m.id = s.message_id",
 			  1, params, on_stale, rc))
 		arm(rc);
 }

@@ -50,7 +50,7 @@ def test_posted_message_arrives_as_mail_with_proper_headers(daemon, tokens, mail
     assert mail["Auto-Submitted"] == "auto-generated"
 
     [(notif_id,)] = daemon.services.psql(
-        "SELECT n.id FROM notifications n WHERE n.message_id = %s", (bericht_id,))
+        "SELECT n.id FROM notifications n WHERE n.message_id = %s AND kind = 'new'", (bericht_id,))
     assert mail["Message-ID"] == "<notificatie.%d@berichtenbox.example>" % notif_id
     assert mail.mail_from == "bounce+%d@berichtenbox.example" % notif_id
 
