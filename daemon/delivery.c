@@ -110,6 +110,7 @@ struct group {
 	int first, count;          /* indexes into the claimed array */
 	struct smtp_mail mail;
 	char envfrom[ADDR_MAX];
+	char envid[32];
 };
 
 static int64_t mono_ms(void)
@@ -662,7 +663,9 @@ static void process_batch(struct worker *w, const struct queue_item *items, int 
 		}
 		snprintf(groups[g].envfrom, sizeof(groups[g].envfrom), "bounce+%" PRId64 "@%s",
 			 c->id, cfg->smtp_bounce_domain);
+		snprintf(groups[g].envid, sizeof(groups[g].envid), "berichtd-%" PRId64, c->id);
 		mails[nm].envelope_from = groups[g].envfrom;
+		mails[nm].envid = groups[g].envid;
 		mails[nm].rcpt = c->rcpt;
 		mails[nm].text = text;
 		gidx[nm++] = g;

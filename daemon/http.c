@@ -21,6 +21,7 @@
 
 #include "accounts.h"
 #include "auth.h"
+#include "bounce.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "health.h"
@@ -44,6 +45,7 @@ static const struct http_route *const route_tables[] = {
 	ops_routes,
 	ingest_routes,
 	accounts_routes,
+	bounce_routes,
 };
 
 #define NTABLES (sizeof(route_tables) / sizeof(route_tables[0]))

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bounce.h"
 #include "cli.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -29,6 +30,7 @@ static void usage(FILE *out)
 	      "  config-example print the documented example config\n"
 	      "  token create   create an API token (printed once)\n"
 	      "  berichttype add|list  register an agency's message types\n"
+	      "  bounce         read a delivery status notification from stdin\n"
 	      "  version        print the version\n"
 	      "\n"
 	      "`berichtd COMMAND --help` describes each command.\n"
@@ -66,6 +68,12 @@ static const char *const help_type =
 	"Registers a message type (1-8 of A-Z a-z 0-9 _ -) for an agency; messages of\n"
 	"unregistered types are refused. --herinnering overrides the reminder interval\n"
 	"for this type (e.g. 14d). The running daemon picks changes up at once.\n";
+
+static const char *const help_bounce =
+	"usage: berichtd bounce [-c FILE] < message\n"
+	"Reads a delivery status notification (RFC 3464) routed back to the VERP\n"
+	"address bounce+<id>@<bounce_domain>, e.g. from an MTA pipe. A hard bounce\n"
+	"marks the address; delayed and temporary reports are ignored.\n";
 
 struct opts {
 	const char *config;
@@ -150,6 +158,8 @@ int main(int argc, char **argv)
 		sub_action = argv[2];
 		skip = strcmp(argv[2], "--help") == 0 ? 2 : 3;
 		help = help_type;
+	} else if (strcmp(cmd, "bounce") == 0) {
+		help = help_bounce;
 	} else if (strcmp(cmd, "migrate") == 0) {
 		help = help_migrate;
 	} else if (strcmp(cmd, "check-config") == 0) {
@@ -195,6 +205,8 @@ int main(int argc, char **argv)
 		rc = migrate_run(&cfg, o.dir ? o.dir : migrate_default_dir());
 	} else if (strcmp(cmd, "token") == 0) {
 		rc = cli_token_create(&cfg, o.role, o.oin, o.name);
+	} else if (strcmp(cmd, "bounce") == 0) {
+		rc = bounce_cli(&cfg, stdin);
 	} else if (strcmp(cmd, "berichttype") == 0) {
 		rc = strcmp(sub_action, "add") == 0
 			     ? cli_berichttype_add(&cfg, o.oin, o.code, o.herinnering)

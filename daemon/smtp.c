@@ -59,7 +59,8 @@ void smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, si
 		msgs[i] = smtp_add_message(session);
 		if (!msgs[i] || !smtp_set_reverse_path(msgs[i], mails[i].envelope_from) ||
 		    !(rcpts[i] = smtp_add_recipient(msgs[i], mails[i].rcpt)) ||
-		    !smtp_set_message_str(msgs[i], (void *)mails[i].text)) {
+		    !smtp_set_message_str(msgs[i], (void *)mails[i].text) ||
+		    (mails[i].envid && !smtp_dsn_set_envid(msgs[i], mails[i].envid))) {
 			fail_all(mails, n, "cannot build SMTP session");
 			goto out;
 		}

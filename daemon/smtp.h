@@ -20,6 +20,7 @@ enum smtp_result {
 
 struct smtp_mail {
 	const char *envelope_from;  /* VERP address */
+	const char *envid;          /* DSN ENVID, returned in a DSN if the relay supports it */
 	const char *rcpt;
 	const char *text;           /* full RFC 5322 message, CRLF line ends */
 	/* out */

@@ -1,0 +1,404 @@
+"""The notification engine against real PostgreSQL, Redis and SMTP: digest,
+quiet hours, reminders, fairness, a lost Redis, a killed daemon, two
+daemons, a dead relay, bounces. Short durations in the configs; every wait
+is a poll with a timeout, never a fixed sleep standing in for an assertion."""
+import datetime
+import email.policy
+import re
+import secrets
+import threading
+import time
+import zoneinfo
+from collections import Counter
+from email.parser import BytesParser
+
+import pytest
+
+from harness import make_agency, make_citizen
+
+DOMAIN = "berichtenbox.example"
+
+
+def wait_until(pred, timeout=30, interval=0.1, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def assert_valid_mail(m):
+    """Re-parses the raw bytes strictly and checks the headers every mail has."""
+    parsed = BytesParser(policy=email.policy.strict).parsebytes(m.raw)
+    for h in ("Date", "From", "To", "Subject", "Message-ID", "MIME-Version"):
+        assert parsed[h], h
+    assert re.fullmatch(r"<notificatie\.\d+@%s>" % re.escape(DOMAIN), parsed["Message-ID"])
+    assert parsed["Auto-Submitted"] == "auto-generated"
+    assert parsed.get_content_type() == "text/plain"
+    assert parsed["Content-Transfer-Encoding"] == "quoted-printable"
+    for line in m.raw.split(b"\r\n"):
+        assert len(line) <= 998
+    body_lines = m.raw.split(b"\r\n\r\n", 1)[1].split(b"\r\n")
+    assert all(len(line) <= 76 for line in body_lines)
+    parsed.get_content()  # decodes without error
+    return parsed
+
+
+def post(daemon, token, bsn, ref, typ="T1", **extra):
+    r = daemon.request("POST", "/v1/berichten", token=token,
+                       json=dict({"bsn": bsn, "berichttype": typ, "referentie": ref}, **extra))
+    assert r.status == 201, r.text
+    return r.json()["berichtId"]
+
+
+def bulk_scheduled(services, agency_id, n, tag):
+    """n accounts with an address, one message each and a due 'new'
+    notification, written straight into PostgreSQL (what an ingest would
+    have committed just before Redis lost it). Returns the addresses."""
+    services.psql(
+        "WITH a AS ("
+        "  INSERT INTO accounts (id, bsn_hash, email)"
+        "  SELECT gen_random_uuid(), %(tag)s || '-' || g, %(tag)s || '-' || g || '@bulk.example'"
+        "  FROM generate_series(1, %(n)s) g RETURNING id"
+        "), m AS ("
+        "  INSERT INTO messages (id, agency_id, account_id, berichttype, referentie,"
+        "    content_hash, publicatie_tijdstip)"
+        "  SELECT gen_random_uuid(), %(agency)s, a.id, 'T1', %(tag)s || '-' || a.id, 'x', now()"
+        "  FROM a RETURNING id, account_id"
+        ") INSERT INTO notifications (message_id, account_id, due_at)"
+        "  SELECT id, account_id, now() FROM m", {"tag": tag, "n": n, "agency": agency_id})
+    return {"%s-%d@bulk.example" % (tag, g) for g in range(1, n + 1)}
+
+
+def agency_id(services, oin):
+    return services.psql("SELECT id FROM agencies WHERE oin = %s", (oin,))[0][0]
+
+
+def mails_to(mailbox, addresses):
+    return [m for m in mailbox.messages() if set(m.rcpt_tos) & addresses]
+
+
+# --------------------------------------------------------------------- digest
+
+def test_five_messages_from_three_agencies_in_the_window_make_one_mail(
+        make_daemon, mailbox, new_bsn):
+    d = make_daemon("digest", **{"notify.digest_window": "3s"})
+    agencies = [make_agency(d, name="Afzender %s %s" % (c, secrets.token_hex(2))) for c in "ABC"]
+    portal = d.token("portal")
+    bsn, addr = new_bsn(), "digest-%s@example.nl" % secrets.token_hex(4)
+    make_citizen(d, portal, bsn, addr)
+    mailbox.clear()
+    for i, a in enumerate([agencies[0], agencies[0], agencies[1], agencies[2], agencies[2]]):
+        post(d, a["token"], bsn, "dig-%d-%s" % (i, secrets.token_hex(3)))
+
+    [mail] = mailbox.wait_for(1, predicate=lambda m: addr in m.rcpt_tos)
+    parsed = assert_valid_mail(mail)
+    body = parsed.get_content()
+    for a in agencies:
+        assert body.count(a["name"]) == 1, body
+    assert "5" in parsed["Subject"]
+    # every notification of the five is settled, so no second mail can follow
+    states = d.services.psql(
+        "SELECT n.state, count(*) FROM notifications n JOIN accounts a ON a.id = n.account_id "
+        "WHERE a.email = %s AND n.kind = 'new' GROUP BY 1", (addr,))
+    assert states == [("sent", 5)]
+    assert len(mailbox.messages(lambda m: addr in m.rcpt_tos)) == 1
+
+
+# ---------------------------------------------------------------- quiet hours
+
+def test_message_in_quiet_hours_is_mailed_when_they_end(make_daemon, mailbox, new_bsn):
+    tz = zoneinfo.ZoneInfo("Europe/Amsterdam")
+    now = datetime.datetime.now(tz)
+    if now.second > 45:  # leave time to post inside the window
+        time.sleep(61 - now.second)
+        now = datetime.datetime.now(tz)
+    start = now.replace(second=0, microsecond=0)
+    end = start + datetime.timedelta(minutes=1)
+    window = "%s-%s" % (start.strftime("%H:%M"), end.strftime("%H:%M"))
+    d = make_daemon("quiet", **{"notify.quiet_hours": window})
+    a = make_agency(d)
+    portal = d.token("portal")
+    bsn, addr = new_bsn(), "quiet-%s@example.nl" % secrets.token_hex(4)
+    make_citizen(d, portal, bsn, addr)  # a verification mail may pass quiet hours
+    post(d, a["token"], bsn, "quiet-1")
+    [mail] = mailbox.wait_for(1, timeout=120, predicate=lambda m: addr in m.rcpt_tos
+                              and "Berichtenbox" in m["Subject"] and "code" not in m["Subject"])
+    assert mail.envelope["received_at"] >= end.timestamp() - 0.001
+    assert_valid_mail(mail)
+
+
+# ------------------------------------------------------------------ reminders
+
+def reminder_daemon(make_daemon, name, repeat="2s"):
+    return make_daemon(name, **{"notify.repeat_after": repeat, "notify.max_repeats": "1"})
+
+
+def is_reminder(m):
+    return "Herinnering" in m["Subject"]
+
+
+def test_unopened_message_gets_exactly_one_reminder(make_daemon, mailbox, new_bsn):
+    d = reminder_daemon(make_daemon, "repeat")
+    a = make_agency(d)
+    bsn, addr = new_bsn(), "repeat-%s@example.nl" % secrets.token_hex(4)
+    make_citizen(d, d.token("portal"), bsn, addr)
+    mid = post(d, a["token"], bsn, "rep-1")
+    [rem] = mailbox.wait_for(1, predicate=lambda m: addr in m.rcpt_tos and is_reminder(m))
+    assert a["name"] in assert_valid_mail(rem).get_content()
+    wait_until(lambda: d.services.psql(
+        "SELECT count(*) FROM notifications WHERE message_id = %s AND kind = 'repeat' "
+        "AND state = 'sent'", (mid,))[0][0] == 1, what="reminder recorded as sent")
+    # max_repeats = 1: nothing else is scheduled for this message
+    assert d.services.psql("SELECT count(*) FROM notifications WHERE message_id = %s AND "
+                           "state = 'scheduled'", (mid,))[0][0] == 0
+    assert len([m for m in mailbox.messages() if addr in m.rcpt_tos and is_reminder(m)]) == 1
+
+
+@pytest.mark.parametrize("how", ["opened", "deleted"])
+def test_opened_or_deleted_message_gets_no_reminder(make_daemon, mailbox, new_bsn, how):
+    d = reminder_daemon(make_daemon, "norepeat-" + how, repeat="3s")
+    a = make_agency(d)
+    bsn, addr = new_bsn(), "norep-%s@example.nl" % secrets.token_hex(4)
+    make_citizen(d, d.token("portal"), bsn, addr)
+    mid = post(d, a["token"], bsn, "norep-1")
+    mailbox.wait_for(1, predicate=lambda m: addr in m.rcpt_tos and not is_reminder(m))
+    column = "opened_at" if how == "opened" else "deleted_at"
+    d.services.psql("UPDATE messages SET %s = now() WHERE id = %%s" % column, (mid,))
+    wait_until(lambda: d.services.psql(
+        "SELECT state FROM notifications WHERE message_id = %s AND kind = 'repeat'",
+        (mid,)) == [("cancelled",)], what="reminder cancelled", timeout=20)
+    assert not [m for m in mailbox.messages() if addr in m.rcpt_tos and is_reminder(m)]
+
+
+# ------------------------------------------------------------------- fairness
+
+def test_bulk_of_one_agency_does_not_starve_another(make_daemon, services, mailbox, new_bsn):
+    d = make_daemon("fair", **{"delivery.workers": "0"})
+    bulk = make_agency(d)
+    single = make_agency(d)
+    bulk_addrs = bulk_scheduled(services, agency_id(services, bulk["oin"]), 3000,
+                                "fair" + secrets.token_hex(2))
+    bsn, addr = new_bsn(), "fair-%s@example.nl" % secrets.token_hex(4)
+    make_citizen(d, d.token("portal"), bsn, addr)
+    d.stop()
+    # the bulk is due first; the single message comes after all of it
+    post_d = make_daemon("fair-post", group=d.group, **{"delivery.workers": "0",
+                                                        "delivery.reconcile_interval": "100ms"})
+    wait_until(lambda: services.redis("ZCARD", "berichtd:%s:due:%s" % (
+        d.group, agency_id(services, bulk["oin"]))) == "3000", what="bulk in Redis")
+    post(post_d, single["token"], bsn, "fair-1")
+    post_d.stop()
+    mailbox.clear()
+    make_daemon("fair-send", group=d.group, **{"delivery.workers": "1", "delivery.batch": "20"})
+    [m] = mailbox.wait_for(1, timeout=60, predicate=lambda m: addr in m.rcpt_tos)
+    before = len([x for x in mailbox.messages() if set(x.rcpt_tos) & bulk_addrs
+                  and x.envelope["received_at"] < m.envelope["received_at"]])
+    # round robin over lanes: within the first couple of batches, not after 3,000
+    assert before <= 60, before
+
+
+# ---------------------------------------------------------- losing Redis state
+
+def test_flushall_with_1000_scheduled_loses_nothing_and_sends_each_once(
+        make_daemon, services, mailbox):
+    d = make_daemon("flush1000", **{"delivery.workers": "0"})
+    a = make_agency(d)
+    addrs = bulk_scheduled(services, agency_id(services, a["oin"]), 1000,
+                           "fl" + secrets.token_hex(3))
+    wait_until(lambda: services.redis("ZCARD", "berichtd:%s:due:%s" % (
+        d.group, agency_id(services, a["oin"]))) == "1000", what="scheduled in Redis",
+        timeout=60)
+    services.redis("FLUSHALL")
+    d.stop()
+    make_daemon("flush1000-send", group=d.group,
+                **{"delivery.reconcile_interval": "200ms", "delivery.workers": "4"})
+    wait_until(lambda: len(mails_to(mailbox, addrs)) >= 1000, timeout=120,
+               what="1000 mails")
+    got = mails_to(mailbox, addrs)
+    assert Counter(r for m in got for r in m.rcpt_tos if r in addrs) == Counter(addrs)
+    assert len({m["Message-ID"] for m in got}) == 1000
+    for m in got[:20]:
+        assert_valid_mail(m)
+
+
+# ------------------------------------------------------------ crash, kill -9
+
+def test_kill9_while_delivering_5000_loses_nothing_and_duplicates_only_in_crash_window(
+        make_daemon, services, mailbox):
+    d = make_daemon("crash", **{"delivery.workers": "2", "delivery.visibility_timeout": "2s",
+                                "delivery.reconcile_interval": "500ms"})
+    a = make_agency(d)
+    addrs = bulk_scheduled(services, agency_id(services, a["oin"]), 5000,
+                           "kl" + secrets.token_hex(3))
+    wait_until(lambda: len(mails_to(mailbox, addrs)) >= 800, timeout=120, what="first mails")
+    d.kill9()
+    d.start()
+    wait_until(lambda: len({r for m in mails_to(mailbox, addrs) for r in m.rcpt_tos}) >= 5000,
+               timeout=240, what="all 5000 addresses")
+    got = mails_to(mailbox, addrs)
+    per_rcpt = {}
+    for m in got:
+        per_rcpt.setdefault(m.rcpt_tos[0], []).append(m["Message-ID"])
+    assert set(per_rcpt) == addrs
+    dups = {r: ids for r, ids in per_rcpt.items() if len(ids) > 1}
+    crash_ids = set()
+    for line in d.log_text().splitlines():
+        if "crash window ids:" in line:
+            crash_ids.update(int(x) for x in line.rsplit(":", 1)[1].split(","))
+    for r, ids in dups.items():
+        assert len(set(ids)) == 1, "a resend must carry the same Message-ID"
+        nid = int(re.search(r"notificatie\.(\d+)@", ids[0]).group(1))
+        assert nid in crash_ids, "duplicate %d not in the logged crash window" % nid
+    states = services.psql(
+        "SELECT n.state, count(*) FROM notifications n JOIN messages m ON m.id = n.message_id "
+        "WHERE m.agency_id = %s AND n.kind = 'new' GROUP BY 1",
+        (agency_id(services, a["oin"]),))
+    assert states == [("sent", 5000)]
+
+
+# ----------------------------------------------------------- two daemons
+
+def test_two_instances_deliver_5000_each_exactly_once(make_daemon, services, mailbox):
+    d1 = make_daemon("twin1", **{"delivery.workers": "2", "delivery.reconcile_interval": "500ms"})
+    d2 = make_daemon("twin2", group=d1.group,
+                     **{"delivery.workers": "2", "delivery.reconcile_interval": "500ms"})
+    a = make_agency(d1)
+    addrs = bulk_scheduled(services, agency_id(services, a["oin"]), 5000,
+                           "tw" + secrets.token_hex(3))
+    wait_until(lambda: len(mails_to(mailbox, addrs)) >= 5000, timeout=240, what="5000 mails")
+    time.sleep(1)  # let a hypothetical double send surface before counting
+    got = mails_to(mailbox, addrs)
+    assert len(got) == 5000
+    assert Counter(m.rcpt_tos[0] for m in got) == Counter(addrs)
+    assert len({m["Message-ID"] for m in got}) == 5000
+    assert "delivery" in d2.log_text()
+
+
+# ------------------------------------------------------------- relay outage
+
+def metric(daemon, name):
+    text = daemon.request("GET", "/metrics").text
+    m = re.search(r"^%s (\d+)" % re.escape(name), text, re.M)
+    return int(m.group(1)) if m else None
+
+
+def test_smtp_down_for_30s_then_all_mails_arrive_and_retries_show(
+        make_daemon, services, mailbox, new_bsn):
+    d = make_daemon("outage", **{"delivery.retry_base": "1s", "delivery.retry_max": "4s"})
+    a = make_agency(d)
+    portal = d.token("portal")
+    people = [(new_bsn(), "outage-%d-%s@example.nl" % (i, secrets.token_hex(3)))
+              for i in range(20)]
+    for bsn, addr in people:
+        make_citizen(d, portal, bsn, addr)
+    services.smtp_stop()
+    try:
+        for i, (bsn, _) in enumerate(people):
+            post(d, a["token"], bsn, "out-%d" % i)
+        time.sleep(30)
+        assert metric(d, "berichtd_notifications_retried_total") > 0
+    finally:
+        services.smtp_start()
+    addrs = {addr for _, addr in people}
+    wait_until(lambda: len(mails_to(mailbox, addrs)) >= 20, timeout=60, what="20 mails")
+    assert Counter(m.rcpt_tos[0] for m in mails_to(mailbox, addrs)) == Counter(addrs)
+
+
+# ------------------------------------------------------------------ bounces
+
+def test_550_at_smtp_time_marks_the_address_bounced(make_daemon, services, mailbox, new_bsn):
+    d = make_daemon("bounce550")
+    a = make_agency(d)
+    bsn, addr = new_bsn(), "hardbounce-%s@example.nl" % secrets.token_hex(4)
+    account = make_citizen(d, d.token("portal"), bsn, addr)
+    mid = post(d, a["token"], bsn, "b550")
+    wait_until(lambda: services.psql(
+        "SELECT state FROM notifications WHERE message_id = %s AND kind = 'new'", (mid,))
+        == [("bounced",)], what="bounced")
+    assert services.psql("SELECT email_bounced_at IS NOT NULL FROM accounts WHERE id = %s",
+                         (account,)) == [(True,)]
+    assert metric(d, "berichtd_notifications_bounced_total") >= 1
+
+
+DSN_TEMPLATE = (
+    "Return-Path: <>\r\nTo: bounce+{nid}@berichtenbox.example\r\n"
+    "From: MAILER-DAEMON@relay.example\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\r\n"
+    "--b1\r\nContent-Type: text/plain\r\n\r\nCould not deliver.\r\n\r\n"
+    "--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; relay.example\r\n"
+    "\r\nFinal-Recipient: rfc822; {addr}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+    "--b1\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+    "Message-ID: <notificatie.{nid}@berichtenbox.example>\r\n\r\n--b1--\r\n")
+
+
+@pytest.mark.parametrize("via", ["http", "cli"])
+def test_dsn_marks_the_address_bounced(make_daemon, services, mailbox, new_bsn, via):
+    d = make_daemon("dsn-" + via)
+    a = make_agency(d)
+    bsn, addr = new_bsn(), "dsn-%s@example.nl" % secrets.token_hex(4)
+    account = make_citizen(d, d.token("portal"), bsn, addr)
+    mid = post(d, a["token"], bsn, "dsn-1")
+    [mail] = mailbox.wait_for(1, predicate=lambda m: addr in m.rcpt_tos
+                              and "Berichtenbox" in m["Subject"] and "code" not in m["Subject"])
+    nid = int(re.search(r"notificatie\.(\d+)@", mail["Message-ID"]).group(1))
+    assert mail.mail_from == "bounce+%d@berichtenbox.example" % nid
+    dsn = DSN_TEMPLATE.format(nid=nid, addr=addr)
+    if via == "http":
+        relay = d.token("relay")
+        r = d.request("POST", "/v1/bounces", token=relay, body=dsn.encode(),
+                      headers={"Content-Type": "message/rfc822"})
+        assert r.status == 202, r.text
+        assert r.json()["status"] == "verwerkt"
+        agency_try = d.request("POST", "/v1/bounces", token=a["token"], body=dsn.encode(),
+                               headers={"Content-Type": "message/rfc822"})
+        assert agency_try.status == 403
+    else:
+        out = d.cli("bounce", input=dsn)
+        assert out.returncode == 0, out.stderr
+    assert services.psql("SELECT state FROM notifications WHERE id = %s", (nid,)) == [("bounced",)]
+    assert services.psql("SELECT email_bounced_at IS NOT NULL FROM accounts WHERE id = %s",
+                         (account,)) == [(True,)]
+    # mail stops: the next message to this account is not mailed
+    mid2 = post(d, a["token"], bsn, "dsn-2")
+    wait_until(lambda: services.psql(
+        "SELECT state FROM notifications WHERE message_id = %s AND kind = 'new'", (mid2,))
+        == [("cancelled",)], what="next notification cancelled")
+
+
+def test_bounce_endpoint_refuses_what_is_not_a_dsn(daemon):
+    relay = daemon.token("relay")
+    r = daemon.request("POST", "/v1/bounces", token=relay, body=b"Subject: hi\r\n\r\nhello\r\n",
+                       headers={"Content-Type": "message/rfc822"})
+    assert r.status == 400
+    assert r.headers["Content-Type"].startswith("application/problem+json")
+
+
+# ----------------------------------------------------------- header injection
+
+def test_crlf_in_an_agency_name_cannot_inject_a_header(make_daemon, services, mailbox, new_bsn):
+    d = make_daemon("inject")
+    a = make_agency(d)
+    services.psql("UPDATE agencies SET name = %s WHERE oin = %s",
+                  ("Gemeente X\r\nBcc: evil@attacker.example\r\nSubject: pwned", a["oin"]))
+    bsn, addr = new_bsn(), "inject-%s@example.nl" % secrets.token_hex(4)
+    make_citizen(d, d.token("portal"), bsn, addr)
+    post(d, a["token"], bsn, "inj-1")
+    [mail] = mailbox.wait_for(1, predicate=lambda m: addr in m.rcpt_tos
+                              and "code" not in m["Subject"])
+    parsed = assert_valid_mail(mail)
+    assert mail.rcpt_tos == [addr]
+    assert parsed["Bcc"] is None
+    assert "pwned" not in parsed["Subject"]
+    assert parsed.get_all("Subject") == [parsed["Subject"]]
+    assert b"\r\nBcc:" not in mail.raw.split(b"\r\n\r\n", 1)[0]
+
+
+def test_metrics_expose_the_engine_counters(daemon):
+    text = daemon.request("GET", "/metrics").text
+    for name in ("scheduled", "sent", "retried", "failed", "bounced", "cancelled"):
+        assert "berichtd_notifications_%s_total" % name in text
+    assert "berichtd_notification_lag_seconds_bucket" in text
