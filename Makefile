@@ -46,7 +46,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
             python3-psycopg2 curl
 
-.PHONY: all deps test unit integration run clean lint fmt check-example
+.PHONY: all deps test unit integration run clean lint fmt check-example bench bench-delivery
 
 all: $(BIN)
 
@@ -101,6 +101,13 @@ test: deps
 
 run: deps all
 	tests/harness/demo.sh
+
+# Benchmarks are not part of `make test`: they print figures as ratios to
+# limits measured in the same run (smtp-source, BullMQ); no assertions.
+bench: bench-delivery
+
+bench-delivery: deps all
+	$(PYTHON) tests/bench/bench_delivery.py
 
 lint:
 	clang-tidy --quiet $(COMMON_SRC) $(DAEMON_SRC) -- $(CPPFLAGS) $(PKG_CFLAGS) -std=c11

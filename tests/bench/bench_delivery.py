@@ -1,0 +1,178 @@
+#!/usr/bin/python3
+"""`make bench-delivery`: mails per second from the Redis schedule into an
+SMTP sink, end to end (Redis take, PostgreSQL claim and result, libesmtp),
+next to two limits measured in the same run on the same machine:
+
+  - Postfix's smtp-source with 10 sessions reusing connections into the
+    same smtp-sink (the raw SMTP ceiling of this box), and
+  - BullMQ processing delayed no-op jobs on the same Redis (the usual
+    Node.js queue, with no database and no SMTP at all).
+
+Then the due-to-sent lag at a steady rate below that throughput.
+Everything runs on loopback; the sink is Postfix's smtp-sink, never a
+system MTA."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+import harness  # noqa: E402
+
+N_MAILS = int(os.environ.get("BENCH_MAILS", "40000"))
+N_SOURCE = int(os.environ.get("BENCH_SOURCE", "100000"))
+N_BULL = int(os.environ.get("BENCH_BULL", "100000"))
+WORKERS = os.environ.get("BENCH_WORKERS", "4")
+BATCH = os.environ.get("BENCH_BATCH", "100")
+MSG_BYTES = 1500  # about the size of one notification mail
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_smtp_sink(port):
+    return subprocess.Popen(["/usr/sbin/smtp-sink", "-u", "nobody", "127.0.0.1:%d" % port,
+                             "1024"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_port(port, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("port %d did not open" % port)
+
+
+def smtp_source_rate(port):
+    t0 = time.monotonic()
+    subprocess.run(["/usr/sbin/smtp-source", "-d", "-s", "10", "-m", str(N_SOURCE), "-l",
+                    str(MSG_BYTES), "-f", "bench@example.nl", "-t", "sink@example.nl",
+                    "127.0.0.1:%d" % port], check=True)
+    return N_SOURCE / (time.monotonic() - t0)
+
+
+def bullmq_rate(redis_port, node_dir):
+    if not (node_dir / "node_modules" / "bullmq").exists():
+        node_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--prefix", str(node_dir), "--no-audit", "--no-fund",
+                        "--silent", "bullmq"], check=True)
+    script = node_dir / "bullmq_bench.mjs"
+    shutil.copy(REPO / "tests" / "bench" / "bullmq_bench.mjs", script)
+    out = subprocess.run(["node", str(script), str(redis_port), str(N_BULL), "50"],
+                         check=True, capture_output=True, text=True, cwd=node_dir)
+    return json.loads(out.stdout.strip().splitlines()[-1])["rate"]
+
+
+def schedule(services, daemon, agency, n, tag, spread_s=0.0):
+    """Rows as the ingest commits them, then the Redis schedule as the ingest
+    writes it (one ZADD per lane): due now, or spread evenly over spread_s."""
+    rows = services.psql(
+        "WITH a AS (INSERT INTO accounts (id, bsn_hash, email)"
+        "  SELECT gen_random_uuid(), %(t)s || g, %(t)s || g || '@bench.example'"
+        "  FROM generate_series(1, %(n)s) g RETURNING id),"
+        " m AS (INSERT INTO messages (id, agency_id, account_id, berichttype, referentie,"
+        "  content_hash, publicatie_tijdstip)"
+        "  SELECT gen_random_uuid(), %(ag)s, id, 'T1', %(t)s || id, 'x', now() FROM a"
+        "  RETURNING id, account_id),"
+        " o AS (SELECT id, account_id, row_number() OVER () AS k FROM m)"
+        " INSERT INTO notifications (message_id, account_id, due_at)"
+        " SELECT id, account_id, now() + (k - 1) * %(step)s * interval '1 second' FROM o"
+        " RETURNING id, (extract(epoch FROM due_at) * 1000)::bigint",
+        {"t": tag, "n": n, "ag": agency, "step": spread_s / max(n, 1)})
+    prefix = daemon.config["redis"]["key_prefix"]
+    cmds = ["SADD %slanes %d" % (prefix, agency)]
+    for i in range(0, len(rows), 1000):
+        chunk = rows[i:i + 1000]
+        cmds.append("ZADD %sdue:%d NX %s" % (prefix, agency,
+                                                " ".join("%d %d" % (d, nid) for nid, d in chunk)))
+    subprocess.run(["redis-cli", "-p", str(services.redis_port)], input="\n".join(cmds) + "\n",
+                   text=True, check=True, stdout=subprocess.DEVNULL)
+    return len(rows)
+
+
+def sent_count(services, tag):
+    return services.psql("SELECT count(*) FROM notifications n JOIN accounts a ON "
+                         "a.id = n.account_id WHERE a.bsn_hash LIKE %s AND n.state = 'sent'",
+                         (tag + "%",))[0][0]
+
+
+def wait_sent(services, tag, n, timeout=600):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sent_count(services, tag) >= n:
+            return time.monotonic()
+        time.sleep(0.05)
+    raise RuntimeError("only %d of %d sent" % (sent_count(services, tag), n))
+
+
+def main():
+    run_dir = REPO / ".bench-run" / "delivery"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    services = harness.Services.start(run_dir)
+    sink_port = free_port()
+    sink = start_smtp_sink(sink_port)
+    daemon = None
+    try:
+        wait_port(sink_port)
+        source = smtp_source_rate(sink_port)
+        bull = bullmq_rate(services.redis_port, REPO / "build" / "bench-node")
+
+        daemon = harness.Daemon(services, "bench", **{
+            "smtp.port": str(sink_port), "delivery.workers": WORKERS,
+            "delivery.batch": BATCH, "delivery.reconcile_interval": "1h",
+            "delivery.poll_interval": "5ms", "notify.repeat_after": "30d",
+            "log.level": "info"})
+        agency = harness.make_agency(daemon, types=())
+        ag = services.psql("SELECT id FROM agencies WHERE oin = %s", (agency["oin"],))[0][0]
+
+        # throughput: a backlog of N due now, from daemon start to the last row 'sent'
+        n = schedule(services, daemon, ag, N_MAILS, "tp")
+        t0 = time.monotonic()
+        daemon.start()
+        t1 = wait_sent(services, "tp", n)
+        rate = n / (t1 - t0)
+
+        # lag: a steady stream at 70% of that throughput for 10 s
+        steady = int(rate * 0.7 * 10)
+        schedule(services, daemon, ag, steady, "lag", spread_s=10.0)
+        wait_sent(services, "lag", steady)
+        p50, p99 = services.psql(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s),"
+            " percentile_cont(0.99) WITHIN GROUP (ORDER BY s) FROM ("
+            " SELECT extract(epoch FROM n.sent_at - n.due_at) AS s FROM notifications n"
+            " JOIN accounts a ON a.id = n.account_id WHERE a.bsn_hash LIKE 'lag%%') x")[0]
+        rss = int(Path("/proc/%d/status" % daemon.pid).read_text()
+                  .split("VmRSS:")[1].split()[0])
+    finally:
+        if daemon and daemon.running():
+            daemon.stop()
+        sink.terminate()
+        sink.wait()
+        services.stop()
+
+    print()
+    print("delivery bench (%d mails, %s workers x batch %s, %d cores, one box)"
+          % (N_MAILS, WORKERS, BATCH, os.cpu_count()))
+    print("%-52s %12s %10s" % ("what", "per second", "ratio"))
+    print("%-52s %12.0f %10s" % ("smtp-source, 10 sessions, into smtp-sink (limit)", source, "1.00"))
+    print("%-52s %12.0f %10.2f" % ("berichtd: Redis -> PostgreSQL claim -> SMTP -> record",
+                                   rate, rate / source))
+    print("%-52s %12.0f %10.2f" % ("BullMQ, delayed no-op jobs, same Redis", bull, bull / source))
+    print("berichtd / BullMQ: %.2f" % (rate / bull))
+    print("due-to-sent lag at %.0f mails/s: p50 %.3f s, p99 %.3f s" % (steady / 10.0, p50, p99))
+    print("daemon RSS at the end: %.1f MiB" % (rss / 1024.0))
+
+
+if __name__ == "__main__":
+    main()
