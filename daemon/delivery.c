@@ -28,6 +28,9 @@
 #include "smtp.h"
 
 #define TEMPLATE_NEW "nieuw-bericht.nl.txt"
+#define TEMPLATE_VERIFY_NL "verificatie.nl.txt"
+#define TEMPLATE_VERIFY_EN "verificatie.en.txt"
+#define VERIFY_CODE_MAX 16
 #define PATH_MAX_LEN 1024
 #define ADDR_MAX 320
 #define ID_LIST_MAX 16
@@ -40,6 +43,8 @@
 struct delivery {
 	struct app *app;
 	struct template tmpl_new;
+	struct template tmpl_verify_nl; /* kind 'verify' (portal, issue 5) */
+	struct template tmpl_verify_en;
 	char from_name[ADDR_MAX];
 	char from_addr[ADDR_MAX];
 	pthread_t *threads;
@@ -66,6 +71,9 @@ struct claimed {
 	char agency[256];
 	int attempts;
 	int64_t created_ms;
+	bool verify;                 /* kind 'verify': code to recipient, no message */
+	char code[VERIFY_CODE_MAX];
+	bool english;
 };
 
 static int64_t mono_ms(void)
@@ -189,7 +197,7 @@ static PGresult *exec(struct worker *w, const char *sql, int n, const char *cons
 
 static const char CLAIM_SQL[] =
 	"WITH cand AS ("
-	"  SELECT n.id, (a.active AND a.email IS NOT NULL) AS ok"
+	"  SELECT n.id, (a.active AND (a.email IS NOT NULL OR n.kind = 'verify')) AS ok"
 	"  FROM notifications n JOIN accounts a ON a.id = n.account_id"
 	"  WHERE n.id = ANY($1::bigint[]) AND n.state = 'scheduled'"
 	"    AND n.due_at <= now() + interval '1 second'"
@@ -201,12 +209,14 @@ static const char CLAIM_SQL[] =
 	"  UPDATE notifications n SET state = 'sending', claimed_at = now(),"
 	"    attempts = n.attempts + 1"
 	"  FROM cand WHERE n.id = cand.id AND cand.ok"
-	"  RETURNING n.id, n.message_id, n.account_id, n.attempts, n.created_at"
+	"  RETURNING n.id, n.message_id, n.account_id, n.attempts, n.created_at,"
+	"    n.kind, n.recipient, n.payload"
 	") "
-	"SELECT c.id, a.email, ag.name, c.attempts,"
-	"  (extract(epoch FROM c.created_at) * 1000)::bigint "
+	"SELECT c.id, coalesce(c.recipient, a.email), coalesce(ag.name, ''), c.attempts,"
+	"  (extract(epoch FROM c.created_at) * 1000)::bigint,"
+	"  c.kind = 'verify', coalesce(c.payload->>'code', ''), a.language = 'en' "
 	"FROM c JOIN accounts a ON a.id = c.account_id"
-	" JOIN messages m ON m.id = c.message_id JOIN agencies ag ON ag.id = m.agency_id";
+	" LEFT JOIN messages m ON m.id = c.message_id LEFT JOIN agencies ag ON ag.id = m.agency_id";
 
 static int claim(struct worker *w, const int64_t *ids, int n, struct claimed *out)
 {
@@ -223,14 +233,55 @@ static int claim(struct worker *w, const int64_t *ids, int n, struct claimed *ou
 		snprintf(out[i].agency, sizeof(out[i].agency), "%s", PQgetvalue(res, i, 2));
 		out[i].attempts = atoi(PQgetvalue(res, i, 3));
 		out[i].created_ms = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+		out[i].verify = PQgetvalue(res, i, 5)[0] == 't';
+		snprintf(out[i].code, sizeof(out[i].code), "%s", PQgetvalue(res, i, 6));
+		out[i].english = PQgetvalue(res, i, 7)[0] == 't';
 	}
 	PQclear(res);
 	return rows;
 }
 
+/*
+ * Renders a 'verify' mail: the 6-digit code for an address the citizen is
+ * verifying, in the account's language. Added by the portal (issue 5) as
+ * the minimal support its tests need; the notification engine may fold it
+ * into its own rendering.
+ */
+static char *render_verify(struct delivery *d, const struct claimed *c)
+{
+	const struct config *cfg = d->app->cfg;
+	const struct template *t = c->english ? &d->tmpl_verify_en : &d->tmpl_verify_nl;
+	const struct template_var vars[] = {{"code", c->code}};
+	char msgid[128];
+
+	if (!c->code[0])
+		return NULL;
+	char *subject = template_render(t->subject, vars, 1);
+	char *body = template_render(t->body, vars, 1);
+	snprintf(msgid, sizeof(msgid), "<notificatie.%" PRId64 "@%s>", c->id,
+		 cfg->smtp_bounce_domain);
+	struct mime_mail m = {
+		.from_name = d->from_name[0] ? d->from_name : NULL,
+		.from_addr = d->from_addr,
+		.to_addr = c->email,
+		.subject = subject,
+		.body = body,
+		.message_id = msgid,
+		.date_unix = timefmt_now_ms() / 1000,
+		.language = c->english ? "en" : "nl",
+	};
+	char *text = (subject && body) ? mime_build(&m, NULL) : NULL;
+	free(subject);
+	free(body);
+	return text;
+}
+
 /* Renders the mail for one claimed notification; NULL if it cannot be built. */
 static char *render(struct delivery *d, const struct claimed *c)
 {
+	if (c->verify)
+		return render_verify(d, c);
+
 	const struct config *cfg = d->app->cfg;
 	char msgid[128];
 	const struct template_var vars[] = {{"afzenders", c->agency}};
@@ -459,6 +510,16 @@ struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 		delivery_stop(d);
 		return NULL;
 	}
+	snprintf(path, sizeof(path), "%s/%s", cfg->templates_dir, TEMPLATE_VERIFY_NL);
+	if (!template_load(path, &d->tmpl_verify_nl, err, errlen)) {
+		delivery_stop(d);
+		return NULL;
+	}
+	snprintf(path, sizeof(path), "%s/%s", cfg->templates_dir, TEMPLATE_VERIFY_EN);
+	if (!template_load(path, &d->tmpl_verify_en, err, errlen)) {
+		delivery_stop(d);
+		return NULL;
+	}
 	if (!split_from(cfg->smtp_from, d->from_name, d->from_addr)) {
 		snprintf(err, errlen, "smtp.from is not \"Name <address>\" or an address");
 		delivery_stop(d);
@@ -499,6 +560,8 @@ void delivery_stop(struct delivery *d)
 		pthread_join(d->threads[i], NULL);
 	free(d->threads);
 	template_free(&d->tmpl_new);
+	template_free(&d->tmpl_verify_nl);
+	template_free(&d->tmpl_verify_en);
 	pthread_cond_destroy(&d->wake);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
