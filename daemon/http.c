@@ -20,11 +20,15 @@
 #include <string.h>
 
 #include "accounts.h"
+#include "box.h"
 #include "auth.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "health.h"
 #include "ingest.h"
+#include "prompts.h"
+#include "subscriptions.h"
+#include "verify.h"
 
 #define RETRY_AFTER_S "5"
 #define HOST_MAX 256
@@ -44,6 +48,7 @@ static const struct http_route *const route_tables[] = {
 	ops_routes,
 	ingest_routes,
 	accounts_routes,
+	verify_routes, prompts_routes, subscriptions_routes, box_routes, /* portal, issue 5 */
 };
 
 #define NTABLES (sizeof(route_tables) / sizeof(route_tables[0]))

@@ -28,6 +28,7 @@ static void usage(FILE *out)
 	      "  config-example print the documented example config\n"
 	      "  token create   create an API token (printed once)\n"
 	      "  berichttype add|list  register an agency's message types\n"
+	      "  agency set     mark an agency mandatory or optional for citizens\n"
 	      "  version        print the version\n"
 	      "\n"
 	      "`berichtd COMMAND --help` describes each command.\n"
@@ -66,6 +67,12 @@ static const char *const help_type =
 	"unregistered types are refused. --herinnering overrides the reminder interval\n"
 	"for this type (e.g. 14d). The running daemon picks changes up at once.\n";
 
+static const char *const help_agency =
+	"usage: berichtd agency set [-c FILE] --oin OIN [--mandatory yes|no] [--name NAME]\n"
+	"--mandatory yes: citizens cannot turn this agency off in the portal (its\n"
+	"messages always reach an active box); no: they can (the default for new\n"
+	"agencies). --name renames it. The agency must exist (token create makes it).\n";
+
 struct opts {
 	const char *config;
 	const char *dir;
@@ -74,6 +81,7 @@ struct opts {
 	const char *name;
 	const char *code;
 	const char *herinnering;
+	const char *mandatory;
 	bool help;
 };
 
@@ -85,6 +93,7 @@ static bool parse_opts(int argc, char **argv, struct opts *o)
 		{"role", required_argument, NULL, 'r'},   {"oin", required_argument, NULL, 'o'},
 		{"name", required_argument, NULL, 'n'},   {"help", no_argument, NULL, 'h'},
 		{"code", required_argument, NULL, 't'},   {"herinnering", required_argument, NULL, 'e'},
+		{"mandatory", required_argument, NULL, 'm'},
 		{NULL, 0, NULL, 0},
 	};
 	int ch;
@@ -99,6 +108,7 @@ static bool parse_opts(int argc, char **argv, struct opts *o)
 		case 'n': o->name = optarg; break;
 		case 't': o->code = optarg; break;
 		case 'e': o->herinnering = optarg; break;
+		case 'm': o->mandatory = optarg; break;
 		case 'h': o->help = true; break;
 		default: return false;
 		}
@@ -149,6 +159,13 @@ int main(int argc, char **argv)
 		sub_action = argv[2];
 		skip = strcmp(argv[2], "--help") == 0 ? 2 : 3;
 		help = help_type;
+	} else if (strcmp(cmd, "agency") == 0) {
+		if (argc < 3 || (strcmp(argv[2], "set") != 0 && strcmp(argv[2], "--help") != 0)) {
+			fputs(help_agency, stderr);
+			return 2;
+		}
+		skip = strcmp(argv[2], "set") == 0 ? 3 : 2;
+		help = help_agency;
 	} else if (strcmp(cmd, "migrate") == 0) {
 		help = help_migrate;
 	} else if (strcmp(cmd, "check-config") == 0) {
@@ -198,6 +215,8 @@ int main(int argc, char **argv)
 		rc = strcmp(sub_action, "add") == 0
 			     ? cli_berichttype_add(&cfg, o.oin, o.code, o.herinnering)
 			     : cli_berichttype_list(&cfg, o.oin);
+	} else if (strcmp(cmd, "agency") == 0) {
+		rc = cli_agency_set(&cfg, o.oin, o.mandatory, o.name);
 	} else {
 		enum log_level lvl = LOG_INFO;
 		log_level_parse(cfg.log_level, &lvl);
