@@ -23,6 +23,7 @@ struct auth;
 struct ingest;
 struct delivery;
 struct reconcile;
+struct janitor;
 
 /* Named counters behind /metrics; atomics because workers bump them too. */
 struct metrics {
@@ -46,6 +47,7 @@ struct app {
 	struct ingest *ingest;
 	struct delivery *delivery;
 	struct reconcile *reconcile;
+	struct janitor *janitor;
 	struct metrics metrics;
 	bool shutting_down;
 };

@@ -487,3 +487,125 @@ def test_agency_token_gets_403_on_every_portal_call(env, new_bsn):
     assert d.request("GET", "/v1/accounts/%s" % acc, token=portal).json()["actief"] is True
     assert_problem(d.request("POST", "/v1/berichten", token=portal,
                              json={"bsn": new_bsn(), "berichttype": "T1", "referentie": "x"}), 403)
+
+
+# ----------------------------------------------------------------- retention
+
+STATS_SQL = """
+SELECT count(*),
+       count(*) FILTER (WHERE opened_at <= publicatie_tijdstip + interval '21 days'),
+       count(*) FILTER (WHERE opened_at <= publicatie_tijdstip + interval '42 days')
+FROM messages m JOIN agencies a ON a.id = m.agency_id
+WHERE a.oin = %s AND publicatie_tijdstip > now() - interval '43 days'
+"""
+
+
+def test_janitor_purges_only_after_retention_and_statistics_window(make_daemon, new_bsn):
+    d = make_daemon("janitor", **{"retention.min_days": 1, "retention.interval": "200ms"})
+    portal = d.token("portal")
+    agency = make_agency(d)
+    accounts = {}
+    for name, days in (("long", 60), ("short", 1), ("default", None)):
+        bsn = new_bsn()
+        acc = make_citizen(d, portal, bsn)
+        if days:
+            r = d.request("PATCH", "/v1/accounts/%s" % acc, token=portal,
+                          json={"bewaartermijnDagen": days})
+            assert r.json()["bewaartermijnDagen"] == days
+        accounts[name] = (bsn, acc)
+    # name: (account, days since publication, deleted by the citizen, purged?)
+    plan = {
+        "L50": ("long", 50, False, False),     # statistics closed, retention not
+        "L61": ("long", 61, False, True),      # both passed
+        "S2": ("short", 2, False, False),      # retention passed, statistics open
+        "S42": ("short", 42, False, False),    # window closes at the end of day 42
+        "S44": ("short", 44, False, True),
+        "DEL50": ("long", 50, True, True),     # deleted: only the window counts
+        "DEL10": ("short", 10, True, False),
+        "DEF100": ("default", 100, False, False),  # default 365 days
+    }
+    ids = {}
+    for name, (who, _, _, _) in plan.items():
+        r = post_message(d, agency["token"], accounts[who][0], ref="ret-%s" % name)
+        assert r.status == 201
+        ids[name] = r.json()["berichtId"]
+    _add_reminder(d, ids["L61"], accounts["long"][1])
+    d.services.psql("UPDATE messages SET opened_at = now() - interval '1 day' WHERE id = %s",
+                    (ids["S2"],))
+    # one transaction, so the janitor sees all of it or nothing; the
+    # provisional figures are taken in the same snapshot
+    conn = d.services.pg_connect(autocommit=False)
+    try:
+        with conn.cursor() as cur:
+            for name, (_, days, deleted, _) in plan.items():
+                cur.execute("UPDATE messages SET publicatie_tijdstip = now() - %s * interval "
+                            "'1 day', deleted_at = CASE WHEN %s THEN now() END WHERE id = %s",
+                            (days, deleted, ids[name]))
+            cur.execute(STATS_SQL, (agency["oin"],))
+            before = cur.fetchall()
+        conn.commit()
+    finally:
+        conn.close()
+    assert before == [(3, 1, 1)]  # S2 (opened), S42, DEL10
+
+    def present():
+        rows = d.services.psql("SELECT id::text FROM messages WHERE id = ANY(%s::uuid[])",
+                               (list(ids.values()),))
+        return {r[0] for r in rows}
+
+    want_kept = {ids[n] for n, p in plan.items() if not p[3]}
+    poll(lambda: present() == want_kept)
+    assert d.services.psql("SELECT count(*) FROM notifications WHERE message_id = %s",
+                           (ids["L61"],))[0][0] == 0
+    # provisional (open-window) figures are untouched by the purge
+    assert d.services.psql(STATS_SQL, (agency["oin"],)) == before
+
+    # once its retention passes too, L50 goes
+    d.services.psql("UPDATE messages SET publicatie_tijdstip = now() - interval '61 days' "
+                    "WHERE id = %s", (ids["L50"],))
+    poll(lambda: ids["L50"] not in present())
+    assert present() == want_kept - {ids["L50"]}
+    assert "janitor:" in d.log_text()
+
+
+def test_retention_bounds_must_be_ordered(services, tmp_path):
+    from harness import BERICHTD, write_config
+    import subprocess
+    conf = tmp_path / "bad.conf"
+    write_config(conf, services, **{"retention.min_days": 400, "retention.default_days": 365})
+    p = subprocess.run([str(BERICHTD), "check-config", "-c", str(conf)], capture_output=True,
+                       text=True)
+    assert p.returncode == 1 and "min_days <= default_days <= max_days" in p.stderr
+
+
+# ---------------------------------------------------------------------- logs
+
+def test_no_bsn_or_address_in_the_log_after_a_full_scenario(make_daemon, new_bsn):
+    d = make_daemon("privacy")
+    portal = d.token("portal")
+    agency = make_agency(d)
+    bsns = [new_bsn() for _ in range(3)]
+    emails = [addr("privacy") for _ in range(3)]
+    acc = make_citizen(d, portal, bsns[0], emails[0])
+    d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"emailadres": emails[1]})
+    code = verification_code(wait_verification_mail(d, emails[1]))
+    url = "/v1/accounts/%s/emailverificaties/_bevestig" % acc
+    d.request("POST", url, token=portal, json={"code": "%06d" % ((int(code) + 1) % 1000000)})
+    assert d.request("POST", url, token=portal, json={"code": code}).status == 200
+    mid = post_message(d, agency["token"], bsns[0]).json()["berichtId"]
+    d.request("POST", "/v1/berichten/%s/openingen" % mid, token=portal)
+    d.request("DELETE", "/v1/berichten/%s" % mid, token=portal)
+    d.request("PUT", "/v1/accounts/%s/abonnementen/%s" % (acc, agency["oin"]), token=portal,
+              json={"actief": False})
+    post_message(d, agency["token"], bsns[0])
+    post_message(d, agency["token"], bsns[1])            # no box: 422
+    d.request("POST", "/v1/accounts", token=portal, json={"bsn": bsns[2]})
+    d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"emailadres": "kapot"})
+    d.request("GET", "/v1/accounts/%s/meldingen" % acc, token=portal)
+    d.request("GET", "/v1/accounts/%s/berichten" % acc, token=portal)
+    d.request("DELETE", "/v1/accounts/%s" % acc, token=portal)
+    d.stop()
+    log = d.log_text()
+    assert "verification mail" in log and "verified" in log
+    for secret in bsns + emails + [code]:
+        assert secret not in log, secret
