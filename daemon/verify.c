@@ -135,14 +135,17 @@ enum attempt_col { T_ACCOUNT, T_LOCKED, T_FRESH, T_ADDRESS, T_HASH, T_ATTEMPTS }
 
 /*
  * The address becomes the verified one; a hard bounce is thereby fixed.
- * A verify mail still scheduled (never sent) is cancelled.
+ * A verify mail still scheduled (never sent) is cancelled, and the codes
+ * kept in the payloads of earlier verify mails are erased.
  */
 static const char CONFIRM_SQL[] =
 	"WITH d AS (DELETE FROM email_verifications WHERE account_id = $1 AND address = $2"
 	"   RETURNING address),"
-	/* a verification mail not yet sent has no use any more */
-	" c AS (UPDATE notifications SET state = 'cancelled' WHERE account_id = $1"
-	"   AND kind = 'verify' AND state = 'scheduled' AND EXISTS (SELECT 1 FROM d)) "
+	/* a verification mail not yet sent has no use any more, nor do old codes */
+	" c AS (UPDATE notifications SET payload = NULL,"
+	"   state = CASE WHEN state = 'scheduled' THEN 'cancelled' ELSE state END"
+	"   WHERE account_id = $1 AND kind = 'verify'"
+	"     AND EXISTS (SELECT 1 FROM d)) "
 	"UPDATE accounts a SET email = d.address, email_confirmed_at = now(),"
 	"  email_bounced_at = NULL, bounce_ack_at = NULL, updated_at = now() "
 	"FROM d WHERE a.id = $1 RETURNING a.id";

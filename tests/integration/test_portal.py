@@ -147,6 +147,10 @@ def test_verification_mail_arrives_and_its_code_confirms(env, mailbox, new_bsn):
     assert r.status == 200, r.text
     assert r.json()["emailGeverifieerd"] is True and r.json()["emailadres"] == email
 
+    # the code does not outlive its use in the notification rows
+    assert d.services.psql("SELECT count(*) FROM notifications WHERE account_id = %s "
+                           "AND kind = 'verify' AND payload IS NOT NULL", (acc,))[0][0] == 0
+
     second = post_message(d, agency["token"], bsn)
     assert second.status == 201
     mailbox.wait_for(1, predicate=lambda m: email in m.rcpt_tos and
