@@ -55,6 +55,9 @@ struct config_key {
 #define MIN_BODY 1024
 #define MAX_REPEATS 10
 #define MS_DAY (24LL * 3600 * 1000)
+#define MAX_VERIFY_ATTEMPTS 100
+#define MAX_RETENTION_DAYS 36500
+#define MAX_RETENTION_BATCH 100000
 
 static const struct config_key config_keys[] = {
 	{"http", "listen", CFG_HOSTPORT, "127.0.0.1:8080", false, OFF(http_listen), NOLIMIT,
@@ -127,6 +130,24 @@ static const struct config_key config_keys[] = {
 	 "HMAC-SHA256 key (hex, at least 32 bytes) for hashing BSNs; prefer bsn_key_file."},
 	{"security", "bsn_key_file", CFG_PATH, NULL, false, OFF(security_bsn_key_file), NOLIMIT,
 	 "File holding the BSN hashing key in hex (e.g. a systemd credential). Never change it: hashes would no longer match."},
+
+	{"portal", "prompt_interval", CFG_DURATION, "182d", false, OFF(portal_prompt_interval_ms), 1000, 3650 * MS_DAY,
+	 "The portal's prompts (confirm no e-mail, check your address, fix a bounced address) come back this long after they were acknowledged."},
+	{"portal", "verify_ttl", CFG_DURATION, "1h", false, OFF(portal_verify_ttl_ms), 1000, 30 * MS_DAY,
+	 "An e-mail verification code is valid this long."},
+	{"portal", "verify_attempts", CFG_INT, "5", false, OFF(portal_verify_attempts), 1, MAX_VERIFY_ATTEMPTS,
+	 "Wrong codes after which a verification is locked (the citizen must request a new code)."},
+
+	{"retention", "min_days", CFG_INT, "30", false, OFF(retention_min_days), 1, MAX_RETENTION_DAYS,
+	 "Smallest bewaartermijnDagen a citizen may choose."},
+	{"retention", "max_days", CFG_INT, "3650", false, OFF(retention_max_days), 1, MAX_RETENTION_DAYS,
+	 "Largest bewaartermijnDagen a citizen may choose."},
+	{"retention", "default_days", CFG_INT, "365", false, OFF(retention_default_days), 1, MAX_RETENTION_DAYS,
+	 "Retention of accounts that did not choose one (between min_days and max_days)."},
+	{"retention", "interval", CFG_DURATION, "10m", false, OFF(retention_interval_ms), 10, MS_DAY,
+	 "How often the janitor looks for messages past retention (it never purges one before its 6-week statistics window has closed)."},
+	{"retention", "batch", CFG_INT, "1000", false, OFF(retention_batch), 1, MAX_RETENTION_BATCH,
+	 "Messages purged per statement; small batches keep locks short."},
 
 	{"templates", "dir", CFG_PATH, "templates", false, OFF(templates_dir), NOLIMIT,
 	 "Directory of the mail templates."},
@@ -573,6 +594,9 @@ bool config_load_string(const char *name, const char *text, struct config *cfg, 
 	/* reported together with any other problem, so one run shows them all */
 	if (!key_reported)
 		load_bsn_key(cfg, &e);
+	if (!(cfg->retention_min_days <= cfg->retention_default_days &&
+	      cfg->retention_default_days <= cfg->retention_max_days))
+		err_add(&e, "%s: retention: need min_days <= default_days <= max_days", name);
 	return e.count == 0;
 }
 

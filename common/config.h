@@ -64,6 +64,18 @@ struct config {
 	char *security_bsn_key;             /* hex */
 	char *security_bsn_key_file;        /* file holding the hex key */
 
+	/* [portal] */
+	int64_t portal_prompt_interval_ms;  /* prompts come back after this */
+	int64_t portal_verify_ttl_ms;       /* an e-mail verification code expires */
+	int64_t portal_verify_attempts;     /* wrong codes before it locks */
+
+	/* [retention] */
+	int64_t retention_min_days;
+	int64_t retention_max_days;
+	int64_t retention_default_days;
+	int64_t retention_interval_ms;
+	int64_t retention_batch;
+
 	/* [templates] */
 	char *templates_dir;
 

@@ -23,6 +23,7 @@ struct auth;
 struct ingest;
 struct delivery;
 struct reconcile;
+struct janitor;
 
 #define METRICS_LAG_BUCKETS 10
 /* upper bounds in ms; the last bucket is +Inf */
@@ -56,6 +57,7 @@ struct app {
 	struct ingest *ingest;
 	struct delivery *delivery;
 	struct reconcile *reconcile;
+	struct janitor *janitor;
 	struct metrics metrics;
 	bool shutting_down;
 };

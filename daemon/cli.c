@@ -185,3 +185,49 @@ out:
 	PQfinish(c);
 	return rc;
 }
+
+int cli_agency_set(const struct config *cfg, const char *oin, const char *mandatory,
+		   const char *name)
+{
+	if (!oin || !oin_valid(oin)) {
+		fprintf(stderr, "berichtd: --oin must be 20 digits\n");
+		return 2;
+	}
+	if (mandatory && strcmp(mandatory, "yes") != 0 && strcmp(mandatory, "no") != 0) {
+		fprintf(stderr, "berichtd: --mandatory must be yes or no\n");
+		return 2;
+	}
+	if (!mandatory && !name) {
+		fprintf(stderr, "berichtd: nothing to set (--mandatory yes|no, --name NAME)\n");
+		return 2;
+	}
+	if (name && (strlen(name) == 0 || strlen(name) > NAME_MAX_LEN)) {
+		fprintf(stderr, "berichtd: --name must be 1 to 200 characters\n");
+		return 2;
+	}
+	PGconn *c = PQconnectdb(cfg->pg_conninfo);
+	int rc = 1;
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "berichtd: %s", PQerrorMessage(c));
+		goto out;
+	}
+	const char *flag = mandatory ? (strcmp(mandatory, "yes") == 0 ? "t" : "f") : NULL;
+	const char *params[] = {oin, flag, name};
+	PGresult *r = run(c,
+			  "UPDATE agencies SET mandatory = coalesce($2::boolean, mandatory), "
+			  "name = coalesce($3, name) WHERE oin = $1 RETURNING mandatory, name",
+			  3, params);
+	if (!r)
+		goto out;
+	if (PQntuples(r) == 0) {
+		fprintf(stderr, "berichtd: no agency with OIN %s (create its token first)\n", oin);
+	} else {
+		printf("agency %s: %s, name \"%s\"\n", oin,
+		       PQgetvalue(r, 0, 0)[0] == 't' ? "mandatory" : "optional", PQgetvalue(r, 0, 1));
+		rc = 0;
+	}
+	PQclear(r);
+out:
+	PQfinish(c);
+	return rc;
+}

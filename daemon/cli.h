@@ -24,4 +24,12 @@ int cli_berichttype_add(const struct config *cfg, const char *oin, const char *c
 			const char *herinnering);
 int cli_berichttype_list(const struct config *cfg, const char *oin);
 
+/*
+ * `berichtd agency set --oin OIN --mandatory yes|no [--name NAME]`: marks an
+ * agency mandatory (citizens cannot turn it off in the portal) or optional,
+ * and optionally renames it. The agency must exist (token create makes it).
+ */
+int cli_agency_set(const struct config *cfg, const char *oin, const char *mandatory,
+		   const char *name);
+
 #endif

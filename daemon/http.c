@@ -20,12 +20,16 @@
 #include <string.h>
 
 #include "accounts.h"
+#include "box.h"
 #include "auth.h"
 #include "bounce.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "health.h"
 #include "ingest.h"
+#include "prompts.h"
+#include "subscriptions.h"
+#include "verify.h"
 
 #define RETRY_AFTER_S "5"
 #define HOST_MAX 256
@@ -46,6 +50,10 @@ static const struct http_route *const route_tables[] = {
 	ingest_routes,
 	accounts_routes,
 	bounce_routes,
+	verify_routes,
+	prompts_routes,
+	subscriptions_routes,
+	box_routes,
 };
 
 #define NTABLES (sizeof(route_tables) / sizeof(route_tables[0]))

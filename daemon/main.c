@@ -31,6 +31,7 @@ static void usage(FILE *out)
 	      "  token create   create an API token (printed once)\n"
 	      "  berichttype add|list  register an agency's message types\n"
 	      "  bounce         read a delivery status notification from stdin\n"
+	      "  agency set     mark an agency mandatory or optional for citizens\n"
 	      "  version        print the version\n"
 	      "\n"
 	      "`berichtd COMMAND --help` describes each command.\n"
@@ -74,6 +75,11 @@ static const char *const help_bounce =
 	"Reads a delivery status notification (RFC 3464) routed back to the VERP\n"
 	"address bounce+<id>@<bounce_domain>, e.g. from an MTA pipe. A hard bounce\n"
 	"marks the address; delayed and temporary reports are ignored.\n";
+static const char *const help_agency =
+	"usage: berichtd agency set [-c FILE] --oin OIN [--mandatory yes|no] [--name NAME]\n"
+	"--mandatory yes: citizens cannot turn this agency off in the portal (its\n"
+	"messages always reach an active box); no: they can (the default for new\n"
+	"agencies). --name renames it. The agency must exist (token create makes it).\n";
 
 struct opts {
 	const char *config;
@@ -83,6 +89,7 @@ struct opts {
 	const char *name;
 	const char *code;
 	const char *herinnering;
+	const char *mandatory;
 	bool help;
 };
 
@@ -94,6 +101,7 @@ static bool parse_opts(int argc, char **argv, struct opts *o)
 		{"role", required_argument, NULL, 'r'},   {"oin", required_argument, NULL, 'o'},
 		{"name", required_argument, NULL, 'n'},   {"help", no_argument, NULL, 'h'},
 		{"code", required_argument, NULL, 't'},   {"herinnering", required_argument, NULL, 'e'},
+		{"mandatory", required_argument, NULL, 'm'},
 		{NULL, 0, NULL, 0},
 	};
 	int ch;
@@ -108,6 +116,7 @@ static bool parse_opts(int argc, char **argv, struct opts *o)
 		case 'n': o->name = optarg; break;
 		case 't': o->code = optarg; break;
 		case 'e': o->herinnering = optarg; break;
+		case 'm': o->mandatory = optarg; break;
 		case 'h': o->help = true; break;
 		default: return false;
 		}
@@ -160,6 +169,13 @@ int main(int argc, char **argv)
 		help = help_type;
 	} else if (strcmp(cmd, "bounce") == 0) {
 		help = help_bounce;
+	} else if (strcmp(cmd, "agency") == 0) {
+		if (argc < 3 || (strcmp(argv[2], "set") != 0 && strcmp(argv[2], "--help") != 0)) {
+			fputs(help_agency, stderr);
+			return 2;
+		}
+		skip = strcmp(argv[2], "set") == 0 ? 3 : 2;
+		help = help_agency;
 	} else if (strcmp(cmd, "migrate") == 0) {
 		help = help_migrate;
 	} else if (strcmp(cmd, "check-config") == 0) {
@@ -211,6 +227,8 @@ int main(int argc, char **argv)
 		rc = strcmp(sub_action, "add") == 0
 			     ? cli_berichttype_add(&cfg, o.oin, o.code, o.herinnering)
 			     : cli_berichttype_list(&cfg, o.oin);
+	} else if (strcmp(cmd, "agency") == 0) {
+		rc = cli_agency_set(&cfg, o.oin, o.mandatory, o.name);
 	} else {
 		enum log_level lvl = LOG_INFO;
 		log_level_parse(cfg.log_level, &lvl);

@@ -25,6 +25,7 @@
 #include "delivery.h"
 #include "http.h"
 #include "ingest.h"
+#include "janitor.h"
 #include "pgpool.h"
 #include "queue.h"
 #include "reconcile.h"
@@ -111,6 +112,7 @@ static void teardown(struct server *s)
 	app->shutting_down = true;
 	delivery_stop(app->delivery);
 	reconcile_free(app->reconcile);
+	janitor_free(app->janitor);
 	queue_loop_free(app->queue);     /* pending Redis callbacks get NULL */
 	pgpool_free(app->pg);            /* pending queries answer "shutting down" */
 	ingest_free(app->ingest);
@@ -166,7 +168,8 @@ int server_run(struct config *cfg)
 		goto out;
 	}
 	app->reconcile = reconcile_start(app);
-	if (!app->reconcile || !http_start(app))
+	app->janitor = janitor_start(app);
+	if (!app->reconcile || !app->janitor || !http_start(app))
 		goto out;
 
 	sdnotify("READY=1");

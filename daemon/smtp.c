@@ -76,7 +76,12 @@ void smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, si
 	for (size_t i = 0; i < n; i++) {
 		const smtp_status_t *rs = smtp_recipient_status(rcpts[i]);
 		const smtp_status_t *ms = smtp_message_transfer_status(msgs[i]);
-		if (rs && rs->code >= 500) {
+		const smtp_status_t *ps = smtp_reverse_path_status(msgs[i]);
+		if (ps && ps->code >= 400) {
+			/* the relay refused our sender: our problem, never the citizen's
+			 * address; retried until the retry span ends */
+			set_result(&mails[i], SMTP_TEMPFAIL, ps->code, ps->text);
+		} else if (rs && rs->code >= 500) {
 			set_result(&mails[i], SMTP_PERMFAIL, rs->code, rs->text);
 		} else if (ms && ms->code >= 200 && ms->code < 300) {
 			set_result(&mails[i], SMTP_SENT, ms->code, ms->text);

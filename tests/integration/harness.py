@@ -15,6 +15,7 @@ import json as jsonlib
 import atexit
 import os
 import random
+import re
 import secrets
 import signal
 import socket
@@ -682,23 +683,91 @@ def make_agency(daemon, name=None, oin=None, types=DEFAULT_TYPES, mandatory=Fals
     for code in types:
         out = daemon.cli("berichttype", "add", "--oin", oin, "--code", code)
         assert out.returncode == 0, out.stderr
+    if mandatory:
+        out = daemon.cli("agency", "set", "--oin", oin, "--mandatory", "yes")
+        assert out.returncode == 0, out.stderr
     return {"token": token, "oin": oin, "name": name}
+
+
+VERIFY_CODE_RE = re.compile(r"^\s*(\d{6})\s*$", re.MULTILINE)
+
+
+def verification_code(mail):
+    """The 6-digit code of a verification mail (a line of its own)."""
+    m = VERIFY_CODE_RE.search(mail.get_content())
+    assert m, "no code in verification mail:\n%s" % mail.get_content()
+    return m.group(1)
+
+
+def is_verification_mail(mail):
+    return VERIFY_CODE_RE.search(mail.get_content()) is not None
+
+
+def verification_mails(daemon, email):
+    a = email.lower()
+    return Mailbox(daemon.services.mail_dir).messages(
+        lambda m: a in (r.lower() for r in m.rcpt_tos) and is_verification_mail(m))
+
+
+def wait_verification_mail(daemon, email, count=1, timeout=30):
+    """Waits until at least count verification mails to email are in the
+    SMTP sink; returns the count-th (told apart from notifications by the
+    line holding only the 6-digit code)."""
+    a = email.lower()
+    mails = Mailbox(daemon.services.mail_dir).wait_for(
+        count, timeout=timeout,
+        predicate=lambda m: a in (r.lower() for r in m.rcpt_tos) and is_verification_mail(m))
+    return mails[count - 1]
+
+
+def _delivers(daemon):
+    return str(daemon.config.get("delivery", {}).get("workers", "2")) != "0"
 
 
 def make_citizen(daemon, portal, bsn, email=None):
     """Creates (or finds) the account for bsn through the portal API and, if
-    email is given, gives it that address so that notifications go there.
+    email is given, gives it that address the real way: PATCH emailadres,
+    wait for the verification mail in the SMTP sink, confirm its code, so
+    that notifications go there. The verification mail is removed from the
+    sink once read. A daemon with delivery.workers = 0 sends no mail: then
+    the code is read from the scheduled verify notification instead, and
+    confirming cancels that mail.
     Every test that needs a citizen with a working address uses this one
-    helper, so when the portal's rules for addresses change (verification),
-    only this function changes. Returns the accountId."""
+    helper. Returns the accountId."""
     r = daemon.request("POST", "/v1/accounts", token=portal, json={"bsn": bsn})
     assert r.status in (200, 201), r.text
     account_id = r.json()["accountId"]
     if email:
+        before = len(verification_mails(daemon, email))
         r = daemon.request("PATCH", "/v1/accounts/%s" % account_id, token=portal,
                            json={"emailadres": email})
         assert r.status == 200, r.text
         assert r.json()["emailadres"] == email
+        if not r.json()["emailGeverifieerd"] and not _delivers(daemon):
+            # no worker will send it: take the code from the scheduled mail
+            # itself; confirming cancels that mail
+            [(code,)] = daemon.services.psql(
+                "SELECT payload->>'code' FROM notifications WHERE account_id = %s "
+                "AND kind = 'verify' AND state = 'scheduled' ORDER BY id DESC LIMIT 1",
+                (account_id,))
+            r = daemon.request("POST", "/v1/accounts/%s/emailverificaties/_bevestig"
+                               % account_id, token=portal, json={"code": code})
+            assert r.status == 200, r.text
+        elif not r.json()["emailGeverifieerd"]:
+            mail = wait_verification_mail(daemon, email, count=before + 1)
+            code = verification_code(mail)
+            # consumed here, so tests that count the mails to an address
+            # see only the notifications they caused
+            for p in (mail.path, mail.path.with_suffix(".json")):
+                try:
+                    p.unlink()
+                except FileNotFoundError:
+                    pass
+            r = daemon.request("POST", "/v1/accounts/%s/emailverificaties/_bevestig"
+                               % account_id, token=portal, json={"code": code})
+            assert r.status == 200, r.text
+        assert r.json()["emailadres"] == email
+        assert r.json()["emailGeverifieerd"] is True
     return account_id
 
 

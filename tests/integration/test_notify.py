@@ -72,6 +72,12 @@ def bulk_scheduled(services, agency_id, n, tag):
     return {"%s-%d@bulk.example" % (tag, g) for g in range(1, n + 1)}
 
 
+def prompt_kinds(daemon, portal, account):
+    r = daemon.request("GET", "/v1/accounts/%s/meldingen" % account, token=portal)
+    assert r.status == 200, r.text
+    return {m["soort"] for m in r.json()["meldingen"]}
+
+
 def agency_id(services, oin):
     return services.psql("SELECT id FROM agencies WHERE oin = %s", (oin,))[0][0]
 
@@ -165,8 +171,13 @@ def test_opened_or_deleted_message_gets_no_reminder(make_daemon, mailbox, new_bs
     make_citizen(d, d.token("portal"), bsn, addr)
     mid = post(d, a["token"], bsn, "norep-1")
     mailbox.wait_for(1, predicate=lambda m: addr in m.rcpt_tos and not is_reminder(m))
-    column = "opened_at" if how == "opened" else "deleted_at"
-    d.services.psql("UPDATE messages SET %s = now() WHERE id = %%s" % column, (mid,))
+    portal = d.token("portal")
+    if how == "opened":
+        r = d.request("POST", "/v1/berichten/%s/openingen" % mid, token=portal)
+        assert r.status == 201, r.text
+    else:
+        r = d.request("DELETE", "/v1/berichten/%s" % mid, token=portal)
+        assert r.status == 204, r.text
     wait_until(lambda: d.services.psql(
         "SELECT state FROM notifications WHERE message_id = %s AND kind = 'repeat'",
         (mid,)) == [("cancelled",)], what="reminder cancelled", timeout=20)
@@ -312,8 +323,12 @@ def test_smtp_down_for_30s_then_all_mails_arrive_and_retries_show(
 def test_550_at_smtp_time_marks_the_address_bounced(make_daemon, services, mailbox, new_bsn):
     d = make_daemon("bounce550")
     a = make_agency(d)
-    bsn, addr = new_bsn(), "hardbounce-%s@example.nl" % secrets.token_hex(4)
-    account = make_citizen(d, d.token("portal"), bsn, addr)
+    bsn, tag = new_bsn(), secrets.token_hex(4)
+    portal = d.token("portal")
+    account = make_citizen(d, portal, bsn, "ok-%s@example.nl" % tag)
+    # the verified mailbox is gone later: the sink answers 550 for this address
+    services.psql("UPDATE accounts SET email = %s WHERE id = %s",
+                  ("hardbounce-%s@example.nl" % tag, account))
     mid = post(d, a["token"], bsn, "b550")
     wait_until(lambda: services.psql(
         "SELECT state FROM notifications WHERE message_id = %s AND kind = 'new'", (mid,))
@@ -321,6 +336,7 @@ def test_550_at_smtp_time_marks_the_address_bounced(make_daemon, services, mailb
     assert services.psql("SELECT email_bounced_at IS NOT NULL FROM accounts WHERE id = %s",
                          (account,)) == [(True,)]
     assert metric(d, "berichtd_notifications_bounced_total") >= 1
+    assert "herstelEmail" in prompt_kinds(d, portal, account)
 
 
 DSN_TEMPLATE = (
@@ -340,7 +356,9 @@ def test_dsn_marks_the_address_bounced(make_daemon, services, mailbox, new_bsn, 
     d = make_daemon("dsn-" + via)
     a = make_agency(d)
     bsn, addr = new_bsn(), "dsn-%s@example.nl" % secrets.token_hex(4)
-    account = make_citizen(d, d.token("portal"), bsn, addr)
+    portal = d.token("portal")
+    account = make_citizen(d, portal, bsn, addr)
+    assert "herstelEmail" not in prompt_kinds(d, portal, account)
     mid = post(d, a["token"], bsn, "dsn-1")
     [mail] = mailbox.wait_for(1, predicate=lambda m: addr in m.rcpt_tos
                               and "Berichtenbox" in m["Subject"] and "code" not in m["Subject"])
@@ -362,6 +380,7 @@ def test_dsn_marks_the_address_bounced(make_daemon, services, mailbox, new_bsn, 
     assert services.psql("SELECT state FROM notifications WHERE id = %s", (nid,)) == [("bounced",)]
     assert services.psql("SELECT email_bounced_at IS NOT NULL FROM accounts WHERE id = %s",
                          (account,)) == [(True,)]
+    assert "herstelEmail" in prompt_kinds(d, portal, account)
     # mail stops: the next message to this account is not mailed
     mid2 = post(d, a["token"], bsn, "dsn-2")
     wait_until(lambda: services.psql(

@@ -1,0 +1,615 @@
+"""The citizen portal API (issue 5): accounts, verified e-mail,
+subscriptions, prompts, the box (list, open, delete) and retention, all
+against the real PostgreSQL, Redis and SMTP sink."""
+import concurrent.futures
+import re
+import secrets
+import time
+import uuid
+
+import pytest
+
+from harness import (assert_problem, make_agency, make_citizen, verification_code,
+                     verification_mails, wait_verification_mail)
+
+
+def addr(tag):
+    return "%s-%s@example.nl" % (tag, secrets.token_hex(4))
+
+
+def poll(fn, timeout=20, interval=0.1):
+    """Calls fn until it returns something truthy; returns that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        assert time.monotonic() < deadline, "condition not met within %ss" % timeout
+        time.sleep(interval)
+
+
+@pytest.fixture
+def env(daemon):
+    agency = make_agency(daemon)
+    return {"d": daemon, "portal": daemon.token("portal"), "agency": agency}
+
+
+def create(d, portal, bsn):
+    r = d.request("POST", "/v1/accounts", token=portal, json={"bsn": bsn})
+    assert r.status in (200, 201), r.text
+    return r
+
+
+def post_message(d, agency_token, bsn, ref=None, **kw):
+    body = {"bsn": bsn, "berichttype": "T1", "referentie": ref or "ref-%s" % secrets.token_hex(4)}
+    body.update(kw)
+    return d.request("POST", "/v1/berichten", token=agency_token, json=body)
+
+
+def notification_mails(mailbox, email):
+    return [m for m in mailbox.for_rcpt(email) if "Subject" in m and not
+            re.search(r"^\s*\d{6}\s*$", m.get_content(), re.M)]
+
+
+# ------------------------------------------------------------------ accounts
+
+def test_account_is_created_then_found_and_never_shows_the_bsn(env, new_bsn):
+    d, portal = env["d"], env["portal"]
+    bsn = new_bsn()
+    first = create(d, portal, bsn)
+    assert first.status == 201
+    acc = first.json()
+    assert first.headers["Location"] == "/v1/accounts/%s" % acc["accountId"]
+    assert acc == {"accountId": acc["accountId"], "actief": True, "emailadres": None,
+                   "emailGeverifieerd": False, "emailNotificaties": True,
+                   "herhaalNotificaties": True, "bewaartermijnDagen": 365, "taal": "nl"}
+    again = create(d, portal, bsn)
+    assert again.status == 200 and again.json()["accountId"] == acc["accountId"]
+    got = d.request("GET", "/v1/accounts/%s" % acc["accountId"], token=portal)
+    assert got.status == 200 and got.json() == acc
+    assert bsn not in first.text + again.text + got.text
+
+
+def test_patch_sets_preferences_and_lists_every_invalid_field(env, new_bsn):
+    d, portal = env["d"], env["portal"]
+    acc = create(d, portal, new_bsn()).json()["accountId"]
+    r = d.request("PATCH", "/v1/accounts/%s" % acc, token=portal,
+                  json={"emailNotificaties": False, "herhaalNotificaties": False,
+                        "bewaartermijnDagen": 90, "taal": "en"})
+    assert r.status == 200, r.text
+    body = r.json()
+    assert (body["emailNotificaties"], body["herhaalNotificaties"], body["bewaartermijnDagen"],
+            body["taal"]) == (False, False, 90, "en")
+    r = d.request("PATCH", "/v1/accounts/%s" % acc, token=portal,
+                  json={"emailadres": "geen-adres", "emailNotificaties": "ja",
+                        "bewaartermijnDagen": 5, "taal": "de", "onbekend": 1})
+    problem = assert_problem(r, 400)
+    assert sorted(p["name"] for p in problem["invalidParams"]) == [
+        "bewaartermijnDagen", "emailNotificaties", "emailadres", "onbekend", "taal"]
+    r = d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"bewaartermijnDagen": 3651})
+    assert_problem(r, 400)
+    assert_problem(d.request("GET", "/v1/accounts/%s" % uuid.uuid4(), token=portal), 404)
+    assert_problem(d.request("GET", "/v1/accounts/not-a-uuid", token=portal), 404)
+
+
+def test_deactivation_stops_mail_and_closes_the_box_for_agencies(env, mailbox, new_bsn):
+    d, portal, agency = env["d"], env["portal"], env["agency"]
+    bsn, email = new_bsn(), addr("weg")
+    acc = make_citizen(d, portal, bsn, email)
+    d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"emailadres": addr("nieuw")})
+    r = post_message(d, agency["token"], bsn, publicatieTijdstip=_in_hours(12))
+    assert r.status == 201
+    r = d.request("DELETE", "/v1/accounts/%s" % acc, token=portal)
+    assert r.status == 204
+    states = d.services.psql("SELECT kind, state FROM notifications WHERE account_id = %s",
+                             (acc,))
+    assert states and all(s == "cancelled" for _, s in states if s != "sent"), states
+    assert not [s for _, s in states if s == "scheduled"]
+    assert_problem(post_message(d, agency["token"], bsn), 422)
+    got = d.request("GET", "/v1/accounts/%s" % acc, token=portal).json()
+    assert got["actief"] is False
+    assert_problem(d.request("PATCH", "/v1/accounts/%s" % acc, token=portal,
+                             json={"taal": "en"}), 409)
+    assert create(d, portal, bsn).json()["actief"] is True  # reactivated
+    assert post_message(d, agency["token"], bsn).status == 201
+
+
+def _in_hours(h):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + h * 3600))
+
+
+# -------------------------------------------------------------- verification
+
+def test_verification_mail_arrives_and_its_code_confirms(env, mailbox, new_bsn):
+    d, portal, agency = env["d"], env["portal"], env["agency"]
+    bsn, email = new_bsn(), addr("verif")
+    acc = create(d, portal, bsn).json()["accountId"]
+    r = d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"emailadres": email})
+    assert r.status == 200
+    assert r.json()["emailadres"] == email and r.json()["emailGeverifieerd"] is False
+
+    # an unverified address gets no notification
+    first = post_message(d, agency["token"], bsn)
+    assert first.status == 201
+    assert d.services.psql("SELECT count(*) FROM notifications WHERE message_id = %s",
+                           (first.json()["berichtId"],))[0][0] == 0
+
+    mail = wait_verification_mail(d, email)
+    assert mail.rcpt_tos == [email]
+    assert "verificatiecode" in mail["Subject"].lower()
+    assert "http" not in mail.get_content().lower()
+    code = verification_code(mail)
+    [(stored,)] = d.services.psql("SELECT code_hash FROM email_verifications "
+                                  "WHERE account_id = %s", (acc,))
+    assert code not in stored
+    r = d.request("POST", "/v1/accounts/%s/emailverificaties/_bevestig" % acc, token=portal,
+                  json={"code": code})
+    assert r.status == 200, r.text
+    assert r.json()["emailGeverifieerd"] is True and r.json()["emailadres"] == email
+
+    # the code does not outlive its use in the notification rows
+    assert d.services.psql("SELECT count(*) FROM notifications WHERE account_id = %s "
+                           "AND kind = 'verify' AND payload IS NOT NULL", (acc,))[0][0] == 0
+
+    second = post_message(d, agency["token"], bsn)
+    assert second.status == 201
+    mailbox.wait_for(1, predicate=lambda m: email in m.rcpt_tos and
+                     "nieuw bericht" in m["Subject"])
+    # only the verification mail and the second message's notification
+    assert len(mailbox.for_rcpt(email)) == 2
+    # confirming again: nothing is waiting any more
+    r = d.request("POST", "/v1/accounts/%s/emailverificaties/_bevestig" % acc, token=portal,
+                  json={"code": code})
+    assert_problem(r, 409)
+
+
+def test_old_verified_address_keeps_working_until_the_new_one_is_confirmed(
+        env, mailbox, new_bsn):
+    d, portal, agency = env["d"], env["portal"], env["agency"]
+    bsn, old, new = new_bsn(), addr("oud"), addr("nieuw")
+    acc = make_citizen(d, portal, bsn, old)
+    r = d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"emailadres": new})
+    assert (r.json()["emailadres"], r.json()["emailGeverifieerd"]) == (new, False)
+    code = verification_code(wait_verification_mail(d, new))
+
+    assert post_message(d, agency["token"], bsn).status == 201
+    mailbox.wait_for(1, predicate=lambda m: old in m.rcpt_tos)
+    assert notification_mails(mailbox, new) == []
+
+    r = d.request("POST", "/v1/accounts/%s/emailverificaties/_bevestig" % acc, token=portal,
+                  json={"code": code})
+    assert r.status == 200 and r.json()["emailGeverifieerd"] is True
+    assert post_message(d, agency["token"], bsn).status == 201
+    mailbox.wait_for(1, predicate=lambda m: new in m.rcpt_tos and "nieuw bericht" in m["Subject"])
+    assert len(mailbox.for_rcpt(old)) == 1
+
+
+def test_five_wrong_codes_lock_the_verification_until_a_new_code(env, new_bsn):
+    d, portal = env["d"], env["portal"]
+    email = addr("slot")
+    acc = create(d, portal, new_bsn()).json()["accountId"]
+    d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"emailadres": email})
+    code = verification_code(wait_verification_mail(d, email))
+    wrong = "%06d" % ((int(code) + 1) % 1000000)
+    url = "/v1/accounts/%s/emailverificaties/_bevestig" % acc
+    for _ in range(5):
+        assert_problem(d.request("POST", url, token=portal, json={"code": wrong}), 422)
+    locked = assert_problem(d.request("POST", url, token=portal, json={"code": code}), 409)
+    assert locked["type"].endswith("verificatie-geblokkeerd")
+    assert d.request("GET", "/v1/accounts/%s" % acc, token=portal).json()["emailGeverifieerd"] is False
+    bad = assert_problem(d.request("POST", url, token=portal, json={"code": "12ab"}), 400)
+    assert bad["invalidParams"][0]["name"] == "code"
+
+    r = d.request("POST", "/v1/accounts/%s/emailverificaties" % acc, token=portal)
+    assert r.status == 201, r.text
+    assert r.json()["emailadres"] == email
+    fresh = verification_code(wait_verification_mail(d, email, count=2))
+    assert d.request("POST", url, token=portal, json={"code": fresh}).status == 200
+
+
+def test_concurrent_guesses_get_no_more_than_five_comparisons(env, new_bsn):
+    d, portal = env["d"], env["portal"]
+    email = addr("race")
+    acc = create(d, portal, new_bsn()).json()["accountId"]
+    d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"emailadres": email})
+    code = verification_code(wait_verification_mail(d, email))
+    url = "/v1/accounts/%s/emailverificaties/_bevestig" % acc
+    guesses = ["%06d" % ((int(code) + k) % 1000000) for k in range(1, 40)] + [code]
+    with concurrent.futures.ThreadPoolExecutor(20) as ex:
+        statuses = list(ex.map(lambda g: d.request("POST", url, token=portal,
+                                                   json={"code": g}).status, guesses))
+    assert statuses.count(422) <= 5
+    assert statuses.count(200) <= 1
+
+
+def test_expired_code_is_refused(make_daemon, new_bsn):
+    d = make_daemon("ttl", **{"portal.verify_ttl": "1s"})
+    portal = d.token("portal")
+    email = addr("verlopen")
+    acc = create(d, portal, new_bsn()).json()["accountId"]
+    d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"emailadres": email})
+    code = verification_code(wait_verification_mail(d, email))
+    time.sleep(1.2)
+    r = d.request("POST", "/v1/accounts/%s/emailverificaties/_bevestig" % acc, token=portal,
+                  json={"code": code})
+    assert assert_problem(r, 409)["type"].endswith("code-verlopen")
+
+
+def test_verification_mail_is_in_the_accounts_language(env, new_bsn):
+    d, portal = env["d"], env["portal"]
+    email = addr("english")
+    acc = create(d, portal, new_bsn()).json()["accountId"]
+    d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"taal": "en"})
+    d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"emailadres": email})
+    mail = wait_verification_mail(d, email)
+    assert mail["Subject"].startswith("Your verification code")
+    assert mail["Content-Language"] in (None, "en")
+
+
+def test_removing_the_address_stops_mail(env, mailbox, new_bsn):
+    d, portal, agency = env["d"], env["portal"], env["agency"]
+    bsn, email = new_bsn(), addr("weg")
+    acc = make_citizen(d, portal, bsn, email)
+    r = d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"emailadres": None})
+    assert (r.json()["emailadres"], r.json()["emailGeverifieerd"]) == (None, False)
+    m = post_message(d, agency["token"], bsn)
+    assert d.services.psql("SELECT count(*) FROM notifications WHERE message_id = %s",
+                           (m.json()["berichtId"],))[0][0] == 0
+
+
+# ------------------------------------------------------------- subscriptions
+
+def test_agency_turned_off_gets_422_and_back_on_201(env, new_bsn):
+    d, portal, agency = env["d"], env["portal"], env["agency"]
+    bsn = new_bsn()
+    acc = make_citizen(d, portal, bsn)
+    url = "/v1/accounts/%s/abonnementen/%s" % (acc, agency["oin"])
+    got = d.request("GET", url, token=portal)
+    assert got.status == 200
+    assert got.json() == {"oin": agency["oin"], "naam": agency["name"], "actief": True,
+                          "verplicht": False}
+    r = d.request("PUT", url, token=portal, json={"actief": False})
+    assert r.status == 200 and r.json()["actief"] is False
+    listed = d.request("GET", "/v1/accounts/%s/abonnementen" % acc, token=portal).json()
+    mine = [a for a in listed["abonnementen"] if a["oin"] == agency["oin"]]
+    assert mine == [r.json()]
+    assert_problem(post_message(d, agency["token"], bsn), 422)
+    # other agencies are not affected
+    other = make_agency(d)
+    assert post_message(d, other["token"], bsn).status == 201
+    assert d.request("PUT", url, token=portal, json={"actief": True}).json()["actief"] is True
+    assert post_message(d, agency["token"], bsn).status == 201
+
+
+def test_mandatory_agency_cannot_be_turned_off(env, new_bsn):
+    d, portal = env["d"], env["portal"]
+    tax = make_agency(d, name="Belastingdienst Test", mandatory=True)
+    bsn = new_bsn()
+    acc = make_citizen(d, portal, bsn)
+    url = "/v1/accounts/%s/abonnementen/%s" % (acc, tax["oin"])
+    problem = assert_problem(d.request("PUT", url, token=portal, json={"actief": False}), 409)
+    assert problem["type"].endswith("verplichte-afzender") and problem["detail"]
+    assert d.request("GET", url, token=portal).json()["verplicht"] is True
+    assert post_message(d, tax["token"], bsn).status == 201
+    # an 'off' stored before the agency became mandatory is ignored
+    opt = make_agency(d)
+    d.request("PUT", "/v1/accounts/%s/abonnementen/%s" % (acc, opt["oin"]), token=portal,
+              json={"actief": False})
+    out = d.cli("agency", "set", "--oin", opt["oin"], "--mandatory", "yes")
+    assert out.returncode == 0, out.stderr
+    assert post_message(d, opt["token"], bsn).status == 201
+
+
+def test_subscription_errors(env, new_bsn, new_oin):
+    d, portal, agency = env["d"], env["portal"], env["agency"]
+    acc = make_citizen(d, portal, new_bsn())
+    assert_problem(d.request("PUT", "/v1/accounts/%s/abonnementen/%s" % (acc, new_oin()),
+                             token=portal, json={"actief": False}), 404)
+    assert_problem(d.request("PUT", "/v1/accounts/%s/abonnementen/%s" % (uuid.uuid4(),
+                             agency["oin"]), token=portal, json={"actief": False}), 404)
+    bad = assert_problem(d.request("PUT", "/v1/accounts/%s/abonnementen/%s" % (
+        acc, agency["oin"]), token=portal, json={"actief": "nee"}), 400)
+    assert bad["invalidParams"][0]["name"] == "actief"
+    assert d.cli("agency", "set", "--oin", new_oin(), "--mandatory", "yes").returncode == 1
+    assert d.cli("agency", "set", "--oin", agency["oin"], "--mandatory", "maybe").returncode == 2
+
+
+# ------------------------------------------------------------------- prompts
+
+def prompts(d, portal, acc):
+    r = d.request("GET", "/v1/accounts/%s/meldingen" % acc, token=portal)
+    assert r.status == 200, r.text
+    return sorted(m["soort"] for m in r.json()["meldingen"])
+
+
+def ack(d, portal, acc, soort):
+    r = d.request("POST", "/v1/accounts/%s/meldingen/%s/_afgehandeld" % (acc, soort), token=portal)
+    assert r.status == 204, r.text
+
+
+def test_prompts_appear_are_acknowledged_and_come_back_after_the_period(make_daemon, new_bsn):
+    d = make_daemon("prompts", **{"portal.prompt_interval": "2s"})
+    portal = d.token("portal")
+    period = 2.0
+
+    # no address: confirm you want none
+    acc = create(d, portal, new_bsn()).json()["accountId"]
+    assert prompts(d, portal, acc) == ["bevestigGeenEmail"]
+    ack(d, portal, acc, "bevestigGeenEmail")
+    assert prompts(d, portal, acc) == []
+    time.sleep(period)
+    poll(lambda: prompts(d, portal, acc) == ["bevestigGeenEmail"])
+
+    # a verified address: check it every period
+    email = addr("prompt")
+    acc2 = make_citizen(d, portal, new_bsn(), email)
+    assert "bevestigGeenEmail" not in prompts(d, portal, acc2)
+    poll(lambda: prompts(d, portal, acc2) == ["controleerEmail"])
+    ack(d, portal, acc2, "controleerEmail")
+    assert prompts(d, portal, acc2) == []
+    time.sleep(period)
+    poll(lambda: prompts(d, portal, acc2) == ["controleerEmail"])
+
+    # a hard bounce (set by the delivery side): fix the address
+    d.services.psql("UPDATE accounts SET email_bounced_at = now() WHERE id = %s", (acc2,))
+    assert prompts(d, portal, acc2) == ["herstelEmail"]
+    ack(d, portal, acc2, "herstelEmail")
+    assert prompts(d, portal, acc2) == []
+    time.sleep(period)
+    poll(lambda: prompts(d, portal, acc2) == ["herstelEmail"])
+    # fixing the address clears the bounce and with it the prompt
+    new = addr("hersteld")
+    d.request("PATCH", "/v1/accounts/%s" % acc2, token=portal, json={"emailadres": new})
+    code = verification_code(wait_verification_mail(d, new))
+    r = d.request("POST", "/v1/accounts/%s/emailverificaties/_bevestig" % acc2, token=portal,
+                  json={"code": code})
+    assert r.status == 200
+    assert prompts(d, portal, acc2) == []
+    assert d.services.psql("SELECT email_bounced_at FROM accounts WHERE id = %s",
+                           (acc2,)) == [(None,)]
+
+    assert_problem(d.request("POST", "/v1/accounts/%s/meldingen/onzin/_afgehandeld" % acc,
+                             token=portal), 404)
+    assert_problem(d.request("GET", "/v1/accounts/%s/meldingen" % uuid.uuid4(), token=portal),
+                   404)
+
+
+# ----------------------------------------------------------------------- box
+
+def test_box_lists_newest_first_with_pagination(env, new_bsn):
+    d, portal, agency = env["d"], env["portal"], env["agency"]
+    bsn = new_bsn()
+    acc = make_citizen(d, portal, bsn)
+    ids = []
+    for i in range(5):
+        r = post_message(d, agency["token"], bsn, ref="box-%d" % i)
+        ids.append(r.json()["berichtId"])
+        d.services.psql("UPDATE messages SET publicatie_tijdstip = now() - %s * interval '1 hour'"
+                        " WHERE id = %s", (10 - i, ids[-1]))
+    hidden = post_message(d, agency["token"], bsn, publicatieTijdstip=_in_hours(24))
+    assert hidden.status == 201
+    url = "/v1/accounts/%s/berichten" % acc
+    r = d.request("GET", url + "?pagina=1&paginaGrootte=2", token=portal)
+    assert r.status == 200, r.text
+    body = r.json()
+    assert [m["berichtId"] for m in body["berichten"]] == [ids[4], ids[3]]
+    assert (body["totaalAantal"], body["aantalPaginas"], body["pagina"],
+            body["paginaGrootte"]) == (5, 3, 1, 2)
+    assert r.headers["X-Total-Count"] == "5"
+    links = body["_links"]
+    assert links["next"]["href"] == url + "?pagina=2&paginaGrootte=2"
+    assert links["last"]["href"] == url + "?pagina=3&paginaGrootte=2"
+    assert "prev" not in links
+    m = body["berichten"][0]
+    assert m["afzender"] == {"oin": agency["oin"], "naam": agency["name"]}
+    assert m["referentie"] == "box-4" and m["geopendOp"] is None
+    last = d.request("GET", url + "?pagina=3&paginaGrootte=2", token=portal).json()
+    assert [x["berichtId"] for x in last["berichten"]] == [ids[0]]
+    assert "next" not in last["_links"] and last["_links"]["prev"]["href"].endswith("pagina=2&paginaGrootte=2")
+    bad = assert_problem(d.request("GET", url + "?pagina=0&paginaGrootte=1000", token=portal), 400)
+    assert sorted(p["name"] for p in bad["invalidParams"]) == ["pagina", "paginaGrootte"]
+    assert_problem(d.request("GET", "/v1/accounts/%s/berichten" % uuid.uuid4(), token=portal), 404)
+
+    # opened shows geopendOp; deleted disappears
+    assert d.request("POST", "/v1/berichten/%s/openingen" % ids[4], token=portal).status == 201
+    assert d.request("DELETE", "/v1/berichten/%s" % ids[3], token=portal).status == 204
+    body = d.request("GET", url, token=portal).json()
+    assert body["totaalAantal"] == 4
+    assert body["berichten"][0]["berichtId"] == ids[4]
+    assert body["berichten"][0]["geopendOp"]
+    assert ids[3] not in [x["berichtId"] for x in body["berichten"]]
+
+
+def _add_reminder(d, message_id, account_id):
+    d.services.psql(
+        "INSERT INTO notifications (message_id, account_id, kind, due_at) "
+        "VALUES (%s, %s, 'repeat', now() + interval '14 days')", (message_id, account_id))
+
+
+def test_hundred_concurrent_opens_record_one_time_and_cancel_reminders(env, new_bsn):
+    d, portal, agency = env["d"], env["portal"], env["agency"]
+    bsn = new_bsn()
+    acc = make_citizen(d, portal, bsn)
+    mid = post_message(d, agency["token"], bsn).json()["berichtId"]
+    _add_reminder(d, mid, acc)
+    url = "/v1/berichten/%s/openingen" % mid
+    with concurrent.futures.ThreadPoolExecutor(25) as ex:
+        results = list(ex.map(lambda _: d.request("POST", url, token=portal), range(100)))
+    assert sorted(r.status for r in results) == [200] * 99 + [201]
+    times = {r.json()["geopendOp"] for r in results}
+    assert len(times) == 1 and None not in times
+    [(opened,)] = d.services.psql("SELECT opened_at FROM messages WHERE id = %s", (mid,))
+    assert opened is not None
+    assert d.services.psql("SELECT state FROM notifications WHERE message_id = %s "
+                           "AND kind = 'repeat'", (mid,)) == [("cancelled",)]
+    assert_problem(d.request("POST", "/v1/berichten/%s/openingen" % uuid.uuid4(), token=portal),
+                   404)
+
+
+def test_deleting_a_message_cancels_its_mail(env, new_bsn):
+    d, portal, agency = env["d"], env["portal"], env["agency"]
+    bsn = new_bsn()
+    acc = make_citizen(d, portal, bsn, addr("del"))
+    mid = post_message(d, agency["token"], bsn, publicatieTijdstip=_in_hours(12)).json()["berichtId"]
+    _add_reminder(d, mid, acc)
+    assert d.request("DELETE", "/v1/berichten/%s" % mid, token=portal).status == 204
+    assert d.request("DELETE", "/v1/berichten/%s" % mid, token=portal).status == 204
+    states = d.services.psql("SELECT state FROM notifications WHERE message_id = %s", (mid,))
+    assert sorted(states) == [("cancelled",), ("cancelled",)]
+    [(deleted,)] = d.services.psql("SELECT deleted_at FROM messages WHERE id = %s", (mid,))
+    assert deleted is not None
+    assert_problem(d.request("DELETE", "/v1/berichten/%s" % uuid.uuid4(), token=portal), 404)
+    assert_problem(d.request("POST", "/v1/berichten/%s/openingen" % mid, token=portal), 404)
+
+
+# ---------------------------------------------------------------------- roles
+
+def test_agency_token_gets_403_on_every_portal_call(env, new_bsn):
+    d, portal, agency = env["d"], env["portal"], env["agency"]
+    acc = make_citizen(d, portal, new_bsn())
+    mid = str(uuid.uuid4())
+    calls = [
+        ("POST", "/v1/accounts", {"bsn": new_bsn()}),
+        ("GET", "/v1/accounts/%s" % acc, None),
+        ("PATCH", "/v1/accounts/%s" % acc, {"taal": "en"}),
+        ("DELETE", "/v1/accounts/%s" % acc, None),
+        ("POST", "/v1/accounts/%s/emailverificaties" % acc, None),
+        ("POST", "/v1/accounts/%s/emailverificaties/_bevestig" % acc, {"code": "123456"}),
+        ("GET", "/v1/accounts/%s/abonnementen" % acc, None),
+        ("GET", "/v1/accounts/%s/abonnementen/%s" % (acc, agency["oin"]), None),
+        ("PUT", "/v1/accounts/%s/abonnementen/%s" % (acc, agency["oin"]), {"actief": False}),
+        ("GET", "/v1/accounts/%s/meldingen" % acc, None),
+        ("POST", "/v1/accounts/%s/meldingen/controleerEmail/_afgehandeld" % acc, None),
+        ("GET", "/v1/accounts/%s/berichten" % acc, None),
+        ("POST", "/v1/berichten/%s/openingen" % mid, None),
+        ("DELETE", "/v1/berichten/%s" % mid, None),
+    ]
+    for method, path, body in calls:
+        r = d.request(method, path, token=agency["token"], json=body)
+        assert_problem(r, 403)
+        assert_problem(d.request(method, path, json=body), 401)
+    assert d.request("GET", "/v1/accounts/%s" % acc, token=portal).json()["actief"] is True
+    assert_problem(d.request("POST", "/v1/berichten", token=portal,
+                             json={"bsn": new_bsn(), "berichttype": "T1", "referentie": "x"}), 403)
+
+
+# ----------------------------------------------------------------- retention
+
+STATS_SQL = """
+SELECT count(*),
+       count(*) FILTER (WHERE opened_at <= publicatie_tijdstip + interval '21 days'),
+       count(*) FILTER (WHERE opened_at <= publicatie_tijdstip + interval '42 days')
+FROM messages m JOIN agencies a ON a.id = m.agency_id
+WHERE a.oin = %s AND publicatie_tijdstip > now() - interval '43 days'
+"""
+
+
+def test_janitor_purges_only_after_retention_and_statistics_window(make_daemon, new_bsn):
+    d = make_daemon("janitor", **{"retention.min_days": 1, "retention.interval": "200ms"})
+    portal = d.token("portal")
+    agency = make_agency(d)
+    accounts = {}
+    for name, days in (("long", 60), ("short", 1), ("default", None)):
+        bsn = new_bsn()
+        acc = make_citizen(d, portal, bsn)
+        if days:
+            r = d.request("PATCH", "/v1/accounts/%s" % acc, token=portal,
+                          json={"bewaartermijnDagen": days})
+            assert r.json()["bewaartermijnDagen"] == days
+        accounts[name] = (bsn, acc)
+    # name: (account, days since publication, deleted by the citizen, purged?)
+    plan = {
+        "L50": ("long", 50, False, False),     # statistics closed, retention not
+        "L61": ("long", 61, False, True),      # both passed
+        "S2": ("short", 2, False, False),      # retention passed, statistics open
+        "S42": ("short", 42, False, False),    # window closes at the end of day 42
+        "S44": ("short", 44, False, True),
+        "DEL50": ("long", 50, True, True),     # deleted: only the window counts
+        "DEL10": ("short", 10, True, False),
+        "DEF100": ("default", 100, False, False),  # default 365 days
+    }
+    ids = {}
+    for name, (who, _, _, _) in plan.items():
+        r = post_message(d, agency["token"], accounts[who][0], ref="ret-%s" % name)
+        assert r.status == 201
+        ids[name] = r.json()["berichtId"]
+    _add_reminder(d, ids["L61"], accounts["long"][1])
+    d.services.psql("UPDATE messages SET opened_at = now() - interval '1 day' WHERE id = %s",
+                    (ids["S2"],))
+    # one transaction, so the janitor sees all of it or nothing; the
+    # provisional figures are taken in the same snapshot
+    conn = d.services.pg_connect(autocommit=False)
+    try:
+        with conn.cursor() as cur:
+            for name, (_, days, deleted, _) in plan.items():
+                cur.execute("UPDATE messages SET publicatie_tijdstip = now() - %s * interval "
+                            "'1 day', deleted_at = CASE WHEN %s THEN now() END WHERE id = %s",
+                            (days, deleted, ids[name]))
+            cur.execute(STATS_SQL, (agency["oin"],))
+            before = cur.fetchall()
+        conn.commit()
+    finally:
+        conn.close()
+    assert before == [(3, 1, 1)]  # S2 (opened), S42, DEL10
+
+    def present():
+        rows = d.services.psql("SELECT id::text FROM messages WHERE id = ANY(%s::uuid[])",
+                               (list(ids.values()),))
+        return {r[0] for r in rows}
+
+    want_kept = {ids[n] for n, p in plan.items() if not p[3]}
+    poll(lambda: present() == want_kept)
+    assert d.services.psql("SELECT count(*) FROM notifications WHERE message_id = %s",
+                           (ids["L61"],))[0][0] == 0
+    # provisional (open-window) figures are untouched by the purge
+    assert d.services.psql(STATS_SQL, (agency["oin"],)) == before
+
+    # once its retention passes too, L50 goes
+    d.services.psql("UPDATE messages SET publicatie_tijdstip = now() - interval '61 days' "
+                    "WHERE id = %s", (ids["L50"],))
+    poll(lambda: ids["L50"] not in present())
+    assert present() == want_kept - {ids["L50"]}
+    assert "janitor:" in d.log_text()
+
+
+def test_retention_bounds_must_be_ordered(services, tmp_path):
+    from harness import BERICHTD, write_config
+    import subprocess
+    conf = tmp_path / "bad.conf"
+    write_config(conf, services, **{"retention.min_days": 400, "retention.default_days": 365})
+    p = subprocess.run([str(BERICHTD), "check-config", "-c", str(conf)], capture_output=True,
+                       text=True)
+    assert p.returncode == 1 and "min_days <= default_days <= max_days" in p.stderr
+
+
+# ---------------------------------------------------------------------- logs
+
+def test_no_bsn_or_address_in_the_log_after_a_full_scenario(make_daemon, new_bsn):
+    d = make_daemon("privacy")
+    portal = d.token("portal")
+    agency = make_agency(d)
+    bsns = [new_bsn() for _ in range(3)]
+    emails = [addr("privacy") for _ in range(3)]
+    acc = make_citizen(d, portal, bsns[0], emails[0])
+    d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"emailadres": emails[1]})
+    code = verification_code(wait_verification_mail(d, emails[1]))
+    url = "/v1/accounts/%s/emailverificaties/_bevestig" % acc
+    d.request("POST", url, token=portal, json={"code": "%06d" % ((int(code) + 1) % 1000000)})
+    assert d.request("POST", url, token=portal, json={"code": code}).status == 200
+    mid = post_message(d, agency["token"], bsns[0]).json()["berichtId"]
+    d.request("POST", "/v1/berichten/%s/openingen" % mid, token=portal)
+    d.request("DELETE", "/v1/berichten/%s" % mid, token=portal)
+    d.request("PUT", "/v1/accounts/%s/abonnementen/%s" % (acc, agency["oin"]), token=portal,
+              json={"actief": False})
+    post_message(d, agency["token"], bsns[0])
+    post_message(d, agency["token"], bsns[1])            # no box: 422
+    d.request("POST", "/v1/accounts", token=portal, json={"bsn": bsns[2]})
+    d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"emailadres": "kapot"})
+    d.request("GET", "/v1/accounts/%s/meldingen" % acc, token=portal)
+    d.request("GET", "/v1/accounts/%s/berichten" % acc, token=portal)
+    d.request("DELETE", "/v1/accounts/%s" % acc, token=portal)
+    d.stop()
+    log = d.log_text()
+    assert "verification mail" in log and "verified" in log
+    for secret in bsns + emails + [code]:
+        assert secret not in log, secret
