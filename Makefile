@@ -44,7 +44,7 @@ UNIT_BIN   := $(BUILD)/unit-tests
 DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             libesmtp-dev libjansson-dev libssl-dev libcriterion-dev postgresql \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
-            python3-psycopg2 curl
+            python3-psycopg2 curl chromium
 
 .PHONY: all deps test unit integration run clean lint fmt check-example
 

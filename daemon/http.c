@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "health.h"
 #include "ingest.h"
+#include "stats.h"
 
 #define RETRY_AFTER_S "5"
 #define HOST_MAX 256
@@ -44,6 +45,7 @@ static const struct http_route *const route_tables[] = {
 	ops_routes,
 	ingest_routes,
 	accounts_routes,
+	stats_routes,
 };
 
 #define NTABLES (sizeof(route_tables) / sizeof(route_tables[0]))

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "migrate.h"
 #include "server.h"
+#include "stats_cli.h"
 
 #define DEFAULT_CONFIG "/etc/berichtd/berichtd.conf"
 #define VERSION "0.1.0"
@@ -28,6 +29,8 @@ static void usage(FILE *out)
 	      "  config-example print the documented example config\n"
 	      "  token create   create an API token (printed once)\n"
 	      "  berichttype add|list  register an agency's message types\n"
+	      "  stats rebuild  recompute the statistics rollups from the raw messages\n"
+	      "  report         write the annual open-rate report (csv, json or html)\n"
 	      "  version        print the version\n"
 	      "\n"
 	      "`berichtd COMMAND --help` describes each command.\n"
@@ -66,6 +69,22 @@ static const char *const help_type =
 	"unregistered types are refused. --herinnering overrides the reminder interval\n"
 	"for this type (e.g. 14d). The running daemon picks changes up at once.\n";
 
+static const char *const help_stats =
+	"usage: berichtd stats rebuild [-c FILE] [--van DATE --tot DATE] [--force]\n"
+	"Recomputes the open-rate rollups of the cohorts (publication days in\n"
+	"Europe/Amsterdam) van <= day < tot (YYYY-MM-DD; default: all) from the raw\n"
+	"message rows, e.g. after a restore. The result equals what the triggers keep\n"
+	"incrementally. Writes to messages wait meanwhile. Refuses when raw rows of a\n"
+	"cohort in the range were purged by retention (--force rebuilds anyway).\n"
+	"Prints the number of messages and rows/s.\n";
+
+static const char *const help_report =
+	"usage: berichtd report [-c FILE] --jaar YYYY [--maand M] --format csv|json|html\n"
+	"                       --out FILE\n"
+	"Writes the ministry's open-rate report (per agency, berichttype and paper copy,\n"
+	"with the change against the previous year) from the rollups. html is one\n"
+	"self-contained printable page with a table and a chart; --out - is stdout.\n";
+
 struct opts {
 	const char *config;
 	const char *dir;
@@ -74,6 +93,8 @@ struct opts {
 	const char *name;
 	const char *code;
 	const char *herinnering;
+	const char *van, *tot, *jaar, *maand, *format, *out;
+	bool force;
 	bool help;
 };
 
@@ -85,6 +106,10 @@ static bool parse_opts(int argc, char **argv, struct opts *o)
 		{"role", required_argument, NULL, 'r'},   {"oin", required_argument, NULL, 'o'},
 		{"name", required_argument, NULL, 'n'},   {"help", no_argument, NULL, 'h'},
 		{"code", required_argument, NULL, 't'},   {"herinnering", required_argument, NULL, 'e'},
+		{"van", required_argument, NULL, 'V'},    {"tot", required_argument, NULL, 'T'},
+		{"jaar", required_argument, NULL, 'j'},   {"maand", required_argument, NULL, 'm'},
+		{"format", required_argument, NULL, 'f'}, {"out", required_argument, NULL, 'O'},
+		{"force", no_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
 	int ch;
@@ -99,6 +124,13 @@ static bool parse_opts(int argc, char **argv, struct opts *o)
 		case 'n': o->name = optarg; break;
 		case 't': o->code = optarg; break;
 		case 'e': o->herinnering = optarg; break;
+		case 'V': o->van = optarg; break;
+		case 'T': o->tot = optarg; break;
+		case 'j': o->jaar = optarg; break;
+		case 'm': o->maand = optarg; break;
+		case 'f': o->format = optarg; break;
+		case 'O': o->out = optarg; break;
+		case 'F': o->force = true; break;
 		case 'h': o->help = true; break;
 		default: return false;
 		}
@@ -149,6 +181,15 @@ int main(int argc, char **argv)
 		sub_action = argv[2];
 		skip = strcmp(argv[2], "--help") == 0 ? 2 : 3;
 		help = help_type;
+	} else if (strcmp(cmd, "stats") == 0) {
+		if (argc < 3 || (strcmp(argv[2], "rebuild") != 0 && strcmp(argv[2], "--help") != 0)) {
+			fputs(help_stats, stderr);
+			return 2;
+		}
+		skip = strcmp(argv[2], "rebuild") == 0 ? 3 : 2;
+		help = help_stats;
+	} else if (strcmp(cmd, "report") == 0) {
+		help = help_report;
 	} else if (strcmp(cmd, "migrate") == 0) {
 		help = help_migrate;
 	} else if (strcmp(cmd, "check-config") == 0) {
@@ -194,6 +235,10 @@ int main(int argc, char **argv)
 		rc = migrate_run(&cfg, o.dir ? o.dir : migrate_default_dir());
 	} else if (strcmp(cmd, "token") == 0) {
 		rc = cli_token_create(&cfg, o.role, o.oin, o.name);
+	} else if (strcmp(cmd, "stats") == 0) {
+		rc = stats_cli_rebuild(&cfg, o.van, o.tot, o.force);
+	} else if (strcmp(cmd, "report") == 0) {
+		rc = stats_cli_report(&cfg, o.jaar, o.maand, o.format, o.out);
 	} else if (strcmp(cmd, "berichttype") == 0) {
 		rc = strcmp(sub_action, "add") == 0
 			     ? cli_berichttype_add(&cfg, o.oin, o.code, o.herinnering)
