@@ -60,32 +60,44 @@ static json_t *cell_json(long long n, long long g3, long long g6, bool voorlopig
 
 /* ----------------------------------------------------------- ministry view */
 
-const char REPORT_SQL[] =
-	"WITH p AS ("
-	"  SELECT make_date($1::int, coalesce($2::int, 1), 1) AS van,"
-	"    (make_date($1::int, coalesce($2::int, 1), 1) + CASE WHEN $2::int IS NULL"
-	"      THEN interval '1 year' ELSE interval '1 month' END)::date AS tot"
-	"), c AS ("
-	"  SELECT m.agency_id, m.berichttype, m.papieren_kopie, m.maand >= p.van AS huidig,"
-	"    m.verstuurd, m.geopend_3w, m.geopend_6w,"
-	"    stats_closes_at(m.laatste_dag) > now() AS open"
-	"  FROM stats_maand m, p"
-	"  WHERE (m.maand >= p.van AND m.maand < p.tot)"
-	"     OR (m.maand >= (p.van - interval '1 year')::date"
-	"         AND m.maand < (p.tot - interval '1 year')::date)"
-	"), g AS ("
-	"  SELECT CASE WHEN grouping(agency_id) = 1 THEN 0 WHEN grouping(berichttype) = 0 THEN 2"
-	"      WHEN grouping(papieren_kopie) = 0 THEN 3 ELSE 1 END AS niveau,"
-	"    huidig, agency_id, berichttype, papieren_kopie, sum(verstuurd) AS n,"
-	"    sum(geopend_3w) AS g3, sum(geopend_6w) AS g6, bool_or(open) AS voorlopig"
-	"  FROM c GROUP BY GROUPING SETS ((huidig), (huidig, agency_id),"
-	"    (huidig, agency_id, berichttype), (huidig, agency_id, papieren_kopie))"
-	") "
-	"SELECT g.niveau, a.oin, a.name, g.berichttype, g.papieren_kopie, g.huidig,"
-	"  g.n, g.g3, g.g6, g.voorlopig "
-	"FROM g LEFT JOIN agencies a ON a.id = g.agency_id "
-	"ORDER BY a.name NULLS FIRST, a.oin, g.niveau, g.berichttype, g.papieren_kopie,"
-	"  g.huidig DESC";
+/*
+ * The same query over the yearly or the monthly rollup. A cell is
+ * provisional while its latest cohort is open (stats_closes_at grows with
+ * the day, so the latest cohort decides; one time-zone conversion per cell).
+ */
+#define REPORT_SQL_FOR(TABLE, PERIOD, STEP)                                                    \
+	"WITH p AS ("                                                                       \
+	"  SELECT make_date($1::int, coalesce($2::int, 1), 1) AS van,"                      \
+	"    (make_date($1::int, coalesce($2::int, 1), 1) + interval '1 " STEP "')::date AS tot" \
+	"), c AS ("                                                                         \
+	"  SELECT m.agency_id, m.berichttype, m.papieren_kopie, m." PERIOD " >= p.van AS huidig," \
+	"    m.verstuurd, m.geopend_3w, m.geopend_6w, m.laatste_dag"                         \
+	"  FROM " TABLE " m, p"                                                             \
+	"  WHERE (m." PERIOD " >= p.van AND m." PERIOD " < p.tot)"                          \
+	"     OR (m." PERIOD " >= (p.van - interval '1 year')::date"                        \
+	"         AND m." PERIOD " < (p.tot - interval '1 year')::date)"                    \
+	"), g AS ("                                                                         \
+	"  SELECT CASE WHEN grouping(agency_id) = 1 THEN 0 WHEN grouping(berichttype) = 0 THEN 2" \
+	"      WHEN grouping(papieren_kopie) = 0 THEN 3 ELSE 1 END AS niveau,"              \
+	"    huidig, agency_id, berichttype, papieren_kopie, sum(verstuurd) AS n,"          \
+	"    sum(geopend_3w) AS g3, sum(geopend_6w) AS g6,"                                 \
+	"    stats_closes_at(max(laatste_dag)) > now() AS voorlopig"                        \
+	"  FROM c GROUP BY GROUPING SETS ((huidig), (huidig, agency_id),"                   \
+	"    (huidig, agency_id, berichttype), (huidig, agency_id, papieren_kopie))"        \
+	") "                                                                                \
+	"SELECT g.niveau, a.oin, a.name, g.berichttype, g.papieren_kopie, g.huidig,"       \
+	"  g.n, g.g3, g.g6, g.voorlopig "                                                   \
+	"FROM g LEFT JOIN agencies a ON a.id = g.agency_id "                                \
+	"ORDER BY a.name NULLS FIRST, a.oin, g.niveau, g.berichttype, g.papieren_kopie,"   \
+	"  g.huidig DESC"
+
+static const char REPORT_SQL_YEAR[] = REPORT_SQL_FOR("stats_jaar", "jaar", "year");
+static const char REPORT_SQL_MONTH[] = REPORT_SQL_FOR("stats_maand", "maand", "month");
+
+const char *report_sql(int maand)
+{
+	return maand ? REPORT_SQL_MONTH : REPORT_SQL_YEAR;
+}
 
 enum { R_NIVEAU, R_OIN, R_NAME, R_TYPE, R_PAPIER, R_HUIDIG, R_N, R_G3, R_G6, R_VOORLOPIG };
 enum { LEVEL_TOTAL = 0, LEVEL_AGENCY = 1, LEVEL_TYPE = 2, LEVEL_PAPER = 3 };

@@ -21,13 +21,14 @@
 #define REPORT_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
 
 /*
- * Ministry report: $1 = year (text), $2 = month 1-12 or NULL. Reads
- * stats_maand for the period and the same period a year earlier.
+ * The ministry report's query for a year (maand 0: reads stats_jaar) or one
+ * month (reads stats_maand), with the same period a year earlier.
+ * Parameters: $1 = year, $2 = month 1-12 or NULL.
  */
-extern const char REPORT_SQL[];
+const char *report_sql(int maand);
 
 /*
- * Builds the ministry report from REPORT_SQL's result: per agency (with the
+ * Builds the ministry report from report_sql()'s result: per agency (with the
  * change against the previous year), per agency x berichttype, the
  * papierenKopie split, and a national total; `voorlopig` on every cell with
  * a cohort whose window is still open. maand 0 = the whole year. Caller

@@ -176,7 +176,7 @@ void stats_http_ministry_rates(struct http_req *r)
 	snprintf(jaar, sizeof(jaar), "%d", q->p.jaar);
 	snprintf(maand, sizeof(maand), "%d", q->p.maand);
 	const char *params[] = {jaar, q->p.maand ? maand : NULL};
-	send_query(q, REPORT_SQL, 2, params, on_ministry_rates);
+	send_query(q, report_sql(q->p.maand), 2, params, on_ministry_rates);
 }
 
 static void on_agency_rates(const PGresult *res, const char *err, void *arg)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "report.h"
@@ -91,6 +92,21 @@ static const char REBUILD_DAY_SQL[] =
 static const char REBUILD_MONTH_DELETE_SQL[] =
 	MONTH_RANGE "DELETE FROM stats_maand m USING r WHERE m.maand >= r.van AND m.maand < r.tot";
 
+/* and every year it touches from the months */
+#define YEAR_RANGE \
+	"WITH r AS (SELECT date_trunc('year', $1::date)::date AS van," \
+	"    (date_trunc('year', $2::date - 1) + interval '1 year')::date AS tot) "
+
+static const char REBUILD_YEAR_DELETE_SQL[] =
+	YEAR_RANGE "DELETE FROM stats_jaar j USING r WHERE j.jaar >= r.van AND j.jaar < r.tot";
+
+static const char REBUILD_YEAR_SQL[] =
+	YEAR_RANGE "INSERT INTO stats_jaar (agency_id, berichttype, papieren_kopie, jaar, verstuurd,"
+	"  geopend_3w, geopend_6w, laatste_dag) "
+	"SELECT agency_id, berichttype, papieren_kopie, date_trunc('year', maand)::date,"
+	"  sum(verstuurd), sum(geopend_3w), sum(geopend_6w), max(laatste_dag) "
+	"FROM stats_maand, r WHERE maand >= r.van AND maand < r.tot GROUP BY 1, 2, 3, 4";
+
 static const char REBUILD_MONTH_SQL[] =
 	MONTH_RANGE "INSERT INTO stats_maand (agency_id, berichttype, papieren_kopie, maand, verstuurd,"
 	"  geopend_3w, geopend_6w, laatste_dag) "
@@ -144,6 +160,7 @@ int stats_cli_rebuild(const struct config *cfg, const char *van, const char *tot
 	r = NULL;
 	if (!exec(c, REBUILD_DAY_DELETE_SQL, 2, range) || !exec(c, REBUILD_DAY_SQL, 0, NULL) ||
 	    !exec(c, REBUILD_MONTH_DELETE_SQL, 2, range) || !exec(c, REBUILD_MONTH_SQL, 2, range) ||
+	    !exec(c, REBUILD_YEAR_DELETE_SQL, 2, range) || !exec(c, REBUILD_YEAR_SQL, 2, range) ||
 	    !exec(c, "COMMIT", 0, NULL))
 		goto out;
 	double secs = now_s() - t0;
@@ -156,10 +173,25 @@ out:
 	return rc;
 }
 
-static bool write_out(const char *path, const char *text)
+/* a device, a pipe or stdout is written in place: only a regular file is replaced */
+static bool write_direct(const char *path, const char *text)
 {
 	if (strcmp(path, "-") == 0)
 		return fputs(text, stdout) >= 0 && fflush(stdout) == 0;
+	FILE *f = fopen(path, "w");
+	bool ok = f && fputs(text, f) >= 0;
+	if (f && fclose(f) != 0)
+		ok = false;
+	if (!ok)
+		perror(path);
+	return ok;
+}
+
+static bool write_out(const char *path, const char *text)
+{
+	struct stat st;
+	if (strcmp(path, "-") == 0 || (stat(path, &st) == 0 && !S_ISREG(st.st_mode)))
+		return write_direct(path, text);
 	size_t len = strlen(path) + sizeof(".tmp");
 	char *tmp = malloc(len);
 	if (!tmp)
@@ -209,7 +241,7 @@ int stats_cli_report(const struct config *cfg, const char *jaar, const char *maa
 	snprintf(ys, sizeof(ys), "%d", y);
 	snprintf(ms, sizeof(ms), "%d", m);
 	const char *params[] = {ys, maand ? ms : NULL};
-	if (!(r = run(c, REPORT_SQL, 2, params)))
+	if (!(r = run(c, report_sql(m), 2, params)))
 		goto done;
 	rep = report_build(r, y, m);
 	if (!rep)

@@ -59,13 +59,27 @@ CREATE TABLE stats_maand (
     PRIMARY KEY (maand, agency_id, berichttype, papieren_kopie)
 );
 
+-- Yearly sums, so the annual report reads one row per cell: its time does
+-- not grow with the number of messages, nor with the days they span.
+CREATE TABLE stats_jaar (
+    agency_id       bigint NOT NULL REFERENCES agencies (id),
+    berichttype     text NOT NULL,
+    papieren_kopie  boolean NOT NULL,
+    jaar            date NOT NULL CHECK (extract(doy FROM jaar) = 1),
+    verstuurd       bigint NOT NULL DEFAULT 0,
+    geopend_3w      bigint NOT NULL DEFAULT 0,
+    geopend_6w      bigint NOT NULL DEFAULT 0,
+    laatste_dag     date NOT NULL,
+    PRIMARY KEY (jaar, agency_id, berichttype, papieren_kopie)
+);
+
 -- One cell's change, as the triggers hand it to stats_apply().
 CREATE TYPE stats_delta AS (
     agency_id bigint, berichttype text, papieren_kopie boolean, dag date,
     v bigint, g3 bigint, g6 bigint
 );
 
--- Applies per-cell deltas to both levels. Rows go in key order so two
+-- Applies per-cell deltas to the three levels. Rows go in key order so two
 -- concurrent statements lock the cells they share in the same order (no
 -- deadlock between two ingest statements).
 CREATE FUNCTION stats_apply(d stats_delta[]) RETURNS void LANGUAGE plpgsql AS $$
@@ -88,6 +102,17 @@ BEGIN
            sum(x.v), sum(x.g3), sum(x.g6), max(x.dag)
     FROM unnest(d) x GROUP BY 1, 2, 3, 4 ORDER BY 4, 1, 2, 3
     ON CONFLICT (maand, agency_id, berichttype, papieren_kopie) DO UPDATE
+        SET verstuurd = s.verstuurd + EXCLUDED.verstuurd,
+            geopend_3w = s.geopend_3w + EXCLUDED.geopend_3w,
+            geopend_6w = s.geopend_6w + EXCLUDED.geopend_6w,
+            laatste_dag = greatest(s.laatste_dag, EXCLUDED.laatste_dag);
+
+    INSERT INTO stats_jaar AS s (agency_id, berichttype, papieren_kopie, jaar,
+                                 verstuurd, geopend_3w, geopend_6w, laatste_dag)
+    SELECT x.agency_id, x.berichttype, x.papieren_kopie, date_trunc('year', x.dag)::date,
+           sum(x.v), sum(x.g3), sum(x.g6), max(x.dag)
+    FROM unnest(d) x GROUP BY 1, 2, 3, 4 ORDER BY 4, 1, 2, 3
+    ON CONFLICT (jaar, agency_id, berichttype, papieren_kopie) DO UPDATE
         SET verstuurd = s.verstuurd + EXCLUDED.verstuurd,
             geopend_3w = s.geopend_3w + EXCLUDED.geopend_3w,
             geopend_6w = s.geopend_6w + EXCLUDED.geopend_6w,

@@ -299,14 +299,15 @@ def test_rollups_equal_brute_force_before_and_after_purge_and_rebuild(daemon):
                 org["percentage3Weken"] - tenths(g3, n))
 
     # `stats rebuild` over the period equals what the triggers kept
-    maand_before = svc.psql("SELECT * FROM stats_maand WHERE agency_id = ANY(%s) "
-                            "ORDER BY 1, 2, 3, 4", (ids,))
+    levels = ("SELECT * FROM stats_maand WHERE agency_id = ANY(%s) ORDER BY 1, 2, 3, 4",
+              "SELECT * FROM stats_jaar WHERE agency_id = ANY(%s) ORDER BY 1, 2, 3, 4")
+    levels_before = [svc.psql(q, (ids,)) for q in levels]
+    assert all(levels_before)
     p = daemon.cli("stats", "rebuild", "--van", van.isoformat(), "--tot", tot.isoformat())
     assert p.returncode == 0, p.stderr
     assert "rows/s" in p.stdout
     assert rollup_days(svc, oins) == days
-    assert svc.psql("SELECT * FROM stats_maand WHERE agency_id = ANY(%s) ORDER BY 1, 2, 3, 4",
-                    (ids,)) == maand_before
+    assert [svc.psql(q, (ids,)) for q in levels] == levels_before
 
     # retention purges the raw rows whose windows have closed: nothing changes
     purged = svc.psql(
@@ -316,6 +317,7 @@ def test_rollups_equal_brute_force_before_and_after_purge_and_rebuild(daemon):
         "SELECT count(*) FROM d", (ids,))[0][0]
     assert purged >= 200_000
     assert rollup_days(svc, oins) == days
+    assert [svc.psql(q, (ids,)) for q in levels] == levels_before
     for q, cells in before.items():
         r = ministry_get(daemon, ministry, q)
         assert r.status == 200, r.text
