@@ -7,6 +7,8 @@
 #   make test SANITIZE=address,undefined   the same, instrumented
 #   make run          deps, build, private services under .run/, demo daemon
 #   make lint / fmt   clang-tidy + cppcheck / clang-format
+#   make bench-report the yearly report from rollups vs brute force (1M, 10M rows;
+#                     several minutes and a few GB of disk)
 #   make config/berichtd.conf   regenerate the documented example config
 
 CC       ?= cc
@@ -46,7 +48,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
             python3-psycopg2 curl chromium
 
-.PHONY: all deps test unit integration run clean lint fmt check-example
+.PHONY: all deps test unit integration run clean lint fmt check-example bench-report
 
 all: $(BIN)
 
@@ -101,6 +103,9 @@ test: deps
 
 run: deps all
 	tests/harness/demo.sh
+
+bench-report: all
+	BERICHTD_BIN=$(abspath $(BIN)) tests/bench/bench_report.sh
 
 lint:
 	clang-tidy --quiet $(COMMON_SRC) $(DAEMON_SRC) -- $(CPPFLAGS) $(PKG_CFLAGS) -std=c11

@@ -31,6 +31,14 @@ CREATE FUNCTION stats_closes_at(d date) RETURNS timestamptz
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN ((d + 1)::timestamp AT TIME ZONE 'Europe/Amsterdam') + interval '1008 hours';
 
+-- The latest cohort whose window had closed at time t: stats_closes_at(d) <= t
+-- exactly when d <= stats_closed_through(t), because the local midnight of
+-- day x is at or before t exactly when x <= t's local day. Reports compare
+-- dates with it instead of converting a time zone per cell.
+CREATE FUNCTION stats_closed_through(t timestamptz) RETURNS date
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN stats_cohort(t - interval '1008 hours') - 1;
+
 -- Daily cells: the exact truth per cohort.
 CREATE TABLE stats_dag (
     agency_id       bigint NOT NULL REFERENCES agencies (id),
