@@ -345,7 +345,7 @@ static const char HTML_STYLE[] =
 	"body{font-family:system-ui,sans-serif;margin:2rem;color:#1a1a1a}"
 	"table{border-collapse:collapse;margin-bottom:2rem}"
 	"th,td{border:1px solid #999;padding:.25rem .5rem;text-align:right}"
-	"th[scope=row],td.l{text-align:left}caption{text-align:left;font-weight:bold;"
+	"th[scope=row],thead th:first-child{text-align:left}caption{text-align:left;font-weight:bold;"
 	"margin-bottom:.5rem}.sub th[scope=row]{padding-left:1.5rem;font-weight:normal}"
 	"svg text{font-size:12px;fill:#1a1a1a}"
 	"@media print{body{margin:0}table,svg{page-break-inside:avoid}"
