@@ -66,6 +66,9 @@ static json_t *cell_json(long long n, long long g3, long long g6, bool voorlopig
  * day, so the latest cohort decides; stats_closed_through converts the time
  * zone once per query, not once per cell). Sorting uses the C collation:
  * a locale-aware sort of 8,000 rows costs more than the rest of the query.
+ * The counts are summed as int (a cell holds far fewer than 2^31 messages a
+ * year; sum(int) accumulates in bigint) because sum(bigint) goes through
+ * numeric, a third of the query's time.
  */
 #define REPORT_SQL_FOR(TABLE, PERIOD, STEP)                                                    \
 	"WITH p AS MATERIALIZED ("                                                          \
@@ -74,7 +77,8 @@ static json_t *cell_json(long long n, long long g3, long long g6, bool voorlopig
 	"    stats_closed_through(now()) AS gesloten"                                       \
 	"), c AS ("                                                                         \
 	"  SELECT m.agency_id, m.berichttype, m.papieren_kopie, m." PERIOD " >= p.van AS huidig," \
-	"    m.verstuurd, m.geopend_3w, m.geopend_6w, m.laatste_dag, p.gesloten"             \
+	"    m.verstuurd::int AS verstuurd, m.geopend_3w::int AS geopend_3w,"               \
+	"    m.geopend_6w::int AS geopend_6w, m.laatste_dag, p.gesloten"                    \
 	"  FROM " TABLE " m, p"                                                             \
 	"  WHERE (m." PERIOD " >= p.van AND m." PERIOD " < p.tot)"                          \
 	"     OR (m." PERIOD " >= (p.van - interval '1 year')::date"                        \
