@@ -308,10 +308,12 @@ char *report_csv(const json_t *rep)
 	json_t *org, *c;
 	json_array_foreach(json_object_get(rep, "organisaties"), i, org) {
 		csv_row(f, "organisatie", org, org);
-		json_array_foreach(json_object_get(org, "berichttypes"), j, c)
+		json_array_foreach(json_object_get(org, "berichttypes"), j, c) {
 			csv_row(f, "berichttype", org, c);
-		json_array_foreach(json_object_get(org, "papierenKopie"), j, c)
+		}
+		json_array_foreach(json_object_get(org, "papierenKopie"), j, c) {
 			csv_row(f, "papierenKopie", org, c);
+		}
 	}
 	if (fclose(f) != 0) {
 		free(out);
