@@ -66,8 +66,11 @@ $(BIN): $(DAEMON_OBJ) $(BUILD)/libcommon.a
 # the unit tests include the module headers by their bare names
 $(UNIT_OBJ): CPPFLAGS += -Icommon
 
-$(UNIT_BIN): $(UNIT_OBJ) $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(BUILD)/libcommon.a \
+# daemon modules without I/O that the unit tests specify directly
+UNIT_DAEMON_OBJ := $(BUILD)/daemon/report.o
+
+$(UNIT_BIN): $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a \
 		$(shell pkg-config --libs criterion) $(LDLIBS)
 
 # Installs only what is missing, so a second run is a no-op.
