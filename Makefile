@@ -7,6 +7,8 @@
 #   make test SANITIZE=address,undefined   the same, instrumented
 #   make run          deps, build, private services under .run/, demo daemon
 #   make lint / fmt   clang-tidy + cppcheck / clang-format
+#   make bench-report the yearly report from rollups vs brute force (1M, 10M rows;
+#                     several minutes and a few GB of disk)
 #   make config/berichtd.conf   regenerate the documented example config
 
 CC       ?= cc
@@ -44,9 +46,9 @@ UNIT_BIN   := $(BUILD)/unit-tests
 DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             libesmtp-dev libjansson-dev libssl-dev libcriterion-dev postgresql \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
-            python3-psycopg2 curl
+            python3-psycopg2 curl chromium
 
-.PHONY: all deps test unit integration run clean lint fmt check-example bench bench-delivery
+.PHONY: all deps test unit integration run clean lint fmt check-example bench bench-delivery bench-report
 
 all: $(BIN)
 
@@ -64,8 +66,11 @@ $(BIN): $(DAEMON_OBJ) $(BUILD)/libcommon.a
 # the unit tests include the module headers by their bare names
 $(UNIT_OBJ): CPPFLAGS += -Icommon
 
-$(UNIT_BIN): $(UNIT_OBJ) $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(BUILD)/libcommon.a \
+# daemon modules without I/O that the unit tests specify directly
+UNIT_DAEMON_OBJ := $(BUILD)/daemon/report.o
+
+$(UNIT_BIN): $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a \
 		$(shell pkg-config --libs criterion) $(LDLIBS)
 
 # Installs only what is missing, so a second run is a no-op.
@@ -104,10 +109,13 @@ run: deps all
 
 # Benchmarks are not part of `make test`: they print figures as ratios to
 # limits measured in the same run (smtp-source, BullMQ); no assertions.
-bench: bench-delivery
+bench: bench-delivery bench-report
 
 bench-delivery: deps all
 	$(PYTHON) tests/bench/bench_delivery.py
+
+bench-report: all
+	BERICHTD_BIN=$(abspath $(BIN)) tests/bench/bench_report.sh
 
 lint:
 	clang-tidy --quiet $(COMMON_SRC) $(DAEMON_SRC) -- $(CPPFLAGS) $(PKG_CFLAGS) -std=c11

@@ -58,6 +58,10 @@ struct config_key {
 #define MAX_VERIFY_ATTEMPTS 100
 #define MAX_RETENTION_DAYS 36500
 #define MAX_RETENTION_BATCH 100000
+/* an agency never sees open figures of fewer messages than this, whatever the config */
+#define MIN_CELL_FLOOR 5
+#define MAX_CELL 1000000
+#define MAX_DORMANT_WEEKS 52
 
 static const struct config_key config_keys[] = {
 	{"http", "listen", CFG_HOSTPORT, "127.0.0.1:8080", false, OFF(http_listen), NOLIMIT,
@@ -125,6 +129,11 @@ static const struct config_key config_keys[] = {
 	 "With eindDatumHandelingstermijn, the reminder goes out this long before that deadline."},
 	{"notify", "max_repeats", CFG_INT, "1", false, OFF(notify_max_repeats), 0, MAX_REPEATS,
 	 "Most reminders per message."},
+
+	{"stats", "min_cell", CFG_INT, "10", false, OFF(stats_min_cell), MIN_CELL_FLOOR, MAX_CELL,
+	 "An agency sees no open figures for a cell with fewer messages than this (never below 5)."},
+	{"stats", "dormant_weeks", CFG_INT, "6", false, OFF(stats_dormant_weeks), 1, MAX_DORMANT_WEEKS,
+	 "Notificaties report: an active account whose messages of this many weeks were all left unopened is dormant."},
 
 	{"security", "bsn_key", CFG_HEX, NULL, false, OFF(security_bsn_key), NOLIMIT,
 	 "HMAC-SHA256 key (hex, at least 32 bytes) for hashing BSNs; prefer bsn_key_file."},

@@ -60,6 +60,10 @@ struct config {
 	int64_t notify_repeat_before_deadline_ms;
 	int64_t notify_max_repeats;
 
+	/* [stats] */
+	int64_t stats_min_cell;             /* fewest messages with open figures for agencies */
+	int64_t stats_dormant_weeks;        /* notificaties report: look-back of dormant accounts */
+
 	/* [security] */
 	char *security_bsn_key;             /* hex */
 	char *security_bsn_key_file;        /* file holding the hex key */

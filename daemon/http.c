@@ -30,6 +30,7 @@
 #include "prompts.h"
 #include "subscriptions.h"
 #include "verify.h"
+#include "stats.h"
 
 #define RETRY_AFTER_S "5"
 #define HOST_MAX 256
@@ -54,6 +55,7 @@ static const struct http_route *const route_tables[] = {
 	prompts_routes,
 	subscriptions_routes,
 	box_routes,
+	stats_routes,
 };
 
 #define NTABLES (sizeof(route_tables) / sizeof(route_tables[0]))

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "migrate.h"
 #include "server.h"
+#include "stats_cli.h"
 
 #define DEFAULT_CONFIG "/etc/berichtd/berichtd.conf"
 #define VERSION "0.1.0"
@@ -32,6 +33,8 @@ static void usage(FILE *out)
 	      "  berichttype add|list  register an agency's message types\n"
 	      "  bounce         read a delivery status notification from stdin\n"
 	      "  agency set     mark an agency mandatory or optional for citizens\n"
+	      "  stats rebuild  recompute the statistics rollups from the raw messages\n"
+	      "  report         write the annual open-rate report (csv, json or html)\n"
 	      "  version        print the version\n"
 	      "\n"
 	      "`berichtd COMMAND --help` describes each command.\n"
@@ -80,6 +83,21 @@ static const char *const help_agency =
 	"--mandatory yes: citizens cannot turn this agency off in the portal (its\n"
 	"messages always reach an active box); no: they can (the default for new\n"
 	"agencies). --name renames it. The agency must exist (token create makes it).\n";
+static const char *const help_stats =
+	"usage: berichtd stats rebuild [-c FILE] [--van DATE --tot DATE] [--force]\n"
+	"Recomputes the open-rate rollups of the cohorts (publication days in\n"
+	"Europe/Amsterdam) van <= day < tot (YYYY-MM-DD; default: all) from the raw\n"
+	"message rows, e.g. after a restore. The result equals what the triggers keep\n"
+	"incrementally. Writes to messages wait meanwhile. Refuses when raw rows of a\n"
+	"cohort in the range were purged by retention (--force rebuilds anyway).\n"
+	"Prints the number of messages and rows/s.\n";
+
+static const char *const help_report =
+	"usage: berichtd report [-c FILE] --jaar YYYY [--maand M] --format csv|json|html\n"
+	"                       --out FILE\n"
+	"Writes the ministry's open-rate report (per agency, berichttype and paper copy,\n"
+	"with the change against the previous year) from the rollups. html is one\n"
+	"self-contained printable page with a table and a chart; --out - is stdout.\n";
 
 struct opts {
 	const char *config;
@@ -90,6 +108,8 @@ struct opts {
 	const char *code;
 	const char *herinnering;
 	const char *mandatory;
+	const char *van, *tot, *jaar, *maand, *format, *out;
+	bool force;
 	bool help;
 };
 
@@ -101,7 +121,11 @@ static bool parse_opts(int argc, char **argv, struct opts *o)
 		{"role", required_argument, NULL, 'r'},   {"oin", required_argument, NULL, 'o'},
 		{"name", required_argument, NULL, 'n'},   {"help", no_argument, NULL, 'h'},
 		{"code", required_argument, NULL, 't'},   {"herinnering", required_argument, NULL, 'e'},
-		{"mandatory", required_argument, NULL, 'm'},
+		{"mandatory", required_argument, NULL, 'M'},
+		{"van", required_argument, NULL, 'V'},    {"tot", required_argument, NULL, 'T'},
+		{"jaar", required_argument, NULL, 'j'},   {"maand", required_argument, NULL, 'm'},
+		{"format", required_argument, NULL, 'f'}, {"out", required_argument, NULL, 'O'},
+		{"force", no_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
 	int ch;
@@ -116,7 +140,14 @@ static bool parse_opts(int argc, char **argv, struct opts *o)
 		case 'n': o->name = optarg; break;
 		case 't': o->code = optarg; break;
 		case 'e': o->herinnering = optarg; break;
-		case 'm': o->mandatory = optarg; break;
+		case 'M': o->mandatory = optarg; break;
+		case 'V': o->van = optarg; break;
+		case 'T': o->tot = optarg; break;
+		case 'j': o->jaar = optarg; break;
+		case 'm': o->maand = optarg; break;
+		case 'f': o->format = optarg; break;
+		case 'O': o->out = optarg; break;
+		case 'F': o->force = true; break;
 		case 'h': o->help = true; break;
 		default: return false;
 		}
@@ -176,6 +207,15 @@ int main(int argc, char **argv)
 		}
 		skip = strcmp(argv[2], "set") == 0 ? 3 : 2;
 		help = help_agency;
+	} else if (strcmp(cmd, "stats") == 0) {
+		if (argc < 3 || (strcmp(argv[2], "rebuild") != 0 && strcmp(argv[2], "--help") != 0)) {
+			fputs(help_stats, stderr);
+			return 2;
+		}
+		skip = strcmp(argv[2], "rebuild") == 0 ? 3 : 2;
+		help = help_stats;
+	} else if (strcmp(cmd, "report") == 0) {
+		help = help_report;
 	} else if (strcmp(cmd, "migrate") == 0) {
 		help = help_migrate;
 	} else if (strcmp(cmd, "check-config") == 0) {
@@ -223,6 +263,10 @@ int main(int argc, char **argv)
 		rc = cli_token_create(&cfg, o.role, o.oin, o.name);
 	} else if (strcmp(cmd, "bounce") == 0) {
 		rc = bounce_cli(&cfg, stdin);
+	} else if (strcmp(cmd, "stats") == 0) {
+		rc = stats_cli_rebuild(&cfg, o.van, o.tot, o.force);
+	} else if (strcmp(cmd, "report") == 0) {
+		rc = stats_cli_report(&cfg, o.jaar, o.maand, o.format, o.out);
 	} else if (strcmp(cmd, "berichttype") == 0) {
 		rc = strcmp(sub_action, "add") == 0
 			     ? cli_berichttype_add(&cfg, o.oin, o.code, o.herinnering)

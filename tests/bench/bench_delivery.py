@@ -63,10 +63,11 @@ def smtp_source_rate(port):
 
 
 def bullmq_rate(redis_port, node_dir):
+    # BullMQ 5: the widely deployed major; 6 needs its Redis client passed in
     if not (node_dir / "node_modules" / "bullmq").exists():
         node_dir.mkdir(parents=True, exist_ok=True)
         subprocess.run(["npm", "install", "--prefix", str(node_dir), "--no-audit", "--no-fund",
-                        "--silent", "bullmq"], check=True)
+                        "--silent", "bullmq@5"], check=True)
     script = node_dir / "bullmq_bench.mjs"
     shutil.copy(REPO / "tests" / "bench" / "bullmq_bench.mjs", script)
     out = subprocess.run(["node", str(script), str(redis_port), str(N_BULL), "50"],
