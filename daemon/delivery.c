@@ -518,14 +518,20 @@ static void record_sent(struct worker *w, const int64_t *ids, int n)
 	 * visibility timeout: the documented at-least-once window */
 	if (!res)
 		return;
-	for (int i = 0; i < PQntuples(res); i++) {
-		struct queue_item it = {strtoll(PQgetvalue(res, i, 0), NULL, 10),
-					strtoll(PQgetvalue(res, i, 2), NULL, 10)};
-		int64_t due = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-		if (!queue_sync_retry(w->rc, cfg->redis_key_prefix, &it, due))
-			log_warn("delivery[%d]: reminder not queued; the reconciler will", w->index);
-		atomic_fetch_add(&w->d->app->metrics.notifications_scheduled, 1);
+	int nrep = PQntuples(res);
+	struct queue_item *its = calloc((size_t)nrep + 1, sizeof(*its));
+	int64_t *dues = calloc((size_t)nrep + 1, sizeof(*dues));
+	for (int i = 0; its && dues && i < nrep; i++) {
+		its[i].id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		its[i].lane = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		dues[i] = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 	}
+	if (nrep > 0 && (!its || !dues ||
+			 !queue_sync_schedule(w->rc, cfg->redis_key_prefix, its, dues, (size_t)nrep)))
+		log_warn("delivery[%d]: reminders not queued; the reconciler will", w->index);
+	atomic_fetch_add(&w->d->app->metrics.notifications_scheduled, nrep);
+	free(its);
+	free(dues);
 	PQclear(res);
 }
 

@@ -438,6 +438,58 @@ bool queue_sync_retry(redisContext *rc, const char *prefix, const struct queue_i
 	return ok;
 }
 
+bool queue_sync_schedule(redisContext *rc, const char *prefix, const struct queue_item *items,
+			 const int64_t *due_ms, size_t n)
+{
+	const char **argv = calloc(3 + 2 * n, sizeof(*argv));
+	char (*buf)[ID_STR] = calloc(2 * n + 1, ID_STR);
+	bool *done = calloc(n + 1, sizeof(*done));
+	char key[KEY_MAX], lanes[KEY_MAX], lanebuf[ID_STR];
+	int sent = 0;
+	bool ok = argv && buf && done;
+
+	snprintf(lanes, sizeof(lanes), "%slanes", prefix);
+	/* one ZADD + one SADD per distinct lane, all appended before reading */
+	for (size_t i = 0; ok && i < n; i++) {
+		if (done[i])
+			continue;
+		int64_t lane = items[i].lane;
+		size_t argc = 3;
+		lane_key(prefix, lane, key);
+		argv[0] = "ZADD";
+		argv[1] = key;
+		argv[2] = "NX";
+		for (size_t j = i; j < n; j++) {
+			if (done[j] || items[j].lane != lane)
+				continue;
+			done[j] = true;
+			snprintf(buf[argc - 3], ID_STR, "%" PRId64, due_ms[j]);
+			snprintf(buf[argc - 2], ID_STR, "%" PRId64, items[j].id);
+			argv[argc] = buf[argc - 3];
+			argv[argc + 1] = buf[argc - 2];
+			argc += 2;
+		}
+		snprintf(lanebuf, sizeof(lanebuf), "%" PRId64, lane);
+		ok = redisAppendCommandArgv(rc, (int)argc, argv, NULL) == REDIS_OK &&
+		     redisAppendCommand(rc, "SADD %s %s", lanes, lanebuf) == REDIS_OK;
+		sent += 2;
+	}
+	for (int k = 0; k < sent; k++) {
+		redisReply *r = NULL;
+		if (redisGetReply(rc, (void **)&r) != REDIS_OK || !r) {
+			ok = false;
+			break; /* the connection is broken; the caller reconnects */
+		}
+		if (r->type == REDIS_REPLY_ERROR)
+			ok = false;
+		freeReplyObject(r);
+	}
+	free(argv);
+	free(buf);
+	free(done);
+	return ok;
+}
+
 int queue_sync_requeue_expired(redisContext *rc, const char *prefix, int64_t now_ms)
 {
 	struct keys k;

@@ -84,6 +84,13 @@ bool queue_sync_ack(redisContext *rc, const char *prefix, const struct queue_ite
 bool queue_sync_retry(redisContext *rc, const char *prefix, const struct queue_item *item,
 		      int64_t due_ms);
 
+/*
+ * Schedules new ids (ZADD NX per lane, then SADD of the lane), pipelined:
+ * one round trip for the whole set. items need not be sorted by lane.
+ */
+bool queue_sync_schedule(redisContext *rc, const char *prefix, const struct queue_item *items,
+			 const int64_t *due_ms, size_t n);
+
 /* Inflight ids past their deadline go back to their lanes (worker died). Returns count or -1. */
 int queue_sync_requeue_expired(redisContext *rc, const char *prefix, int64_t now_ms);
 

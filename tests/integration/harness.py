@@ -229,6 +229,8 @@ def default_config(services, http_port=None, key_prefix=None, log_file=None):
                  "bounce_domain": "berichtenbox.example"},
         "delivery": {"workers": "2"},
         "notify": {"digest_window": "0s", "quiet_hours": "off"},
+        # the retention janitor purges old rows; tests that want it set a short interval
+        "retention": {"interval": "1d"},
         "security": {"bsn_key": SESSION_BSN_KEY},
         "templates": {"dir": str(TEMPLATES_DIR)},
         "log": {"level": "debug",

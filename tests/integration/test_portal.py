@@ -101,6 +101,12 @@ def test_deactivation_stops_mail_and_closes_the_box_for_agencies(env, mailbox, n
     assert r.status == 201
     r = d.request("DELETE", "/v1/accounts/%s" % acc, token=portal)
     assert r.status == 204
+    # a mail a worker had already taken before the DELETE finishes its send
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and d.services.psql(
+            "SELECT count(*) FROM notifications WHERE account_id = %s AND state = 'sending'",
+            (acc,))[0][0]:
+        time.sleep(0.05)
     states = d.services.psql("SELECT kind, state FROM notifications WHERE account_id = %s",
                              (acc,))
     assert states and all(s == "cancelled" for _, s in states if s != "sent"), states
