@@ -39,12 +39,15 @@ UNIT_SRC   := $(wildcard tests/unit/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+# docs/openapi.yaml as JSON inside the binary (GET /v1/openapi.json)
+OPENAPI_C  := $(BUILD)/gen/openapi_json.c
+DAEMON_OBJ += $(BUILD)/gen/openapi_json.o
 UNIT_BIN   := $(BUILD)/unit-tests
 
 DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             libesmtp-dev libjansson-dev libssl-dev libcriterion-dev postgresql \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
-            python3-psycopg2 curl
+            python3-psycopg2 python3-yaml curl
 
 .PHONY: all deps test unit integration run clean lint fmt check-example
 
@@ -53,6 +56,13 @@ all: $(BIN)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(OPENAPI_C): docs/openapi.yaml docs/openapi-embed.py
+	@mkdir -p $(dir $@)
+	$(PYTHON) docs/openapi-embed.py docs/openapi.yaml $@
+
+$(BUILD)/gen/openapi_json.o: $(OPENAPI_C)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libcommon.a: $(COMMON_OBJ)
 	ar rcs $@ $^

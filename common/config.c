@@ -54,6 +54,7 @@ struct config_key {
 #define MAX_BODY (256LL * 1024 * 1024)
 #define MIN_BODY 1024
 #define MAX_REPEATS 10
+#define MAX_RATE 100000000
 #define MS_DAY (24LL * 3600 * 1000)
 
 static const struct config_key config_keys[] = {
@@ -63,6 +64,11 @@ static const struct config_key config_keys[] = {
 	 "Largest request body accepted; larger requests get 413."},
 	{"http", "timeout", CFG_DURATION, "30s", false, OFF(http_timeout_ms), 1000, MS_DAY,
 	 "Idle and request timeout of HTTP connections."},
+
+	{"ratelimit", "rate", CFG_INT, "5000", false, OFF(ratelimit_rate), 0, MAX_RATE,
+	 "Messages per second each agency may submit (single and batch items alike; a token bucket); 0 means no limit. Over it: 429 with Retry-After."},
+	{"ratelimit", "burst", CFG_INT, "20000", false, OFF(ratelimit_burst), 1, MAX_RATE,
+	 "Size of each agency's bucket in messages: how many may arrive at once (a batch larger than this still passes when the bucket is full, and leaves it in debt)."},
 
 	{"postgres", "conninfo", CFG_STRING, "dbname=berichtd", false, OFF(pg_conninfo), NOLIMIT,
 	 "libpq connection string of the PostgreSQL database (the source of truth)."},

@@ -21,6 +21,7 @@ struct pgpool;
 struct queue_loop;
 struct auth;
 struct ingest;
+struct ratelimit;
 struct delivery;
 struct reconcile;
 
@@ -44,6 +45,7 @@ struct app {
 	struct evhttp_bound_socket *http_listener;
 	struct auth *auth;
 	struct ingest *ingest;
+	struct ratelimit *ratelimit;
 	struct delivery *delivery;
 	struct reconcile *reconcile;
 	struct metrics metrics;

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "accounts.h"
+#include "agency.h"
 #include "auth.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -44,6 +45,7 @@ static const struct http_route *const route_tables[] = {
 	ops_routes,
 	ingest_routes,
 	accounts_routes,
+	agency_routes,
 };
 
 #define NTABLES (sizeof(route_tables) / sizeof(route_tables[0]))
@@ -184,6 +186,16 @@ void http_problem_unavailable(struct http_req *r, const char *detail)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", RETRY_AFTER_S);
 	http_problem(r, 503, "niet-beschikbaar", "Tijdelijk niet beschikbaar", detail);
+}
+
+void http_problem_rate_limited(struct http_req *r, int64_t retry_after_s)
+{
+	char secs[24];
+	snprintf(secs, sizeof(secs), "%lld", (long long)retry_after_s);
+	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", secs);
+	http_problem(r, 429, "te-veel-verzoeken", "Te veel berichten",
+		     "De afzender stuurt meer berichten per seconde dan is toegestaan; "
+		     "probeer het na Retry-After seconden opnieuw.");
 }
 
 void http_invalid_add(json_t *arr, const char *name, const char *code, const char *reason)

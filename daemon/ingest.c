@@ -23,6 +23,7 @@
 #include "common/timefmt.h"
 #include "pgpool.h"
 #include "queue.h"
+#include "ratelimit.h"
 
 #define GROUP_MAX 1000
 #define ATTEMPTS_MAX 3
@@ -111,6 +112,11 @@ void ingest_free(struct ingest *in)
 int ingest_pending(const struct ingest *in)
 {
 	return in->queued + in->inflight_items;
+}
+
+bool ingest_overloaded(const struct ingest *in, int n)
+{
+	return ingest_pending(in) + n > INGEST_PENDING_MAX;
 }
 
 void ingest_submit(struct ingest *in, struct ingest_item *item)
@@ -323,6 +329,17 @@ void ingest_http_post(struct http_req *r)
 		return;
 	}
 	json_decref(invalid);
+	int64_t retry_s = 0;
+	if (!ratelimit_take(app->ratelimit, r->agency_id, 1, timefmt_now_ms(), &retry_s)) {
+		free(it);
+		http_problem_rate_limited(r, retry_s);
+		return;
+	}
+	if (ingest_overloaded(app->ingest, 1)) {
+		free(it);
+		http_problem_unavailable(r, "Te veel berichten in behandeling; probeer het opnieuw.");
+		return;
+	}
 	it->agency_id = r->agency_id;
 	it->done = single_done;
 	it->owner = r;

@@ -1,0 +1,213 @@
+"""The agency API beyond the single message (issue 3): batches, recipient
+lookup, reading one's own message, rate limits, robustness, the published
+spec. Every error path asserts status, problem type, invalidParams names and
+that nothing was stored."""
+import json
+import secrets
+import socket
+
+import pytest
+
+from harness import assert_problem, make_agency, make_citizen
+
+BOX_TYPE = "geen-actieve-berichtenbox"
+
+
+def ref(tag):
+    """A referentie unique to this test run (25 characters at most)."""
+    return "%s-%s" % (tag[:12], secrets.token_hex(5))
+
+
+def count_refs(daemon, refs):
+    return daemon.services.psql("SELECT count(*) FROM messages WHERE referentie = ANY(%s)",
+                                (list(refs),))[0][0]
+
+
+def problem_type(body, slug):
+    assert body["type"].endswith("/" + slug), body["type"]
+
+
+@pytest.fixture
+def agency(daemon):
+    a = make_agency(daemon)
+    a["portal"] = daemon.token("portal")
+    return a
+
+
+# ------------------------------------------------------------------ batches
+
+def test_batch_reports_each_item_and_stores_the_valid_ones(daemon, agency, new_bsn):
+    citizen = new_bsn()
+    make_citizen(daemon, agency["portal"], citizen, "batch-%s@example.nl" % secrets.token_hex(4))
+    r_ok, r_dup, r_conf, r_bad, r_nobox, r_type = (ref(t) for t in
+                                                   ("ok", "dup", "conf", "bad", "nobox", "type"))
+    items = [
+        {"bsn": citizen, "berichttype": "T1", "referentie": r_ok},
+        {"bsn": citizen, "berichttype": "T1", "referentie": r_dup},
+        {"bsn": citizen, "berichttype": "T1", "referentie": r_dup},          # same: dubbel
+        {"bsn": citizen, "berichttype": "T1", "referentie": r_conf},
+        {"bsn": citizen, "berichttype": "T2", "referentie": r_conf},         # other content
+        {"bsn": "123456789", "berichttype": "T1", "referentie": r_bad, "x": 1},
+        {"bsn": new_bsn(), "berichttype": "T1", "referentie": r_nobox},
+        {"bsn": citizen, "berichttype": "ONBEKEND", "referentie": r_type},
+        "geen object",
+    ]
+    r = daemon.request("POST", "/v1/batches", token=agency["token"], json={"berichten": items})
+    assert r.status == 200, r.text
+    assert r.headers["API-Version"]
+    body = r.json()
+    res = body["resultaten"]
+    assert [x["index"] for x in res] == list(range(len(items)))
+    st = [x["status"] for x in res]
+    assert st[0] == "aangenomen" and res[0]["berichtId"]
+    assert sorted(st[1:3]) == ["aangenomen", "dubbel"]
+    assert res[1]["berichtId"] == res[2]["berichtId"]
+    assert sorted(st[3:5]) == ["aangenomen", "ongeldig"]
+    loser = res[3] if st[3] == "ongeldig" else res[4]
+    assert [(p["name"], p["code"]) for p in loser["invalidParams"]] == [
+        ("berichten[%d].referentie" % loser["index"], "referentieBestaatAl")]
+    assert st[5] == "ongeldig"
+    assert sorted(p["name"] for p in res[5]["invalidParams"]) == [
+        "berichten[5].bsn", "berichten[5].x"]
+    assert st[6] == "geenActieveBerichtenbox" and "berichtId" not in res[6]
+    assert st[7] == "ongeldig"
+    assert [p["name"] for p in res[7]["invalidParams"]] == ["berichten[7].berichttype"]
+    assert st[8] == "ongeldig"
+    assert [p["name"] for p in res[8]["invalidParams"]] == ["berichten[8]"]
+    assert body["aantallen"] == {"aangenomen": 3, "dubbel": 1, "geenActieveBerichtenbox": 1,
+                                 "ongeldig": 4}
+    assert res[0]["referentie"] == r_ok
+    # stored: ok, dup (once), conf (once); nothing for the others
+    assert count_refs(daemon, [r_ok, r_dup, r_conf]) == 3
+    assert count_refs(daemon, [r_bad, r_nobox, r_type]) == 0
+    # one notification per stored message, none twice
+    n = daemon.services.psql(
+        "SELECT count(*) FROM notifications n JOIN messages m ON m.id = n.message_id "
+        "WHERE m.referentie = ANY(%s)", ([r_ok, r_dup, r_conf],))[0][0]
+    assert n == 3
+
+    # the same batch again: every stored item is dubbel with its first id
+    again = daemon.request("POST", "/v1/batches", token=agency["token"],
+                           json={"berichten": items[:3]})
+    assert again.status == 200, again.text
+    ares = again.json()["resultaten"]
+    assert [x["status"] for x in ares] == ["dubbel"] * 3
+    assert ares[0]["berichtId"] == res[0]["berichtId"]
+    assert ares[1]["berichtId"] == res[1]["berichtId"]
+
+
+@pytest.mark.parametrize("payload,names", [
+    ({}, ["berichten"]),
+    ({"berichten": {}}, ["berichten"]),
+    ({"berichten": []}, ["berichten"]),
+    ({"berichten": [{}], "extra": True}, ["extra"]),
+])
+def test_batch_envelope_errors_are_400(daemon, agency, payload, names):
+    r = daemon.request("POST", "/v1/batches", token=agency["token"], json=payload)
+    body = assert_problem(r, 400)
+    problem_type(body, "ongeldige-invoer")
+    assert sorted(p["name"] for p in body["invalidParams"]) == names
+
+
+def test_batch_of_10000_is_taken_and_10001_is_refused(daemon, agency, new_bsn):
+    citizen = new_bsn()
+    make_citizen(daemon, agency["portal"], citizen)
+    tag = secrets.token_hex(4)
+    items = [{"bsn": citizen, "berichttype": "T1", "referentie": "b%s-%d" % (tag, i)}
+             for i in range(10000)]
+    too_many = daemon.request("POST", "/v1/batches", token=agency["token"],
+                              json={"berichten": items + [items[0]]}, timeout=120)
+    body = assert_problem(too_many, 400)
+    assert [p["name"] for p in body["invalidParams"]] == ["berichten"]
+    assert daemon.services.psql("SELECT count(*) FROM messages WHERE referentie LIKE %s",
+                                ("b%s-%%" % tag,))[0][0] == 0
+    r = daemon.request("POST", "/v1/batches", token=agency["token"],
+                       json={"berichten": items}, timeout=120)
+    assert r.status == 200, r.text[:500]
+    assert r.json()["aantallen"]["aangenomen"] == 10000
+    assert daemon.services.psql("SELECT count(*) FROM messages WHERE referentie LIKE %s",
+                                ("b%s-%%" % tag,))[0][0] == 10000
+
+
+def test_batch_needs_agency_role(daemon, agency):
+    assert_problem(daemon.request("POST", "/v1/batches", json={"berichten": []}), 401)
+    r = daemon.request("POST", "/v1/batches", token=agency["portal"], json={"berichten": []})
+    assert_problem(r, 403)
+
+
+# --------------------------------------------------------- ontvangers/_zoek
+
+def test_ontvangers_zoek_says_who_has_a_box_for_this_agency(daemon, agency, new_bsn):
+    active, nobody, gone, off = new_bsn(), new_bsn(), new_bsn(), new_bsn()
+    make_citizen(daemon, agency["portal"], active)
+    gone_id = make_citizen(daemon, agency["portal"], gone)
+    r = daemon.request("DELETE", "/v1/accounts/%s" % gone_id, token=agency["portal"])
+    assert r.status == 204
+    off_id = make_citizen(daemon, agency["portal"], off)
+    daemon.services.psql(
+        "INSERT INTO subscriptions (account_id, agency_id, active) "
+        "SELECT %s, id, false FROM agencies WHERE oin = %s", (off_id, agency["oin"]))
+    bsns = [active, nobody, gone, off, active]
+    r = daemon.request("POST", "/v1/ontvangers/_zoek", token=agency["token"],
+                       json={"bsns": bsns})
+    assert r.status == 200, r.text
+    assert r.json() == {"ontvangers": [
+        {"bsn": active, "berichtenbox": True}, {"bsn": nobody, "berichtenbox": False},
+        {"bsn": gone, "berichtenbox": False}, {"bsn": off, "berichtenbox": False},
+        {"bsn": active, "berichtenbox": True}]}
+    # a mandatory agency cannot be turned off
+    daemon.services.psql("UPDATE agencies SET mandatory = true WHERE oin = %s",
+                         (agency["oin"],))
+    r = daemon.request("POST", "/v1/ontvangers/_zoek", token=agency["token"],
+                       json={"bsns": [off]})
+    assert r.json() == {"ontvangers": [{"bsn": off, "berichtenbox": True}]}
+    for b in bsns:
+        assert b not in daemon.log_text()
+
+
+@pytest.mark.parametrize("payload,names", [
+    ({}, ["bsns"]),
+    ({"bsns": "111222333"}, ["bsns"]),
+    ({"bsns": []}, ["bsns"]),
+    ({"bsns": ["111222333"] * 251}, ["bsns"]),
+    ({"bsns": ["111222333", "123456789", 5], "x": 1}, ["bsns[1]", "bsns[2]", "x"]),
+])
+def test_ontvangers_zoek_invalid_input_is_400(daemon, agency, payload, names):
+    r = daemon.request("POST", "/v1/ontvangers/_zoek", token=agency["token"], json=payload)
+    body = assert_problem(r, 400)
+    problem_type(body, "ongeldige-invoer")
+    assert sorted(p["name"] for p in body["invalidParams"]) == names
+
+
+# ------------------------------------------------------ GET /v1/berichten/ID
+
+def test_agency_reads_its_own_message_only(daemon, agency, new_bsn):
+    citizen = new_bsn()
+    make_citizen(daemon, agency["portal"], citizen)
+    msg = {"bsn": citizen, "berichttype": "AANSLAG", "referentie": ref("get"),
+           "publicatieTijdstip": "2099-01-01T00:00:00Z"}
+    # outside the window: refused; then a valid one
+    assert_problem(daemon.request("POST", "/v1/berichten", token=agency["token"], json=msg), 400)
+    msg.pop("publicatieTijdstip")
+    msg.update(eindDatumHandelingstermijn="2030-05-01", papierenKopie=True)
+    r = daemon.request("POST", "/v1/berichten", token=agency["token"], json=msg)
+    assert r.status == 201, r.text
+    loc = r.headers["Location"]
+    got = daemon.request("GET", loc, token=agency["token"])
+    assert got.status == 200, got.text
+    b = got.json()
+    assert b["berichtId"] == r.json()["berichtId"]
+    assert b["status"] == "aangenomen"
+    assert b["referentie"] == msg["referentie"] and b["berichttype"] == "AANSLAG"
+    assert b["eindDatumHandelingstermijn"] == "2030-05-01" and b["papierenKopie"] is True
+    assert b["publicatieTijdstip"]
+    assert "bsn" not in b
+    assert not any(k.lower().startswith(("geopend", "notific", "verwijder")) for k in b)
+
+    other = make_agency(daemon)
+    body = assert_problem(daemon.request("GET", loc, token=other["token"]), 404)
+    problem_type(body, "niet-gevonden")
+    body = assert_problem(daemon.request("GET", "/v1/berichten/niet-een-id",
+                                         token=agency["token"]), 404)
+    problem_type(body, "niet-gevonden")
+    assert_problem(daemon.request("GET", loc), 401)
