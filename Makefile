@@ -49,7 +49,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
             python3-psycopg2 python3-yaml curl
 
-.PHONY: all deps test unit integration run clean lint fmt check-example
+.PHONY: all deps test unit integration run clean lint fmt check-example openapi-lint bench
 
 all: $(BIN)
 
@@ -107,7 +107,29 @@ integration: $(BIN)
 	BERICHTD_BIN=$(abspath $(BIN)) tests/run-integration.sh
 
 test: deps
-	$(MAKE) all unit check-example integration SANITIZE=$(SANITIZE)
+	$(MAKE) all unit check-example openapi-lint integration SANITIZE=$(SANITIZE)
+
+# docs/openapi.yaml against the Dutch API Design Rules ruleset (shared/ is a
+# sibling of the clone in CI and on our machines). Spectral is pinned in
+# tests/spectral/package-lock.json and installed there once.
+SPECTRAL_RULESET ?= ../shared/api-rules/adr-2.2.0-linter.spectral.yaml
+SPECTRAL := tests/spectral/node_modules/.bin/spectral
+
+$(SPECTRAL): tests/spectral/package.json tests/spectral/package-lock.json
+	npm ci --prefix tests/spectral --no-audit --no-fund --loglevel=error
+	@touch $@
+
+openapi-lint:
+	@if [ ! -f "$(SPECTRAL_RULESET)" ]; then \
+		echo "openapi-lint: skipped: ruleset not found ($(SPECTRAL_RULESET))"; \
+	else \
+		$(MAKE) --no-print-directory $(SPECTRAL) && \
+		$(SPECTRAL) lint -r "$(SPECTRAL_RULESET)" docs/openapi.yaml; \
+	fi
+
+# Ingest throughput against raw PostgreSQL (not part of `make test`); see tests/bench/.
+bench: all
+	tests/bench/run.sh
 
 run: deps all
 	tests/harness/demo.sh
