@@ -411,7 +411,16 @@ bool http_start(struct app *app)
 	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 						      EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE |
 						      EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+	/*
+	 * A body over max_body is refused by evhttp before it is read into
+	 * memory: with lingering close the rest is drained and discarded, so the
+	 * client can still read the 413. That answer is evhttp's own (text/html,
+	 * no API-Version): libevent 2.1 has no hook between the headers and the
+	 * body of a server request (see docs/architecture.md).
+	 */
 	evhttp_set_max_body_size(app->http, (ev_ssize_t)app->cfg->http_max_body);
+	if (evhttp_set_flags(app->http, EVHTTP_SERVER_LINGERING_CLOSE) != 0)
+		log_warn("http: no lingering close; clients may miss a 413");
 	evhttp_set_timeout(app->http, (int)(app->cfg->http_timeout_ms / 1000));
 	evhttp_set_gencb(app->http, http_on_request, app);
 	app->http_listener = evhttp_bind_socket_with_handle(app->http, host, (ev_uint16_t)port);

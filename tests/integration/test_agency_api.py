@@ -353,3 +353,76 @@ def test_rate_limit_counts_messages_and_answers_429(make_daemon, new_bsn):
     b = make_agency(d)
     r = d.request("POST", "/v1/berichten", token=b["token"], json=single)
     assert r.status == 201, r.text
+
+
+# --------------------------------------------------------------- robustness
+
+def _rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_body_over_max_body_is_413_and_nothing_is_stored(make_daemon, new_bsn):
+    d = make_daemon("small", **{"http.max_body": "64k"})
+    a = make_agency(d)
+    citizen = new_bsn()
+    make_citizen(d, d.token("portal"), citizen)
+    r1 = ref("big")
+    items = [{"bsn": citizen, "berichttype": "T1", "referentie": "%s%d" % (r1[:15], i)}
+             for i in range(2000)]
+    r = d.request("POST", "/v1/batches", token=a["token"], json={"berichten": items})
+    assert r.status == 413
+    assert count_refs(d, [it["referentie"] for it in items]) == 0
+    # a body far over the limit is drained, not kept (RSS stays flat), and answered 413
+    rss_before = _rss_kb(d.pid)
+    with socket.create_connection(("127.0.0.1", int(d.base_url.rsplit(":", 1)[1])),
+                                  timeout=30) as s:
+        size = 64 * 1024 * 1024
+        s.sendall(b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                  + a["token"].encode() + b"\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % size)
+        chunk = b" " * (1024 * 1024)
+        for _ in range(size // len(chunk)):
+            s.sendall(chunk)
+        head = s.recv(200)
+    assert head.startswith(b"HTTP/1.1 413"), head
+    assert _rss_kb(d.pid) - rss_before < 16 * 1024
+    assert d.running()
+    r = d.request("POST", "/v1/berichten", token=a["token"],
+                  json={"bsn": citizen, "berichttype": "T1", "referentie": r1})
+    assert r.status == 201
+
+
+@pytest.mark.parametrize("body", [
+    b'{"bsn": "\xff\xfe", "berichttype": "T1", "referentie": "utf8"}',
+    b'{"bsn": "111222333", "berichttype": "T1", "referentie": "\xc3\x28"}',
+    b'{"a":' * 5000 + b'1' + b'}' * 5000,
+    b'[' * 100000,
+    b'{"bsn": "1"} trailing',
+    b'["not", "an", "object"]',
+    b'',
+])
+def test_broken_json_is_400_problem_and_nothing_is_stored(daemon, agency, body):
+    for path in ("/v1/berichten", "/v1/batches", "/v1/ontvangers/_zoek"):
+        r = daemon.request("POST", path, token=agency["token"], body=body,
+                           headers={"Content-Type": "application/json"})
+        problem_type(assert_problem(r, 400), "ongeldige-json")
+    assert daemon.running()
+    assert count_refs(daemon, ["utf8", "\u00c3("]) == 0
+
+
+def test_nul_and_control_characters_in_fields_are_refused(daemon, agency, new_bsn):
+    citizen = new_bsn()
+    make_citizen(daemon, agency["portal"], citizen)
+    r = daemon.request("POST", "/v1/berichten", token=agency["token"],
+                       json={"bsn": citizen, "berichttype": "T1", "referentie": "a\u0000b"})
+    problem_type(assert_problem(r, 400), "ongeldige-json")  # jansson refuses NUL in strings
+    r = daemon.request("POST", "/v1/berichten", token=agency["token"],
+                       json={"bsn": citizen, "berichttype": "T\u00011", "referentie": "a\u0001b"})
+    body = assert_problem(r, 400)
+    problem_type(body, "ongeldige-invoer")
+    assert sorted(p["name"] for p in body["invalidParams"]) == ["berichttype", "referentie"]
+    assert count_refs(daemon, ["a\u0001b", "a"]) == 0
