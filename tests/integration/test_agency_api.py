@@ -8,6 +8,7 @@ import socket
 
 import pytest
 
+import harness
 from harness import assert_problem, make_agency, make_citizen
 
 BOX_TYPE = "geen-actieve-berichtenbox"
@@ -389,7 +390,9 @@ def test_body_over_max_body_is_413_and_nothing_is_stored(make_daemon, new_bsn):
             s.sendall(chunk)
         head = s.recv(200)
     assert head.startswith(b"HTTP/1.1 413"), head
-    assert _rss_kb(d.pid) - rss_before < 16 * 1024
+    # ASan keeps freed memory in quarantine, so RSS says nothing in that build
+    if "sanitize" not in harness.BERICHTD.name:
+        assert _rss_kb(d.pid) - rss_before < 16 * 1024
     assert d.running()
     r = d.request("POST", "/v1/berichten", token=a["token"],
                   json={"bsn": citizen, "berichttype": "T1", "referentie": r1})
