@@ -101,7 +101,8 @@ def main():
     services = harness.Services(sys.argv[1])
     rng = random.Random(42)
     d = harness.Daemon(services, "bench", **{
-        "ratelimit.rate": 0, "delivery.workers": 0, "postgres.pool_size": 8,
+        "ratelimit.rate": 0, "delivery.workers": 0,
+        "postgres.pool_size": os.environ.get("BENCH_POOL_SIZE", "4"),  # the default
         "log.level": "warn"})
     d.start()
     try:

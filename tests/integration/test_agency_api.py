@@ -32,7 +32,9 @@ def problem_type(body, slug):
 def agency(daemon):
     a = make_agency(daemon)
     a["portal"] = daemon.token("portal")
-    return a
+    yield a
+    # a daemon that died is skipped by the teardown's exit-code check
+    assert daemon.running(), "berichtd died:\n" + daemon.log_tail()
 
 
 # ------------------------------------------------------------------ batches
