@@ -39,6 +39,8 @@ UNIT_SRC   := $(wildcard tests/unit/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+# daemon modules without I/O that have unit tests of their own
+UNIT_OBJ   += $(BUILD)/daemon/ratelimit.o
 # docs/openapi.yaml as JSON inside the binary (GET /v1/openapi.json)
 OPENAPI_C  := $(BUILD)/gen/openapi_json.c
 DAEMON_OBJ += $(BUILD)/gen/openapi_json.o
