@@ -22,6 +22,7 @@ struct queue_loop;
 struct auth;
 struct ingest;
 struct ratelimit;
+struct bodylimit;
 struct delivery;
 struct reconcile;
 
@@ -43,6 +44,7 @@ struct app {
 	struct queue_loop *queue;
 	struct evhttp *http;
 	struct evhttp_bound_socket *http_listener;
+	struct bodylimit *bodylimit;
 	struct auth *auth;
 	struct ingest *ingest;
 	struct ratelimit *ratelimit;

@@ -22,6 +22,7 @@
 #include "accounts.h"
 #include "agency.h"
 #include "auth.h"
+#include "bodylimit.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "health.h"
@@ -321,6 +322,15 @@ static void http_on_request(struct evhttp_request *ev, void *arg)
 	snprintf(r->id, sizeof(r->id), "%llx", (unsigned long long)++request_seq);
 	atomic_fetch_add(&app->metrics.http_requests, 1);
 
+	/* bodylimit.c saw a Content-Length over max_body and is discarding the body */
+	if (evhttp_find_header(evhttp_request_get_input_headers(ev), BODYLIMIT_HEADER)) {
+		char detail[128];
+		snprintf(detail, sizeof(detail), "De body is groter dan %lld bytes.",
+			 (long long)app->cfg->http_max_body);
+		http_problem(r, 413, "te-groot", "Body te groot", detail);
+		return;
+	}
+
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
 	const char *rawpath = uri ? evhttp_uri_get_path(uri) : NULL;
 	r->path = evhttp_uridecode(rawpath ? rawpath : "/", 0, NULL);
@@ -412,12 +422,14 @@ bool http_start(struct app *app)
 						      EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE |
 						      EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
 	/*
-	 * A body over max_body is refused by evhttp before it is read into
-	 * memory: with lingering close the rest is drained and discarded, so the
-	 * client can still read the 413. That answer is evhttp's own (text/html,
-	 * no API-Version): libevent 2.1 has no hook between the headers and the
-	 * body of a server request (see docs/architecture.md).
+	 * A Content-Length over max_body is answered by us with a 413 problem
+	 * while its body is discarded unread (bodylimit.h). A chunked body over
+	 * it is refused by evhttp itself (its own 413, without API-Version);
+	 * with lingering close the rest is drained, so the client reads it.
 	 */
+	app->bodylimit = bodylimit_new(app->base, app->cfg->http_max_body);
+	if (app->bodylimit)
+		evhttp_set_bevcb(app->http, bodylimit_bev, app->bodylimit);
 	evhttp_set_max_body_size(app->http, (ev_ssize_t)app->cfg->http_max_body);
 	if (evhttp_set_flags(app->http, EVHTTP_SERVER_LINGERING_CLOSE) != 0)
 		log_warn("http: no lingering close; clients may miss a 413");
@@ -428,6 +440,8 @@ bool http_start(struct app *app)
 		log_error("http: cannot listen on %s", app->cfg->http_listen);
 		evhttp_free(app->http);
 		app->http = NULL;
+		bodylimit_free(app->bodylimit);
+		app->bodylimit = NULL;
 		return false;
 	}
 	log_info("http: listening on %s", app->cfg->http_listen);
@@ -449,4 +463,6 @@ void http_stop(struct app *app)
 		evhttp_free(app->http);
 		app->http = NULL;
 	}
+	bodylimit_free(app->bodylimit);
+	app->bodylimit = NULL;
 }

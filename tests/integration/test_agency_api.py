@@ -368,7 +368,34 @@ def _rss_kb(pid):
     return 0
 
 
-def test_body_over_max_body_is_413_and_nothing_is_stored(make_daemon, new_bsn):
+def _raw(d, data, timeout=30):
+    """Sends raw bytes on one connection; returns the socket (caller closes)."""
+    s = socket.create_connection(("127.0.0.1", int(d.base_url.rsplit(":", 1)[1])),
+                                 timeout=timeout)
+    s.sendall(data)
+    return s
+
+
+def _read_response(s):
+    """Reads one HTTP/1.1 response with Content-Length; returns (status, headers, body)."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        assert chunk, "connection closed after %r" % buf[:200]
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in
+               (line.split(":", 1) for line in lines[1:])}
+    n = int(headers.get("content-length", "0"))
+    while len(rest) < n:
+        chunk = s.recv(65536)
+        assert chunk
+        rest += chunk
+    return int(lines[0].split()[1]), headers, rest[:n]
+
+
+def test_body_over_max_body_is_413_problem_and_nothing_is_stored(make_daemon, new_bsn):
     d = make_daemon("small", **{"http.max_body": "64k"})
     a = make_agency(d)
     citizen = new_bsn()
@@ -377,28 +404,64 @@ def test_body_over_max_body_is_413_and_nothing_is_stored(make_daemon, new_bsn):
     items = [{"bsn": citizen, "berichttype": "T1", "referentie": "%s%d" % (r1[:15], i)}
              for i in range(2000)]
     r = d.request("POST", "/v1/batches", token=a["token"], json={"berichten": items})
-    assert r.status == 413
+    problem_type(assert_problem(r, 413), "te-groot")
     assert count_refs(d, [it["referentie"] for it in items]) == 0
-    # a body far over the limit is drained, not kept (RSS stays flat), and answered 413
+
+    auth = b"Authorization: Bearer " + a["token"].encode() + b"\r\n"
+    # refused on the headers alone: the client need not send the body at all
+    s = _raw(d, b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\n" + auth +
+             b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n")
+    status, headers, body = _read_response(s)
+    s.close()
+    assert status == 413 and headers["api-version"]
+    assert headers["content-type"].startswith("application/problem+json")
+    problem_type(json.loads(body), "te-groot")
+
+    # a 64 MiB body is discarded as it arrives (RSS stays flat), and the same
+    # connection then serves the next request
     rss_before = _rss_kb(d.pid)
-    with socket.create_connection(("127.0.0.1", int(d.base_url.rsplit(":", 1)[1])),
-                                  timeout=30) as s:
-        size = 64 * 1024 * 1024
-        s.sendall(b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-                  + a["token"].encode() + b"\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: %d\r\n\r\n" % size)
-        chunk = b" " * (1024 * 1024)
-        for _ in range(size // len(chunk)):
-            s.sendall(chunk)
-        head = s.recv(200)
-    assert head.startswith(b"HTTP/1.1 413"), head
+    size = 64 * 1024 * 1024
+    s = _raw(d, b"POST /v1/batches HTTP/1.1\r\nHost: x\r\n" + auth +
+             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % size)
+    chunk = b" " * (1024 * 1024)
+    for _ in range(size // len(chunk)):
+        s.sendall(chunk)
+    status, headers, _ = _read_response(s)
+    assert status == 413 and headers["api-version"]
+    ok = json.dumps({"bsn": citizen, "berichttype": "T1", "referentie": r1}).encode()
+    s.sendall(b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\n" + auth +
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(ok) + ok)
+    status, headers, body = _read_response(s)
+    s.close()
+    assert status == 201, body
     # ASan keeps freed memory in quarantine, so RSS says nothing in that build
     if "sanitize" not in harness.BERICHTD.name:
         assert _rss_kb(d.pid) - rss_before < 16 * 1024
     assert d.running()
-    r = d.request("POST", "/v1/berichten", token=a["token"],
-                  json={"bsn": citizen, "berichttype": "T1", "referentie": r1})
-    assert r.status == 201
+
+
+def test_pipelined_requests_and_split_heads_pass_unchanged(daemon, agency, new_bsn):
+    citizen = new_bsn()
+    make_citizen(daemon, agency["portal"], citizen)
+    auth = b"Authorization: Bearer " + agency["token"].encode() + b"\r\n"
+    reqs = b""
+    refs = []
+    for i in range(3):
+        refs.append(ref("pipe%d" % i))
+        body = json.dumps({"bsn": citizen, "berichttype": "T1", "referentie": refs[-1]}).encode()
+        reqs += (b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\n" + auth +
+                 b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+                 + body)
+    # byte by byte for the first request's head, the rest in one go
+    s = _raw(daemon, reqs[:1])
+    for k in range(1, 120):
+        s.sendall(reqs[k:k + 1])
+    s.sendall(reqs[120:])
+    for _ in refs:
+        status, headers, body = _read_response(s)
+        assert status == 201, body
+    s.close()
+    assert count_refs(daemon, refs) == 3
 
 
 @pytest.mark.parametrize("body", [

@@ -149,6 +149,9 @@ def test_every_endpoint_answers_as_documented(daemon, api, new_bsn):
     r = call("POST", "/v1/ontvangers/_zoek", agency, json={"bsns": [citizen, nobody]})
     assert [o["berichtenbox"] for o in r.json()["ontvangers"]] == [True, False]
     assert call("POST", "/v1/ontvangers/_zoek", agency, json={"bsns": []}).status == 400
+    big = b" " * (16 * 1024 * 1024 + 1)  # the default [http] max_body is 16m
+    assert call("POST", "/v1/ontvangers/_zoek", agency, body=big,
+                headers={"Content-Type": "application/json"}).status == 413
 
     # documentation and operations
     r = call("GET", "/v1/openapi.json")
