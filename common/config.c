@@ -74,6 +74,8 @@ static const struct config_key config_keys[] = {
 	 "libpq connection string of the PostgreSQL database (the source of truth)."},
 	{"postgres", "pool_size", CFG_INT, "4", false, OFF(pg_pool_size), 1, MAX_POOL,
 	 "Number of asynchronous PostgreSQL connections of the event loop."},
+	{"postgres", "ingest_timeout", CFG_DURATION, "10s", false, OFF(pg_ingest_timeout_ms), 100, MS_DAY,
+	 "Longest wait for the commit of submitted messages; then the requests get 503 with Retry-After (should it commit later, a retry answers 200 with the same id)."},
 
 	{"redis", "host", CFG_STRING, "127.0.0.1", false, OFF(redis_host), NOLIMIT,
 	 "Redis host (the schedule; rebuilt from PostgreSQL when lost)."},

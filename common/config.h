@@ -30,6 +30,7 @@ struct config {
 	/* [postgres] */
 	char *pg_conninfo;
 	int64_t pg_pool_size;
+	int64_t pg_ingest_timeout_ms;
 
 	/* [redis] */
 	char *redis_host;

@@ -14,6 +14,7 @@
  */
 #include "ingest.h"
 
+#include <event2/event.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,8 @@ struct group {
 	struct ingest *in;
 	struct ingest_item **items;
 	int n;
+	struct event *timer;  /* [postgres] ingest_timeout */
+	bool abandoned;       /* its items were answered 503 before the result came */
 };
 
 static void try_flush(struct ingest *in);
@@ -164,6 +167,28 @@ static void finish(struct ingest_item *it, enum ingest_outcome outcome)
 	it->done(it);
 }
 
+/*
+ * PostgreSQL is slow: the group's owners get 503 now, while the statement
+ * goes on. If it commits after all, nothing is lost: its notifications are
+ * still scheduled (on_group_done), and a retry of a message answers 200
+ * with the same id. Never a 201 for a message that was not committed.
+ */
+static void on_group_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct group *g = arg;
+	(void)fd;
+	(void)what;
+
+	log_warn("ingest: group of %d not committed within the ingest timeout", g->n);
+	g->abandoned = true;
+	for (int k = 0; k < g->n; k++) {
+		struct ingest_item *it = g->items[k];
+		g->items[k] = NULL;
+		if (it)
+			finish(it, INGEST_UNAVAILABLE);
+	}
+}
+
 static void on_group_done(const PGresult *res, const char *err, void *arg)
 {
 	struct group *g = arg;
@@ -173,13 +198,18 @@ static void on_group_done(const PGresult *res, const char *err, void *arg)
 
 	in->inflight--;
 	in->inflight_items -= g->n;
+	if (g->timer)
+		event_free(g->timer);
 
 	if (err) {
 		log_warn("ingest: group of %d not stored: %.200s", g->n, err);
 		for (int k = 0; k < g->n; k++)
-			finish(g->items[k], INGEST_UNAVAILABLE);
+			if (g->items[k])
+				finish(g->items[k], INGEST_UNAVAILABLE);
 		goto out;
 	}
+	if (g->abandoned)
+		log_info("ingest: a group answered 503 has completed after all");
 
 	int rows = PQntuples(res);
 	ids = calloc((size_t)rows + 1, sizeof(*ids));
@@ -188,21 +218,23 @@ static void on_group_done(const PGresult *res, const char *err, void *arg)
 		int i = atoi(PQgetvalue(res, row, C_I));
 		if (i < 0 || i >= g->n)
 			continue;
+		bool created = PQgetvalue(res, row, C_CREATED)[0] == 't';
+		/* scheduled even when the owner was already answered (timeout) */
+		if (created && !PQgetisnull(res, row, C_NOTIF) && ids && dues) {
+			ids[nsched] = strtoll(PQgetvalue(res, row, C_NOTIF), NULL, 10);
+			dues[nsched] = strtoll(PQgetvalue(res, row, C_DUE), NULL, 10);
+			nsched++;
+		}
+		if (created)
+			atomic_fetch_add(&in->app->metrics.messages_accepted, 1);
 		struct ingest_item *it = g->items[i];
 		if (!it)
-			continue; /* reported twice: the first row decided */
+			continue; /* answered already (timeout), or reported twice */
 		g->items[i] = NULL;
-		bool created = PQgetvalue(res, row, C_CREATED)[0] == 't';
 		if (!PQgetisnull(res, row, C_PUBL))
 			it->publicatie_ms = strtoll(PQgetvalue(res, row, C_PUBL), NULL, 10);
 		if (created) {
 			uuid_format(&it->id, it->bericht_id);
-			atomic_fetch_add(&in->app->metrics.messages_accepted, 1);
-			if (!PQgetisnull(res, row, C_NOTIF) && ids && dues) {
-				ids[nsched] = strtoll(PQgetvalue(res, row, C_NOTIF), NULL, 10);
-				dues[nsched] = strtoll(PQgetvalue(res, row, C_DUE), NULL, 10);
-				nsched++;
-			}
 			finish(it, INGEST_CREATED);
 		} else if (!PQgetisnull(res, row, C_OLD_ID)) {
 			snprintf(it->bericht_id, sizeof(it->bericht_id), "%s",
@@ -273,6 +305,11 @@ static void try_flush(struct ingest *in)
 		json_decref(arr);
 		in->inflight++;
 		in->inflight_items += g->n;
+		struct timeval tv = {in->app->cfg->pg_ingest_timeout_ms / 1000,
+				     (in->app->cfg->pg_ingest_timeout_ms % 1000) * 1000};
+		g->timer = evtimer_new(in->app->base, on_group_timeout, g);
+		if (g->timer)
+			evtimer_add(g->timer, &tv);
 		const char *params[] = {payload};
 		if (!payload || !pgpool_query(in->app->pg, INGEST_SQL, 1, params, on_group_done, g))
 			on_group_done(NULL, "out of memory", g);

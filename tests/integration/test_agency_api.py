@@ -332,6 +332,42 @@ def test_unavailable_has_retry_after(daemon, agency, services, new_bsn):
     assert count_refs(daemon, [r]) == 0
 
 
+def test_slow_postgres_gives_503_and_a_late_commit_loses_nothing(make_daemon, new_bsn,
+                                                                 mailbox):
+    d = make_daemon("slow", **{"postgres.ingest_timeout": "1s"})
+    a = make_agency(d)
+    citizen = new_bsn()
+    email = "slow-%s@example.nl" % secrets.token_hex(4)
+    make_citizen(d, d.token("portal"), citizen, email)
+    msg = {"bsn": citizen, "berichttype": "T1", "referentie": ref("slow")}
+    blocker = d.services.pg_connect(autocommit=False)
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("LOCK TABLE messages IN EXCLUSIVE MODE")
+        r = d.request("POST", "/v1/berichten", token=a["token"], json=msg)
+        body = assert_problem(r, 503)
+        problem_type(body, "niet-beschikbaar")
+        assert int(r.headers["Retry-After"]) > 0
+        assert count_refs(d, [msg["referentie"]]) == 0
+    finally:
+        blocker.rollback()
+        blocker.close()
+    # the statement went on and committed once the lock was gone: a retry is 200
+    import time
+    deadline = time.monotonic() + 20
+    while count_refs(d, [msg["referentie"]]) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    r = d.request("POST", "/v1/berichten", token=a["token"], json=msg)
+    assert r.status == 200, r.text
+    [(n,)] = d.services.psql(
+        "SELECT count(*) FROM notifications n JOIN messages m ON m.id = n.message_id "
+        "WHERE m.referentie = %s", (msg["referentie"],))
+    assert n == 1
+    # and its notification was scheduled although its request had been answered
+    mailbox.wait_for(1, predicate=lambda m: email in m.rcpt_tos)
+    assert d.running()
+
+
 def test_rate_limit_counts_messages_and_answers_429(make_daemon, new_bsn):
     d = make_daemon("rl", **{"ratelimit.rate": 1, "ratelimit.burst": 3})
     a = make_agency(d)
