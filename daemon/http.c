@@ -430,6 +430,8 @@ bool http_start(struct app *app)
 	app->bodylimit = bodylimit_new(app->base, app->cfg->http_max_body);
 	if (app->bodylimit)
 		evhttp_set_bevcb(app->http, bodylimit_bev, app->bodylimit);
+	else
+		log_warn("http: out of memory; over-long bodies get libevent's own 413");
 	evhttp_set_max_body_size(app->http, (ev_ssize_t)app->cfg->http_max_body);
 	if (evhttp_set_flags(app->http, EVHTTP_SERVER_LINGERING_CLOSE) != 0)
 		log_warn("http: no lingering close; clients may miss a 413");

@@ -89,6 +89,12 @@ def rss_kb(pid):
     return 0
 
 
+def cpu_s(pid):
+    """User + system CPU seconds of a process so far."""
+    fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk_latency(out, pct):
     m = re.search(r"^\s*%s%%\s+([\d.]+)(us|ms|s)\s*$" % pct, out, re.M)
     if not m:
@@ -156,11 +162,13 @@ def run(services, d, rng):
                                 args=(d.base_url, token, bodies[k::BATCH_CLIENTS]))
                for k in range(BATCH_CLIENTS)]
     t0 = time.monotonic()
+    cpu0 = cpu_s(d.pid)
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     batch_rate = len(bodies) * BATCH / (time.monotonic() - t0)
+    batch_cpu_us = (cpu_s(d.pid) - cpu0) * 1e6 / (len(bodies) * BATCH)
     stored = services.psql("SELECT count(*) FROM messages WHERE referentie LIKE 'b-%%'")[0][0]
     if stored != len(bodies) * BATCH:
         raise RuntimeError("batch ingest stored %d of %d" % (stored, len(bodies) * BATCH))
@@ -170,6 +178,7 @@ def run(services, d, rng):
     bsn_file.write_text("\n".join(people[:10000]) + "\n")
     log("single ingest: wrk %d connections, %ds" % (WRK_CONNECTIONS, SECONDS))
     env = dict(os.environ, BENCH_BSNS=str(bsn_file), BENCH_TOKEN=token)
+    cpu0 = cpu_s(d.pid)
     wrk = subprocess.run(["wrk", "-t2", "-c%d" % WRK_CONNECTIONS, "-d%ds" % SECONDS,
                           "--latency", "-s", str(Path(__file__).parent / "post.lua"),
                           d.base_url], capture_output=True, text=True, env=env, check=True)
@@ -177,6 +186,7 @@ def run(services, d, rng):
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     single_rate = float(m.group(1)) if m else float("nan")
     p50, p99 = wrk_latency(out, 50), wrk_latency(out, 99)
+    single_cpu_us = (cpu_s(d.pid) - cpu0) * 1e6 / max(single_rate * SECONDS, 1)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
 
@@ -210,6 +220,8 @@ def run(services, d, rng):
                                    single_rate / pgbench_rate))
     print("| single-message latency p50 / p99 | %.1f ms / %.1f ms | | p99 < 50 ms |" % (p50, p99))
     print("| daemon RSS at the end | %.1f MiB | | |" % (rss / 1024))
+    print("| daemon CPU per message: batch / single | %.0f us / %.0f us | | |"
+          % (batch_cpu_us, single_cpu_us))
     print()
     print("accounts: %d; non-2xx responses from wrk: %s; socket errors: %s"
           % (ACCOUNTS, non2xx.group(1) if non2xx else 0,
