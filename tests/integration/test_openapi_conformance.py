@@ -178,3 +178,31 @@ def test_unknown_routes_and_methods_carry_api_version_and_problem(daemon):
     # CORS only for the spec
     r = daemon.request("GET", "/healthz")
     assert "Access-Control-Allow-Origin" not in r.headers
+
+
+def test_rate_limit_and_unavailable_answers_are_documented(make_daemon, services, new_bsn):
+    d = make_daemon("spec-limits", **{"ratelimit.rate": 1, "ratelimit.burst": 1})
+    agency = make_agency(d)["token"]
+    portal = d.token("portal")
+    citizen = new_bsn()
+    make_citizen(d, portal, citizen)
+
+    def call(method, path, token=None, **kw):
+        return conforms(d.request(method, path, token=token, **kw), method, path)
+
+    msg = {"bsn": citizen, "berichttype": "T1", "referentie": "lim-%s" % secrets.token_hex(4)}
+    assert call("POST", "/v1/berichten", agency, json=msg).status == 201
+    assert call("POST", "/v1/berichten", agency,
+                json=dict(msg, referentie=msg["referentie"] + "x")).status == 429
+    assert call("POST", "/v1/batches", agency,
+                json={"berichten": [dict(msg, referentie=msg["referentie"] + "y")]}).status == 429
+    services.pg_stop()
+    try:
+        for method, path, token, body in (
+                ("POST", "/v1/ontvangers/_zoek", agency, {"bsns": [citizen]}),
+                ("GET", "/v1/berichten/01890000-0000-7000-8000-000000000000", agency, None),
+                ("GET", "/readyz", None, None)):
+            r = call(method, path, token, json=body)
+            assert r.status == 503, (path, r.status)
+    finally:
+        services.pg_start()
