@@ -41,20 +41,32 @@ UNIT_SRC   := $(wildcard tests/unit/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+# daemon modules without I/O that have unit tests of their own
+UNIT_OBJ   += $(BUILD)/daemon/ratelimit.o
+# docs/openapi.yaml as JSON inside the binary (GET /v1/openapi.json)
+OPENAPI_C  := $(BUILD)/gen/openapi_json.c
+DAEMON_OBJ += $(BUILD)/gen/openapi_json.o
 UNIT_BIN   := $(BUILD)/unit-tests
 
 DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             libesmtp-dev libjansson-dev libssl-dev libcriterion-dev postgresql \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
-            python3-psycopg2 curl chromium
+            python3-psycopg2 python3-yaml curl chromium
 
-.PHONY: all deps test unit integration run clean lint fmt check-example bench bench-delivery bench-report
+.PHONY: all deps test unit integration run clean lint fmt check-example openapi-lint bench bench-ingest bench-delivery bench-report
 
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(OPENAPI_C): docs/openapi.yaml docs/openapi-embed.py
+	@mkdir -p $(dir $@)
+	$(PYTHON) docs/openapi-embed.py docs/openapi.yaml $@
+
+$(BUILD)/gen/openapi_json.o: $(OPENAPI_C)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libcommon.a: $(COMMON_OBJ)
 	ar rcs $@ $^
@@ -102,14 +114,36 @@ integration: $(BIN)
 	BERICHTD_BIN=$(abspath $(BIN)) tests/run-integration.sh
 
 test: deps
-	$(MAKE) all unit check-example integration SANITIZE=$(SANITIZE)
+	$(MAKE) all unit check-example openapi-lint integration SANITIZE=$(SANITIZE)
+
+# docs/openapi.yaml against the Dutch API Design Rules ruleset (shared/ is a
+# sibling of the clone in CI and on our machines). Spectral is pinned in
+# tests/spectral/package-lock.json and installed there once.
+SPECTRAL_RULESET ?= ../shared/api-rules/adr-2.2.0-linter.spectral.yaml
+SPECTRAL := tests/spectral/node_modules/.bin/spectral
+
+$(SPECTRAL): tests/spectral/package.json tests/spectral/package-lock.json
+	npm ci --prefix tests/spectral --no-audit --no-fund --loglevel=error
+	@touch $@
+
+openapi-lint:
+	@if [ ! -f "$(SPECTRAL_RULESET)" ]; then \
+		echo "openapi-lint: skipped: ruleset not found ($(SPECTRAL_RULESET))"; \
+	else \
+		$(MAKE) --no-print-directory $(SPECTRAL) && \
+		$(SPECTRAL) lint -r "$(SPECTRAL_RULESET)" docs/openapi.yaml; \
+	fi
 
 run: deps all
 	tests/harness/demo.sh
 
 # Benchmarks are not part of `make test`: they print figures as ratios to
-# limits measured in the same run (smtp-source, BullMQ); no assertions.
-bench: bench-delivery bench-report
+# limits measured in the same run (COPY and pgbench, smtp-source and BullMQ,
+# a brute-force query over the raw rows); no assertions.
+bench: bench-ingest bench-delivery bench-report
+
+bench-ingest: deps all
+	tests/bench/run.sh
 
 bench-delivery: deps all
 	$(PYTHON) tests/bench/bench_delivery.py

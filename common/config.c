@@ -54,6 +54,7 @@ struct config_key {
 #define MAX_BODY (256LL * 1024 * 1024)
 #define MIN_BODY 1024
 #define MAX_REPEATS 10
+#define MAX_RATE 100000000
 #define MS_DAY (24LL * 3600 * 1000)
 #define MAX_VERIFY_ATTEMPTS 100
 #define MAX_RETENTION_DAYS 36500
@@ -71,10 +72,17 @@ static const struct config_key config_keys[] = {
 	{"http", "timeout", CFG_DURATION, "30s", false, OFF(http_timeout_ms), 1000, MS_DAY,
 	 "Idle and request timeout of HTTP connections."},
 
+	{"ratelimit", "rate", CFG_INT, "5000", false, OFF(ratelimit_rate), 0, MAX_RATE,
+	 "Messages per second each agency may submit (single and batch items alike; a token bucket); 0 means no limit. Over it: 429 with Retry-After."},
+	{"ratelimit", "burst", CFG_INT, "20000", false, OFF(ratelimit_burst), 1, MAX_RATE,
+	 "Size of each agency's bucket in messages: how many may arrive at once (a batch larger than this still passes when the bucket is full, and leaves it in debt)."},
+
 	{"postgres", "conninfo", CFG_STRING, "dbname=berichtd", false, OFF(pg_conninfo), NOLIMIT,
 	 "libpq connection string of the PostgreSQL database (the source of truth)."},
 	{"postgres", "pool_size", CFG_INT, "4", false, OFF(pg_pool_size), 1, MAX_POOL,
 	 "Number of asynchronous PostgreSQL connections of the event loop."},
+	{"postgres", "ingest_timeout", CFG_DURATION, "10s", false, OFF(pg_ingest_timeout_ms), 100, MS_DAY,
+	 "Longest wait for the commit of submitted messages; then the requests get 503 with Retry-After (should it commit later, a retry answers 200 with the same id)."},
 
 	{"redis", "host", CFG_STRING, "127.0.0.1", false, OFF(redis_host), NOLIMIT,
 	 "Redis host (the schedule; rebuilt from PostgreSQL when lost)."},

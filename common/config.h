@@ -23,9 +23,14 @@ struct config {
 	int64_t http_max_body;    /* bytes */
 	int64_t http_timeout_ms;
 
+	/* [ratelimit] */
+	int64_t ratelimit_rate;             /* messages/s per agency, 0 = none */
+	int64_t ratelimit_burst;            /* bucket size in messages */
+
 	/* [postgres] */
 	char *pg_conninfo;
 	int64_t pg_pool_size;
+	int64_t pg_ingest_timeout_ms;
 
 	/* [redis] */
 	char *redis_host;

@@ -20,8 +20,10 @@
 #include <string.h>
 
 #include "accounts.h"
-#include "box.h"
+#include "agency.h"
 #include "auth.h"
+#include "bodylimit.h"
+#include "box.h"
 #include "bounce.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -56,6 +58,7 @@ static const struct http_route *const route_tables[] = {
 	subscriptions_routes,
 	box_routes,
 	stats_routes,
+	agency_routes,
 };
 
 #define NTABLES (sizeof(route_tables) / sizeof(route_tables[0]))
@@ -198,6 +201,16 @@ void http_problem_unavailable(struct http_req *r, const char *detail)
 	http_problem(r, 503, "niet-beschikbaar", "Tijdelijk niet beschikbaar", detail);
 }
 
+void http_problem_rate_limited(struct http_req *r, int64_t retry_after_s)
+{
+	char secs[24];
+	snprintf(secs, sizeof(secs), "%lld", (long long)retry_after_s);
+	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", secs);
+	http_problem(r, 429, "te-veel-verzoeken", "Te veel berichten",
+		     "De afzender stuurt meer berichten per seconde dan is toegestaan; "
+		     "probeer het na Retry-After seconden opnieuw.");
+}
+
 void http_invalid_add(json_t *arr, const char *name, const char *code, const char *reason)
 {
 	json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "name", name, "code", code,
@@ -321,6 +334,15 @@ static void http_on_request(struct evhttp_request *ev, void *arg)
 	snprintf(r->id, sizeof(r->id), "%llx", (unsigned long long)++request_seq);
 	atomic_fetch_add(&app->metrics.http_requests, 1);
 
+	/* bodylimit.c saw a Content-Length over max_body and is discarding the body */
+	if (evhttp_find_header(evhttp_request_get_input_headers(ev), BODYLIMIT_HEADER)) {
+		char detail[128];
+		snprintf(detail, sizeof(detail), "De body is groter dan %lld bytes.",
+			 (long long)app->cfg->http_max_body);
+		http_problem(r, 413, "te-groot", "Body te groot", detail);
+		return;
+	}
+
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
 	const char *rawpath = uri ? evhttp_uri_get_path(uri) : NULL;
 	r->path = evhttp_uridecode(rawpath ? rawpath : "/", 0, NULL);
@@ -411,7 +433,20 @@ bool http_start(struct app *app)
 	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 						      EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE |
 						      EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+	/*
+	 * A Content-Length over max_body is answered by us with a 413 problem
+	 * while its body is discarded unread (bodylimit.h). A chunked body over
+	 * it is refused by evhttp itself (its own 413, without API-Version);
+	 * with lingering close the rest is drained, so the client reads it.
+	 */
+	app->bodylimit = bodylimit_new(app->base, app->cfg->http_max_body);
+	if (app->bodylimit)
+		evhttp_set_bevcb(app->http, bodylimit_bev, app->bodylimit);
+	else
+		log_warn("http: out of memory; over-long bodies get libevent's own 413");
 	evhttp_set_max_body_size(app->http, (ev_ssize_t)app->cfg->http_max_body);
+	if (evhttp_set_flags(app->http, EVHTTP_SERVER_LINGERING_CLOSE) != 0)
+		log_warn("http: no lingering close; clients may miss a 413");
 	evhttp_set_timeout(app->http, (int)(app->cfg->http_timeout_ms / 1000));
 	evhttp_set_gencb(app->http, http_on_request, app);
 	app->http_listener = evhttp_bind_socket_with_handle(app->http, host, (ev_uint16_t)port);
@@ -419,6 +454,8 @@ bool http_start(struct app *app)
 		log_error("http: cannot listen on %s", app->cfg->http_listen);
 		evhttp_free(app->http);
 		app->http = NULL;
+		bodylimit_free(app->bodylimit);
+		app->bodylimit = NULL;
 		return false;
 	}
 	log_info("http: listening on %s", app->cfg->http_listen);
@@ -440,4 +477,6 @@ void http_stop(struct app *app)
 		evhttp_free(app->http);
 		app->http = NULL;
 	}
+	bodylimit_free(app->bodylimit);
+	app->bodylimit = NULL;
 }

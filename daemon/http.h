@@ -82,6 +82,9 @@ void http_problem_invalid(struct http_req *r, json_t *invalid_params);
 /* 503 with Retry-After, for a store that is down or overloaded. Frees r. */
 void http_problem_unavailable(struct http_req *r, const char *detail);
 
+/* 429 with Retry-After: the agency's rate limit (ratelimit.h). Frees r. */
+void http_problem_rate_limited(struct http_req *r, int64_t retry_after_s);
+
 /* Appends {name, code, reason} to an invalidParams array. */
 void http_invalid_add(json_t *arr, const char *name, const char *code, const char *reason);
 

@@ -51,6 +51,15 @@ void ingest_submit(struct ingest *in, struct ingest_item *item);
 /* Items queued or being written. */
 int ingest_pending(const struct ingest *in);
 
+/*
+ * Most items queued or being written; beyond it new submissions are refused
+ * with 503 (PostgreSQL is too slow), so memory and latency stay bounded.
+ */
+#define INGEST_PENDING_MAX 50000
+
+/* Whether n more items would exceed INGEST_PENDING_MAX. */
+bool ingest_overloaded(const struct ingest *in, int n);
+
 /* POST /v1/berichten */
 void ingest_http_post(struct http_req *r);
 

@@ -26,6 +26,7 @@
 #include "http.h"
 #include "ingest.h"
 #include "janitor.h"
+#include "ratelimit.h"
 #include "pgpool.h"
 #include "queue.h"
 #include "reconcile.h"
@@ -116,6 +117,7 @@ static void teardown(struct server *s)
 	queue_loop_free(app->queue);     /* pending Redis callbacks get NULL */
 	pgpool_free(app->pg);            /* pending queries answer "shutting down" */
 	ingest_free(app->ingest);
+	ratelimit_free(app->ratelimit);
 	auth_free(app->auth);
 	http_stop(app);
 	if (s->drain_timer)
@@ -152,7 +154,9 @@ int server_run(struct config *cfg)
 				    cfg->redis_key_prefix);
 	app->auth = auth_new(app);
 	app->ingest = ingest_new(app);
-	if (!s->drain_timer || !app->pg || !app->queue || !app->auth || !app->ingest) {
+	app->ratelimit = ratelimit_new(app->cfg->ratelimit_rate, app->cfg->ratelimit_burst);
+	if (!s->drain_timer || !app->pg || !app->queue || !app->auth || !app->ingest ||
+	    !app->ratelimit) {
 		log_error("start: out of memory");
 		goto out;
 	}
