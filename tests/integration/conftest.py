@@ -68,6 +68,10 @@ def make_daemon(services):
     yield make
     failures = []
     for d in made:
+        if d.died_unexpectedly():
+            failures.append("berichtd %s died during the test (exit %s)\n%s"
+                            % (d.name, d.proc.returncode, d.log_tail()))
+            continue
         if d.running():
             try:
                 rc = d.stop()

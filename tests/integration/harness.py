@@ -447,12 +447,18 @@ class Daemon:
     def pid(self):
         return self.proc.pid if self.proc else None
 
+    def died_unexpectedly(self):
+        """The process is gone although nobody stopped it: a crash."""
+        return (self.proc is not None and self.proc.poll() is not None
+                and not getattr(self, "stopped_on_purpose", False))
+
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
     def start(self, wait=True, timeout=20):
         """Launch `berichtd run`; with wait, poll until /healthz and /readyz
         both answer 200 (raises with the log tail otherwise)."""
+        self.stopped_on_purpose = False
         assert not self.running(), "already running"
         self._out = open(self.out_file, "ab")
         self._out.write(b"==== start %s ====\n" % time.strftime("%F %T").encode())
@@ -508,6 +514,7 @@ class Daemon:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            self.stopped_on_purpose = True
             self.proc.send_signal(sig)
             try:
                 return self._wait(timeout)
