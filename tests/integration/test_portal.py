@@ -2,6 +2,7 @@
 subscriptions, prompts, the box (list, open, delete) and retention, all
 against the real PostgreSQL, Redis and SMTP sink."""
 import concurrent.futures
+import datetime
 import re
 import secrets
 import time
@@ -280,11 +281,23 @@ def test_agency_turned_off_gets_422_and_back_on_201(env, new_bsn):
     mine = [a for a in listed["abonnementen"] if a["oin"] == agency["oin"]]
     assert mine == [r.json()]
     assert_problem(post_message(d, agency["token"], bsn), 422)
+    assert recipient_check(d, agency["token"], bsn) is False
     # other agencies are not affected
     other = make_agency(d)
     assert post_message(d, other["token"], bsn).status == 201
+    assert recipient_check(d, other["token"], bsn) is True
     assert d.request("PUT", url, token=portal, json={"actief": True}).json()["actief"] is True
     assert post_message(d, agency["token"], bsn).status == 201
+    assert recipient_check(d, agency["token"], bsn) is True
+
+
+def recipient_check(d, token, bsn):
+    """The agency's own view: POST /v1/ontvangers/_zoek for one BSN."""
+    r = d.request("POST", "/v1/ontvangers/_zoek", token=token, json={"bsns": [bsn]})
+    assert r.status == 200, r.text
+    [hit] = r.json()["ontvangers"]
+    assert hit["bsn"] == bsn
+    return hit["berichtenbox"]
 
 
 def test_mandatory_agency_cannot_be_turned_off(env, new_bsn):
@@ -510,6 +523,22 @@ WHERE a.oin = %s AND publicatie_tijdstip > now() - interval '43 days'
 """
 
 
+def agency_report(d, ministry, oin):
+    """This agency's row of the ministry's report over every year its test
+    messages were published in (now and up to 61 days back)."""
+    years = sorted({datetime.date.today().year,
+                    (datetime.date.today() - datetime.timedelta(days=61)).year})
+    rows = []
+    for year in years:
+        r = d.request("GET", "/v1/rapportages/openingspercentages?jaar=%d" % year,
+                      token=ministry)
+        assert r.status == 200, r.text
+        rows += [o for o in r.json()["organisaties"] if o["oin"] == oin]
+    if len(rows) == 1:
+        return rows[0]
+    return {"aantalBerichten": sum(o["aantalBerichten"] for o in rows), "rijen": rows}
+
+
 def test_janitor_purges_only_after_retention_and_statistics_window(make_daemon, new_bsn):
     d = make_daemon("janitor", **{"retention.min_days": 1, "retention.interval": "200ms"})
     portal = d.token("portal")
@@ -557,6 +586,9 @@ def test_janitor_purges_only_after_retention_and_statistics_window(make_daemon, 
     finally:
         conn.close()
     assert before == [(3, 1, 1)]  # S2 (opened), S42, DEL10
+    ministry = d.token("ministry")
+    report_before = agency_report(d, ministry, agency["oin"])
+    assert report_before["aantalBerichten"] == len(plan)
 
     def present():
         rows = d.services.psql("SELECT id::text FROM messages WHERE id = ANY(%s::uuid[])",
@@ -567,8 +599,10 @@ def test_janitor_purges_only_after_retention_and_statistics_window(make_daemon, 
     poll(lambda: present() == want_kept)
     assert d.services.psql("SELECT count(*) FROM notifications WHERE message_id = %s",
                            (ids["L61"],))[0][0] == 0
-    # provisional (open-window) figures are untouched by the purge
+    # provisional (open-window) figures are untouched by the purge, and the
+    # ministry's report (read from the rollups) is the same as before it
     assert d.services.psql(STATS_SQL, (agency["oin"],)) == before
+    assert agency_report(d, ministry, agency["oin"]) == report_before
 
     # once its retention passes too, L50 goes
     d.services.psql("UPDATE messages SET publicatie_tijdstip = now() - interval '61 days' "
