@@ -131,8 +131,11 @@ def main():
     daemon = None
     try:
         wait_port(sink_port)
-        source = smtp_source_rate(sink_port)
-        bull = bullmq_rate(services.redis_port, REPO / "build" / "bench-node")
+        # BENCH_REFS=0 skips the two reference runs (for profiling berichtd alone)
+        refs = os.environ.get("BENCH_REFS", "1") != "0"
+        source = smtp_source_rate(sink_port) if refs else float("nan")
+        bull = bullmq_rate(services.redis_port, REPO / "build" / "bench-node") if refs \
+            else float("nan")
 
         daemon = harness.Daemon(services, "bench", **{
             "smtp.port": str(sink_port), "delivery.workers": WORKERS,
