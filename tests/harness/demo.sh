@@ -45,6 +45,8 @@ bin/berichtd migrate -c "$run/berichtd.conf" >/dev/null
 agency=$(bin/berichtd token create -c "$run/berichtd.conf" --role agency \
 	--oin 00000001823288444000 --name "Gemeente Demostad" 2>/dev/null)
 portal=$(bin/berichtd token create -c "$run/berichtd.conf" --role portal 2>/dev/null)
+bin/berichtd berichttype add -c "$run/berichtd.conf" --oin 00000001823288444000 \
+	--code AANSLAG >/dev/null
 printf 'AGENCY_TOKEN=%s\nPORTAL_TOKEN=%s\n' "$agency" "$portal" > "$run/tokens.env"
 
 base=http://127.0.0.1:$port
@@ -55,16 +57,19 @@ Tokens (also in $run/tokens.env):
   agency (Gemeente Demostad): $agency
   portal:                     $portal
 
-Try it from another terminal:
+Try it from another terminal (a citizen, a verified address, a message):
 
   A=\$(curl -s -X POST $base/v1/accounts -H 'Authorization: Bearer $portal' \\
         -H 'Content-Type: application/json' -d '{"bsn":"999993653"}' | sed 's/.*"accountId":"\\([^"]*\\)".*/\\1/')
   curl -s -X PATCH $base/v1/accounts/\$A -H 'Authorization: Bearer $portal' \\
         -H 'Content-Type: application/json' -d '{"emailadres":"burger@example.nl"}'
+  sleep 1; CODE=\$(grep -hoE '^[0-9]{6}' \$(ls -t $BERICHTD_MAIL_DIR/*.eml | head -1))
+  curl -s -X POST $base/v1/accounts/\$A/emailverificaties/_bevestig -H 'Authorization: Bearer $portal' \\
+        -H 'Content-Type: application/json' -d "{\\"code\\":\\"\$CODE\\"}"
   curl -s -i -X POST $base/v1/berichten -H 'Authorization: Bearer $agency' \\
         -H 'Content-Type: application/json' \\
         -d '{"bsn":"999993653","berichttype":"AANSLAG","referentie":"demo-'\$RANDOM'"}'
-  ls $BERICHTD_MAIL_DIR && cat $BERICHTD_MAIL_DIR/*.eml
+  sleep 1; cat \$(ls -t $BERICHTD_MAIL_DIR/*.eml | head -1)
 
 Ctrl-C stops the daemon and the services.
 
