@@ -13,6 +13,7 @@
  * so the text survives dot-stuffing bugs and mbox "From " mangling.
  */
 #include "mime.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,49 +150,13 @@ static bool mime_is_print(unsigned char c)
     return c >= MIME_CHAR_SPACE && c < MIME_CHAR_DEL;
 }
 
-/*
- * Length of the well-formed UTF-8 sequence at s (at most n bytes
- * available), or 0 if it is not well-formed (overlong, surrogate, above
- * U+10FFFF, truncated, stray continuation byte).
- */
-static size_t mime_utf8_seq_len(const unsigned char *s, size_t n)
-{
-    const unsigned char c = s[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the 2nd byte */
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* no overlongs */
-        else if (c == 0xED)
-            hi = 0x9F; /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90; /* no overlongs */
-        else if (c == 0xF4)
-            hi = 0x8F; /* nothing above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return len;
-}
 
 static bool mime_utf8_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s);
     while (n > 0) {
-        const size_t k = mime_utf8_seq_len(p, n);
+        const size_t k = utf8_seq_len(p, n);
         if (k == 0)
             return false;
         p += k;
@@ -375,7 +340,7 @@ static size_t mime_utf8_prefix(const unsigned char *s, size_t n, size_t cap)
 {
     size_t used = 0;
     while (used < n) {
-        const size_t k = mime_utf8_seq_len(s + used, n - used);
+        const size_t k = utf8_seq_len(s + used, n - used);
         if (used + k > cap)
             break;
         used += k;
@@ -630,7 +595,7 @@ static void mime_qp_line(struct mime_out *o, const unsigned char *line, size_t l
     size_t i = 0;
     o->col = 0;
     while (i < len) {
-        const size_t clen = mime_utf8_seq_len(line + i, len - i); /* >= 1: validated */
+        const size_t clen = utf8_seq_len(line + i, len - i); /* >= 1: validated */
         const bool last = (i + clen == len);
         char tok[MIME_QP_TOKEN_MAX];
         size_t tlen = mime_qp_token(line, len, i, clen, o->col, tok);

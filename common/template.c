@@ -7,6 +7,7 @@
  * before any mail is built from it, rather than as a failed delivery later.
  */
 #include "template.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -37,38 +38,6 @@ enum template_ph {
 
 /* ------------------------------------------------------------------ */
 
-/* Length of the well-formed UTF-8 sequence at s (n bytes left), 0 if bad. */
-static size_t template_utf8_seq_len(const unsigned char *s, size_t n)
-{
-    const unsigned char c = s[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the 2nd byte */
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* overlong */
-        else if (c == 0xED)
-            hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xF4)
-            hi = 0x8F; /* above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return len;
-}
 
 static bool template_is_name_char(char c)
 {
@@ -188,7 +157,7 @@ static bool template_check_text(const char *buf, size_t len, const char *path,
                 return false;
             }
         }
-        const size_t k = template_utf8_seq_len((const unsigned char *)buf + i, len - i);
+        const size_t k = utf8_seq_len((const unsigned char *)buf + i, len - i);
         if (k == 0) {
             template_err(err, errlen, path, line, "invalid UTF-8");
             return false;

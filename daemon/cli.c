@@ -15,7 +15,7 @@
 #define NAME_MAX_LEN 200
 #define TYPE_MAX_LEN 8
 
-static PGresult *run(PGconn *c, const char *sql, int n, const char *const *params)
+PGresult *cli_run(PGconn *c, const char *sql, int n, const char *const *params)
 {
 	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(r);
@@ -63,13 +63,13 @@ int cli_token_create(const struct config *cfg, const char *role, const char *oin
 		goto out;
 	}
 	PGresult *r;
-	if (!(r = run(c, "BEGIN", 0, NULL)))
+	if (!(r = cli_run(c, "BEGIN", 0, NULL)))
 		goto out;
 	PQclear(r);
 	if (agency) {
 		/* the name is kept unless a new one is given */
 		const char *params[] = {oin, name};
-		r = run(c,
+		r = cli_run(c,
 			"INSERT INTO agencies (oin, name) VALUES ($1, coalesce($2, 'Organisatie ' || $1)) "
 			"ON CONFLICT (oin) DO UPDATE SET name = coalesce($2, agencies.name) "
 			"RETURNING id",
@@ -80,13 +80,13 @@ int cli_token_create(const struct config *cfg, const char *role, const char *oin
 		PQclear(r);
 	}
 	const char *params[] = {hash, role, agency ? agency_id : NULL, name};
-	if (!(r = run(c,
+	if (!(r = cli_run(c,
 		      "INSERT INTO api_tokens (token_hash, role, agency_id, name) "
 		      "VALUES ($1, $2, $3::bigint, $4)",
 		      4, params)))
 		goto out;
 	PQclear(r);
-	if (!(r = run(c, "COMMIT", 0, NULL)))
+	if (!(r = cli_run(c, "COMMIT", 0, NULL)))
 		goto out;
 	PQclear(r);
 	printf("%s\n", token);
@@ -139,7 +139,7 @@ int cli_berichttype_add(const struct config *cfg, const char *oin, const char *c
 		goto out;
 	}
 	const char *params[] = {oin, code, herinnering ? interval : NULL};
-	PGresult *r = run(c,
+	PGresult *r = cli_run(c,
 			  "INSERT INTO berichttypes (agency_id, code, repeat_after) "
 			  "SELECT id, $2, justify_hours($3::interval) FROM agencies WHERE oin = $1 "
 			  "ON CONFLICT (agency_id, code) DO UPDATE SET repeat_after = EXCLUDED.repeat_after "
@@ -168,7 +168,7 @@ int cli_berichttype_list(const struct config *cfg, const char *oin)
 		goto out;
 	}
 	const char *params[] = {oin};
-	PGresult *r = run(c,
+	PGresult *r = cli_run(c,
 			  "SELECT a.oin, a.name, t.code, coalesce(t.repeat_after::text, '-') "
 			  "FROM berichttypes t JOIN agencies a ON a.id = t.agency_id "
 			  "WHERE $1::text IS NULL OR a.oin = $1 ORDER BY a.oin, t.code",
@@ -213,7 +213,7 @@ int cli_agency_set(const struct config *cfg, const char *oin, const char *mandat
 	}
 	const char *flag = mandatory ? (strcmp(mandatory, "yes") == 0 ? "t" : "f") : NULL;
 	const char *params[] = {oin, flag, name};
-	PGresult *r = run(c,
+	PGresult *r = cli_run(c,
 			  "UPDATE agencies SET mandatory = coalesce($2::boolean, mandatory), "
 			  "name = coalesce($3, name) WHERE oin = $1 RETURNING mandatory, name",
 			  3, params);

@@ -5,7 +5,15 @@
 #ifndef BERICHTD_CLI_H
 #define BERICHTD_CLI_H
 
+#include <libpq-fe.h>
+
 #include "common/config.h"
+
+/*
+ * Runs one statement on a blocking connection (CLI only); prints the
+ * error and returns NULL when it did not succeed. The caller PQclear()s.
+ */
+PGresult *cli_run(PGconn *c, const char *sql, int n, const char *const *params);
 
 /*
  * `berichtd token create --role ROLE [--oin OIN --name NAME]`: creates the

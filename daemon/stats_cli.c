@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "cli.h"
 #include "report.h"
 
 #define DEFAULT_VAN "2000-01-01"
@@ -19,21 +20,10 @@
 #define REBUILD_WORK_MEM "SET LOCAL work_mem = '256MB'"
 #define NS_PER_S 1e9
 
-static PGresult *run(PGconn *c, const char *sql, int n, const char *const *params)
-{
-	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(r);
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		fprintf(stderr, "berichtd: %s", PQresultErrorMessage(r));
-		PQclear(r);
-		return NULL;
-	}
-	return r;
-}
 
 static bool exec(PGconn *c, const char *sql, int n, const char *const *params)
 {
-	PGresult *r = run(c, sql, n, params);
+	PGresult *r = cli_run(c, sql, n, params);
 	PQclear(r);
 	return r != NULL;
 }
@@ -139,7 +129,7 @@ int stats_cli_rebuild(const struct config *cfg, const char *van, const char *tot
 	    !exec(c, "LOCK TABLE messages IN SHARE MODE", 0, NULL) ||
 	    !exec(c, REBUILD_TEMP_SQL, 0, NULL) || !exec(c, REBUILD_AGG_SQL, 2, range))
 		goto out;
-	if (!(r = run(c, REBUILD_LOST_SQL, 2, range)))
+	if (!(r = cli_run(c, REBUILD_LOST_SQL, 2, range)))
 		goto out;
 	long long lost = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	if (lost > 0 && !force) {
@@ -152,7 +142,7 @@ int stats_cli_rebuild(const struct config *cfg, const char *van, const char *tot
 	}
 	PQclear(r);
 	r = NULL;
-	if (!(r = run(c, "SELECT count(*), coalesce(sum(v), 0) FROM stats_rebuild", 0, NULL)))
+	if (!(r = cli_run(c, "SELECT count(*), coalesce(sum(v), 0) FROM stats_rebuild", 0, NULL)))
 		goto out;
 	long long cells = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	long long rows = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
@@ -241,7 +231,7 @@ int stats_cli_report(const struct config *cfg, const char *jaar, const char *maa
 	snprintf(ys, sizeof(ys), "%d", y);
 	snprintf(ms, sizeof(ms), "%d", m);
 	const char *params[] = {ys, maand ? ms : NULL};
-	if (!(r = run(c, report_sql(m), 2, params)))
+	if (!(r = cli_run(c, report_sql(m), 2, params)))
 		goto done;
 	rep = report_build(r, y, m);
 	if (!rep)
