@@ -56,11 +56,13 @@ void health_readyz(struct http_req *r)
 		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
 		return;
 	}
+	/* either callback may run at once and the last one frees r: keep app */
+	struct app *app = r->app;
 	st->r = r;
 	st->pending = 2;
-	if (!pgpool_query(r->app->pg, "SELECT 1", 0, NULL, ready_pg, st))
+	if (!pgpool_query(app->pg, "SELECT 1", 0, NULL, ready_pg, st))
 		ready_pg(NULL, "out of memory", st);
-	queue_loop_ping(r->app->queue, ready_redis, st);
+	queue_loop_ping(app->queue, ready_redis, st);
 }
 
 void health_metrics(struct http_req *r)

@@ -268,7 +268,7 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "report") == 0) {
 		rc = stats_cli_report(&cfg, o.jaar, o.maand, o.format, o.out);
 	} else if (strcmp(cmd, "berichttype") == 0) {
-		rc = strcmp(sub_action, "add") == 0
+		rc = sub_action && strcmp(sub_action, "add") == 0
 			     ? cli_berichttype_add(&cfg, o.oin, o.code, o.herinnering)
 			     : cli_berichttype_list(&cfg, o.oin);
 	} else if (strcmp(cmd, "agency") == 0) {
