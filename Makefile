@@ -53,7 +53,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
             python3-psycopg2 python3-yaml curl chromium
 
-.PHONY: all deps test unit integration run clean lint fmt check-example openapi-lint bench bench-ingest bench-delivery bench-report
+.PHONY: all deps test unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-ingest bench-delivery bench-report
 
 all: $(BIN)
 
@@ -112,6 +112,11 @@ check-example: $(BIN)
 
 integration: $(BIN)
 	BERICHTD_BIN=$(abspath $(BIN)) tests/run-integration.sh
+
+# The pipeline tests with the daemon and every CLI call under valgrind memcheck
+# (slow; not part of `make test`, which runs ASan/UBSan in CI instead).
+valgrind: all
+	BERICHTD_BIN=$(abspath tests/harness/valgrind-berichtd.sh) tests/run-integration.sh -k "test_pipeline"
 
 test: deps
 	$(MAKE) all unit check-example openapi-lint integration SANITIZE=$(SANITIZE)
