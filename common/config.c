@@ -31,6 +31,7 @@ enum config_type {
 	CFG_TIMEZONE,
 	CFG_LOGLEVEL,
 	CFG_HEX,       /* secret key material in hex */
+	CFG_REDIS_URL, /* redis://host:port[/0] */
 };
 
 struct config_key {
@@ -84,6 +85,8 @@ static const struct config_key config_keys[] = {
 	{"postgres", "ingest_timeout", CFG_DURATION, "10s", false, OFF(pg_ingest_timeout_ms), 100, MS_DAY,
 	 "Longest wait for the commit of submitted messages; then the requests get 503 with Retry-After (should it commit later, a retry answers 200 with the same id)."},
 
+	{"redis", "url", CFG_REDIS_URL, NULL, false, OFF(redis_url), NOLIMIT,
+	 "Redis as a URL, redis://host:port (database 0 only); when set it replaces host and port."},
 	{"redis", "host", CFG_STRING, "127.0.0.1", false, OFF(redis_host), NOLIMIT,
 	 "Redis host (the schedule; rebuilt from PostgreSQL when lost)."},
 	{"redis", "port", CFG_INT, "6379", false, OFF(redis_port), 1, 65535,
@@ -291,6 +294,34 @@ bool config_parse_quiet_hours(const char *s, bool *enabled, int *start_min, int 
 	return true;
 }
 
+#define REDIS_SCHEME "redis://"
+#define REDIS_DEFAULT_PORT 6379
+
+bool config_parse_redis_url(const char *url, char *host, size_t hostlen, int *port)
+{
+	char hp[300];
+	size_t sl = strlen(REDIS_SCHEME);
+
+	if (strncmp(url, REDIS_SCHEME, sl) != 0)
+		return false;
+	const char *rest = url + sl;
+	size_t n = strcspn(rest, "/");
+	if (n == 0 || n >= sizeof(hp) || memchr(rest, '@', n))
+		return false; /* no credentials in the URL: they would end up in logs */
+	const char *path = rest + n;
+	if (*path && strcmp(path, "/") != 0 && strcmp(path, "/0") != 0)
+		return false;
+	memcpy(hp, rest, n);
+	hp[n] = '\0';
+	if (config_split_hostport(hp, host, hostlen, port))
+		return true;
+	if (strchr(hp, ':') || strchr(hp, '[') || n >= hostlen)
+		return false;
+	memcpy(host, hp, n + 1);
+	*port = REDIS_DEFAULT_PORT;
+	return true;
+}
+
 bool config_split_hostport(const char *s, char *host, size_t hostlen, int *port)
 {
 	const char *colon;
@@ -363,7 +394,7 @@ static int64_t *int_slot(struct config *cfg, const struct config_key *k)
 static bool is_string_type(enum config_type t)
 {
 	return t == CFG_STRING || t == CFG_PATH || t == CFG_HOSTPORT || t == CFG_QUIET ||
-	       t == CFG_TIMEZONE || t == CFG_LOGLEVEL || t == CFG_HEX;
+	       t == CFG_TIMEZONE || t == CFG_LOGLEVEL || t == CFG_HEX || t == CFG_REDIS_URL;
 }
 
 /* Resolves a relative path against the directory of the config file. */
@@ -442,6 +473,10 @@ static const char *set_value(struct config *cfg, const struct config_key *k, con
 			return reason;
 		break;
 	}
+	case CFG_REDIS_URL:
+		if (*value && !config_parse_redis_url(value, host, sizeof(host), &port))
+			return "not redis://host:port (database 0)";
+		break;
 	case CFG_STRING:
 	case CFG_PATH:
 		break;
@@ -608,6 +643,18 @@ bool config_load_string(const char *name, const char *text, struct config *cfg, 
 	}
 	free(copy);
 
+	if (cfg->redis_url && *cfg->redis_url) {
+		char host[256];
+		int port;
+		if (config_parse_redis_url(cfg->redis_url, host, sizeof(host), &port)) {
+			char *h = strdup(host);
+			if (h) {
+				free(cfg->redis_host);
+				cfg->redis_host = h;
+				cfg->redis_port = port;
+			}
+		}
+	}
 	/* reported together with any other problem, so one run shows them all */
 	if (!key_reported)
 		load_bsn_key(cfg, &e);

@@ -33,6 +33,7 @@ struct config {
 	int64_t pg_ingest_timeout_ms;
 
 	/* [redis] */
+	char *redis_url;          /* redis://host:port[/0]; when set, wins over host/port */
 	char *redis_host;
 	int64_t redis_port;
 	char *redis_key_prefix;
@@ -124,6 +125,9 @@ bool config_parse_size(const char *s, int64_t *bytes);
 
 /* "HH:MM-HH:MM" into minutes after midnight; "off" gives false in *enabled. */
 bool config_parse_quiet_hours(const char *s, bool *enabled, int *start_min, int *end_min);
+
+/* Parses "redis://host[:port][/0]" (port 6379 by default). */
+bool config_parse_redis_url(const char *url, char *host, size_t hostlen, int *port);
 
 /* Splits "host:port" ("[v6]:port" too). host is written into a caller buffer. */
 bool config_split_hostport(const char *s, char *host, size_t hostlen, int *port);

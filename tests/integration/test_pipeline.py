@@ -276,3 +276,17 @@ def test_unregistered_berichttype_is_refused_and_registration_needs_no_restart(d
     assert r.status == 201, r.text
     listing = daemon.cli("berichttype", "list", "--oin", tokens["oin"]).stdout
     assert "NIEUW" in listing and "10 days" in listing
+
+
+def test_redis_can_be_configured_as_a_url(make_daemon, services, mailbox, new_bsn):
+    d = make_daemon("redis-url", **{"redis.host": None, "redis.port": None,
+                                   "redis.url": "redis://127.0.0.1:%d" % services.redis_port})
+    r = d.request("GET", "/readyz")
+    assert r.status == 200 and r.json()["redis"] is True
+    agency = make_agency(d)
+    bsn, email = new_bsn(), "url-%s@example.nl" % secrets.token_hex(4)
+    make_citizen(d, d.token("portal"), bsn, email)
+    r = d.request("POST", "/v1/berichten", token=agency["token"],
+                  json={"bsn": bsn, "berichttype": "T1", "referentie": "via-url"})
+    assert r.status == 201
+    mailbox.wait_for(1, predicate=lambda m: email in m.rcpt_tos)

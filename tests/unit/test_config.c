@@ -1243,3 +1243,35 @@ Test(config, example_values_equal_the_defaults)
 	config_free(&def);
 	free(text);
 }
+
+Test(config, redis_url_replaces_host_and_port)
+{
+	struct config cfg;
+	char err[CONFIG_ERR_MAX];
+	cr_assert(config_load_string("b.conf",
+				     "[redis]\nurl = redis://10.1.2.3:6380/0\n"
+				     "[security]\nbsn_key = " KEY32 "\n",
+				     &cfg, err, sizeof(err)),
+		  "%s", err);
+	cr_assert_str_eq(cfg.redis_host, "10.1.2.3");
+	cr_assert_eq(cfg.redis_port, 6380);
+	config_free(&cfg);
+}
+
+Test(config, redis_url_without_port_uses_6379)
+{
+	char host[64];
+	int port;
+	cr_assert(config_parse_redis_url("redis://localhost", host, sizeof(host), &port));
+	cr_assert_str_eq(host, "localhost");
+	cr_assert_eq(port, 6379);
+}
+
+Test(config, redis_url_with_credentials_or_other_database_is_an_error)
+{
+	char host[64];
+	int port;
+	cr_assert_not(config_parse_redis_url("redis://user:pw@localhost:6379", host, sizeof(host), &port));
+	cr_assert_not(config_parse_redis_url("redis://localhost:6379/3", host, sizeof(host), &port));
+	cr_assert_not(config_parse_redis_url("http://localhost:6379", host, sizeof(host), &port));
+}
