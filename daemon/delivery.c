@@ -628,8 +628,12 @@ static void process_batch(struct worker *w, const struct queue_item *items, int 
 	for (int i = 0; i < n; i++)
 		ids[i] = items[i].id;
 	int nc = claim(w, ids, n, quiet, &cl);
-	if (nc < 0)
-		goto out; /* left in inflight; comes back after the visibility timeout */
+	if (nc < 0) {
+		/* PostgreSQL failed: leave the ids in flight, so they come back
+		 * after the visibility timeout instead of waiting for the reconciler */
+		free(ids);
+		return;
+	}
 	if (quiet) {
 		/* whatever was not a verification mail waits for the end of the window */
 		struct queue_item *later = calloc((size_t)n, sizeof(*later));

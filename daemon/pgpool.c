@@ -409,15 +409,6 @@ bool pgpool_query(struct pgpool *pool, const char *sql, int nparams, const char 
 	return true;
 }
 
-int pgpool_connected(const struct pgpool *pool)
-{
-	int n = 0;
-	for (int i = 0; i < pool->size; i++)
-		if (pool->conns[i].state == PGC_IDLE || pool->conns[i].state == PGC_BUSY)
-			n++;
-	return n;
-}
-
 int pgpool_pending(const struct pgpool *pool)
 {
 	return pool->queued + pool->running;

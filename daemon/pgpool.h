@@ -36,8 +36,6 @@ struct pgpool *pgpool_new(struct event_base *base, const char *conninfo, int siz
 bool pgpool_query(struct pgpool *pool, const char *sql, int nparams, const char *const *params,
 		  pgpool_cb cb, void *arg) __attribute__((warn_unused_result));
 
-/* Connections that are up (idle or busy). */
-int pgpool_connected(const struct pgpool *pool);
 /* Queries queued or running. */
 int pgpool_pending(const struct pgpool *pool);
 

@@ -21,7 +21,6 @@
 struct reconcile {
 	struct app *app;
 	struct event *timer;
-	bool busy;
 	int64_t last_id;
 	long long readded;
 };
@@ -51,7 +50,6 @@ static void arm(struct reconcile *rc)
 {
 	int64_t ms = rc->app->cfg->delivery_reconcile_ms;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	rc->busy = false;
 	if (!rc->app->shutting_down)
 		evtimer_add(rc->timer, &tv);
 }
@@ -131,7 +129,6 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
-	rc->busy = true;
 	snprintf(vis, sizeof(vis), "%" PRId64 " milliseconds", rc->app->cfg->delivery_visibility_ms);
 	const char *params[] = {vis};
 	if (!pgpool_query(rc->app->pg,
@@ -159,11 +156,6 @@ struct reconcile *reconcile_start(struct app *app)
 	struct timeval tv = {0, 200 * 1000};
 	evtimer_add(rc->timer, &tv);
 	return rc;
-}
-
-bool reconcile_busy(const struct reconcile *rc)
-{
-	return rc->busy;
 }
 
 void reconcile_free(struct reconcile *rc)

@@ -16,7 +16,5 @@
 
 struct reconcile *reconcile_start(struct app *app);
 void reconcile_free(struct reconcile *rc);
-/* True while a pass is running. */
-bool reconcile_busy(const struct reconcile *rc);
 
 #endif
