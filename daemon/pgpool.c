@@ -18,6 +18,7 @@
  */
 #include "pgpool.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,7 +31,8 @@ enum pgc_state { PGC_CONNECTING, PGC_IDLE, PGC_BUSY, PGC_BACKOFF };
 
 struct pgq {
 	struct pgq *next;
-	char *sql;
+	char *sql;                     /* NULL for a prepared statement */
+	const struct pgpool_stmt *stmt; /* or NULL */
 	int nparams;
 	char **params;
 	pgpool_cb cb;
@@ -48,6 +50,8 @@ struct pgconn {
 	PGresult *result;
 	int backoff_ms;
 	bool tried;        /* has attempted to connect at least once */
+	bool preparing;    /* the running command is the PREPARE of cur->stmt */
+	uint32_t prepared; /* bit i: pool->stmts[i] is prepared on this connection */
 };
 
 struct pgpool {
@@ -60,11 +64,14 @@ struct pgpool {
 	int running;
 	struct event *fail_ev;
 	bool closing;
+	const struct pgpool_stmt *stmts[PGPOOL_STMT_MAX];
+	int nstmts;
 };
 
 static void conn_start(struct pgconn *c);
 static void conn_dispatch(struct pgpool *pool);
 static void conn_on_io(evutil_socket_t fd, short what, void *arg);
+static bool conn_prepared(struct pgconn *c);
 
 static void pgq_free(struct pgq *q)
 {
@@ -206,6 +213,8 @@ static void conn_read(struct pgconn *c)
 	while (!PQisBusy(c->conn)) {
 		PGresult *r = PQgetResult(c->conn);
 		if (!r) {
+			if (c->preparing && !conn_prepared(c))
+				return;
 			conn_finish_query(c);
 			return;
 		}
@@ -219,6 +228,45 @@ static void conn_read(struct pgconn *c)
 		}
 	}
 	conn_wait(c, EV_READ);
+}
+
+static void conn_flush(struct pgconn *c);
+
+static int stmt_index(const struct pgpool *pool, const struct pgpool_stmt *stmt)
+{
+	for (int i = 0; i < pool->nstmts; i++)
+		if (pool->stmts[i] == stmt)
+			return i;
+	return -1;
+}
+
+static bool conn_send_prepared(struct pgconn *c)
+{
+	struct pgq *q = c->cur;
+	if (!PQsendQueryPrepared(c->conn, q->stmt->name, q->nparams,
+				 (const char *const *)q->params, NULL, NULL, 0)) {
+		conn_lost(c, "send failed");
+		return false;
+	}
+	conn_flush(c);
+	return true;
+}
+
+/*
+ * The PREPARE of cur's statement has finished. On success the statement
+ * itself goes out now and the caller stops reading (returns false); a
+ * failed PREPARE is the query's error (returns true: finish the query).
+ */
+static bool conn_prepared(struct pgconn *c)
+{
+	c->preparing = false;
+	if (!c->result || PQresultStatus(c->result) != PGRES_COMMAND_OK)
+		return true;
+	PQclear(c->result);
+	c->result = NULL;
+	c->prepared |= 1u << stmt_index(c->pool, c->cur->stmt);
+	conn_send_prepared(c);
+	return false;
 }
 
 static void conn_flush(struct pgconn *c)
@@ -307,6 +355,8 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 static void conn_start(struct pgconn *c)
 {
 	c->state = PGC_CONNECTING;
+	c->prepared = 0; /* a new session has no prepared statements */
+	c->preparing = false;
 	c->conn = PQconnectStart(c->pool->conninfo);
 	if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD) {
 		conn_lost(c, "connect failed");
@@ -320,6 +370,20 @@ static void conn_send(struct pgconn *c, struct pgq *q)
 	c->cur = q;
 	c->state = PGC_BUSY;
 	c->pool->running++;
+	if (q->stmt) {
+		int i = stmt_index(c->pool, q->stmt);
+		if (c->prepared & (1u << i)) {
+			conn_send_prepared(c);
+			return;
+		}
+		c->preparing = true;
+		if (!PQsendPrepare(c->conn, q->stmt->name, q->stmt->sql, q->nparams, NULL)) {
+			conn_lost(c, "send failed");
+			return;
+		}
+		conn_flush(c);
+		return;
+	}
 	if (!PQsendQueryParams(c->conn, q->sql, q->nparams, NULL, (const char *const *)q->params,
 			       NULL, NULL, 0)) {
 		conn_lost(c, "send failed");
@@ -374,20 +438,21 @@ struct pgpool *pgpool_new(struct event_base *base, const char *conninfo, int siz
 	return pool;
 }
 
-bool pgpool_query(struct pgpool *pool, const char *sql, int nparams, const char *const *params,
-		  pgpool_cb cb, void *arg)
+static bool pool_enqueue(struct pgpool *pool, const char *sql, const struct pgpool_stmt *stmt,
+			 int nparams, const char *const *params, pgpool_cb cb, void *arg)
 {
 	if (pool->closing)
 		return false;
 	struct pgq *q = calloc(1, sizeof(*q));
 	if (!q)
 		return false;
-	q->sql = strdup(sql);
+	q->sql = sql ? strdup(sql) : NULL;
+	q->stmt = stmt;
 	q->nparams = nparams;
 	q->params = calloc((size_t)(nparams ? nparams : 1), sizeof(char *));
 	q->cb = cb;
 	q->arg = arg;
-	if (!q->sql || !q->params) {
+	if ((sql && !q->sql) || !q->params) {
 		pgq_free(q);
 		return false;
 	}
@@ -407,6 +472,25 @@ bool pgpool_query(struct pgpool *pool, const char *sql, int nparams, const char 
 	if (pool->head && all_down(pool))
 		event_active(pool->fail_ev, 0, 0);
 	return true;
+}
+
+bool pgpool_query(struct pgpool *pool, const char *sql, int nparams, const char *const *params,
+		  pgpool_cb cb, void *arg)
+{
+	return pool_enqueue(pool, sql, NULL, nparams, params, cb, arg);
+}
+
+bool pgpool_query_stmt(struct pgpool *pool, const struct pgpool_stmt *stmt,
+		       const char *const *params, pgpool_cb cb, void *arg)
+{
+	if (stmt_index(pool, stmt) < 0) {
+		if (pool->nstmts >= PGPOOL_STMT_MAX) {
+			log_error("pgpool: more than %d prepared statements", PGPOOL_STMT_MAX);
+			return false;
+		}
+		pool->stmts[pool->nstmts++] = stmt;
+	}
+	return pool_enqueue(pool, NULL, stmt, stmt->nparams, params, cb, arg);
 }
 
 int pgpool_pending(const struct pgpool *pool)

@@ -36,6 +36,26 @@ struct pgpool *pgpool_new(struct event_base *base, const char *conninfo, int siz
 bool pgpool_query(struct pgpool *pool, const char *sql, int nparams, const char *const *params,
 		  pgpool_cb cb, void *arg) __attribute__((warn_unused_result));
 
+/*
+ * A statement the pool prepares once per connection (on first use, again
+ * after a reconnect) and then runs with PQsendQueryPrepared: the hot paths
+ * skip parsing and planning, which for the ingest statement cost more than
+ * the execution of a small group. Define it static const; the pool keys it
+ * by address. At most PGPOOL_STMT_MAX distinct statements per pool.
+ */
+#define PGPOOL_STMT_MAX 32
+
+struct pgpool_stmt {
+	const char *name; /* unique per pool, e.g. "ingest" */
+	const char *sql;
+	int nparams;
+};
+
+/* As pgpool_query, with a prepared statement; nparams is stmt->nparams. */
+bool pgpool_query_stmt(struct pgpool *pool, const struct pgpool_stmt *stmt,
+		       const char *const *params, pgpool_cb cb, void *arg)
+	__attribute__((warn_unused_result));
+
 /* Queries queued or running. */
 int pgpool_pending(const struct pgpool *pool);
 
