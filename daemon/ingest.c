@@ -37,7 +37,9 @@ static const char INGEST_SQL[] =
 	"    content_hash text, aanmaak timestamptz, publicatie timestamptz, eind date, papier boolean)"
 	"), box AS ("
 	/* an active account that did not turn this agency off (or it is mandatory) */
-	"  SELECT i.i, a.id AS account_id FROM input i"
+	"  SELECT i.i, a.id AS account_id,"
+	"    a.email IS NOT NULL AND a.email_notifications AND a.email_bounced_at IS NULL AS mail"
+	"  FROM input i"
 	"  JOIN accounts a ON a.bsn_hash = i.bsn_hash AND a.active"
 	"  WHERE NOT EXISTS (SELECT 1 FROM subscriptions s JOIN agencies ag ON ag.id = s.agency_id"
 	"    WHERE s.account_id = a.id AND s.agency_id = i.agency_id AND NOT s.active"
@@ -58,14 +60,13 @@ static const char INGEST_SQL[] =
 	/* due after publication plus the digest window, so messages arriving
 	 * together for one account make one mail (delivery.c claims siblings) */
 	"  SELECT ins.id, ins.account_id, greatest(ins.publicatie_tijdstip, now()) + $2::interval"
-	"  FROM ins JOIN accounts a ON a.id = ins.account_id"
-	"  WHERE a.email IS NOT NULL AND a.email_notifications AND a.email_bounced_at IS NULL"
+	"  FROM ins JOIN input i ON i.id = ins.id JOIN box b ON b.i = i.i WHERE b.mail"
 	"  RETURNING id, message_id, due_at"
 	"), old AS ("
 	/* a semi-join: a referentie twice in one group must not double its rows */
 	"  SELECT m.agency_id, m.referentie, m.id, m.content_hash, m.publicatie_tijdstip"
 	"  FROM messages m WHERE (m.agency_id, m.referentie) IN"
-	"    (SELECT i.agency_id, i.referentie FROM input i)"
+	"    (SELECT i.agency_id, i.referentie FROM input i WHERE i.id NOT IN (SELECT id FROM ins))"
 	") "
 	"SELECT i.i, ins.id IS NOT NULL, old.id, old.content_hash = i.content_hash,"
 	"  b.account_id IS NOT NULL, n.id,"
@@ -79,6 +80,8 @@ static const char INGEST_SQL[] =
 	" LEFT JOIN notif n ON n.message_id = i.id"
 	" LEFT JOIN old ON old.agency_id = i.agency_id AND old.referentie = i.referentie "
 	"ORDER BY i.i";
+
+static const struct pgpool_stmt INGEST_STMT = {"ingest", INGEST_SQL, 2};
 
 enum col { C_I, C_CREATED, C_OLD_ID, C_SAME, C_HAS_BOX, C_NOTIF, C_DUE, C_PUBL, C_TYPE_OK, C_AGENCY };
 
@@ -320,7 +323,7 @@ static void try_flush(struct ingest *in)
 		snprintf(digest, sizeof(digest), "%" PRId64 " milliseconds",
 			 in->app->cfg->notify_digest_window_ms);
 		const char *params[] = {payload, digest};
-		if (!payload || !pgpool_query(in->app->pg, INGEST_SQL, 2, params, on_group_done, g))
+		if (!payload || !pgpool_query_stmt(in->app->pg, &INGEST_STMT, params, on_group_done, g))
 			on_group_done(NULL, "out of memory", g);
 		free(payload);
 	}
