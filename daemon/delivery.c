@@ -306,7 +306,7 @@ static const char CLAIM_SQL[] =
 	"      WHEN n.kind = 'verify' THEN n.recipient IS NOT NULL"
 	"      WHEN a.email IS NULL OR NOT a.email_notifications OR a.email_bounced_at IS NOT NULL"
 	"        THEN false"
-	"      WHEN m.deleted_at IS NOT NULL THEN false"
+	"      WHEN m.id IS NULL OR m.deleted_at IS NOT NULL THEN false"
 	"      WHEN n.kind = 'repeat' AND (m.opened_at IS NOT NULL OR NOT a.repeat_notifications)"
 	"        THEN false"
 	"      WHEN NOT ag.mandatory AND EXISTS (SELECT 1 FROM subscriptions sub"

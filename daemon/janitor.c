@@ -21,7 +21,7 @@
  * the cohort day (local) + 1 + 42 days must have begun.
  */
 static const char PURGE_SQL[] =
-	"DELETE FROM messages WHERE id IN ("
+	"WITH gone AS (DELETE FROM messages WHERE id IN ("
 	"  SELECT m.id FROM messages m JOIN accounts a ON a.id = m.account_id"
 	"  WHERE m.publicatie_tijdstip < now() - interval '" STR(JANITOR_STATS_WINDOW_DAYS) " days'"
 	"    AND (((m.publicatie_tijdstip AT TIME ZONE $1)::date"
@@ -30,7 +30,10 @@ static const char PURGE_SQL[] =
 	"         OR m.publicatie_tijdstip + make_interval(days => least(greatest("
 	"              coalesce(a.retention_days, $2::integer), $3::integer), $4::integer))"
 	"            <= now())"
-	"  LIMIT $5::integer FOR UPDATE OF m SKIP LOCKED)";
+	"  LIMIT $5::integer FOR UPDATE OF m SKIP LOCKED) RETURNING id"
+	/* notifications go with their message (no cascading key since 0008) */
+	"), n AS (DELETE FROM notifications WHERE message_id IN (SELECT id FROM gone)) "
+	"SELECT count(*) FROM gone";
 
 struct janitor {
 	struct app *app;
@@ -55,7 +58,7 @@ static void on_purged(const PGresult *res, const char *err, void *arg)
 		arm(j, cfg->retention_interval_ms);
 		return;
 	}
-	long long n = strtoll(PQcmdTuples((PGresult *)res), NULL, 10);
+	long long n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	j->purged += n;
 	if (n >= cfg->retention_batch) {
 		arm(j, 0); /* more to do: next batch, after whatever else is waiting */

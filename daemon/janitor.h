@@ -9,7 +9,7 @@
  * Every [retention] interval it deletes in batches of [retention] batch rows
  * (one short statement each, FOR UPDATE SKIP LOCKED, so several instances
  * share the work and no long lock is held); a full batch is followed at once
- * by the next one. Their notifications go with them (ON DELETE CASCADE).
+ * by the next one. Their notifications go with them, in the same statement.
  * Asynchronous on the event loop; loop thread only.
  */
 #ifndef BERICHTD_JANITOR_H
