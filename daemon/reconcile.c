@@ -81,9 +81,13 @@ static void next_page(struct reconcile *rc)
 	snprintf(after, sizeof(after), "%" PRId64, rc->last_id);
 	const char *params[] = {after};
 	if (!pgpool_query(rc->app->pg,
+			  /* the lane as a scalar subquery: one index probe per row of
+			   * the page, whatever the (often stale) statistics of a table
+			   * that was just bulk-loaded say; a join here was planned as
+			   * a hash join over all messages, 20x slower */
 			  "SELECT n.id, (extract(epoch FROM n.due_at) * 1000)::bigint,"
-			  " coalesce(m.agency_id, 0) FROM notifications n"
-			  " LEFT JOIN messages m ON m.id = n.message_id "
+			  " coalesce((SELECT m.agency_id FROM messages m WHERE m.id = n.message_id), 0)"
+			  " FROM notifications n "
 			  "WHERE n.state = 'scheduled' AND n.id > $1 ORDER BY n.id LIMIT " PAGE_SIZE_STR,
 			  1, params, on_page, rc))
 		arm(rc);
