@@ -259,7 +259,24 @@ static char *id_array(const int64_t *ids, int n)
 	return s;
 }
 
-static PGresult *exec(struct worker *w, const char *sql, int n, const char *const *params)
+/*
+ * A statement that failed because the connection had gone (PostgreSQL was
+ * restarted while this worker was idle or sending) runs once more on a new
+ * connection. Without that, the first claim after a restart left its batch
+ * in flight until the visibility timeout, and a lost record of mails the
+ * relay had accepted made the reconciler send them again. Both statements
+ * may run twice: a claim finds its rows no longer 'scheduled', a record
+ * finds them no longer 'sending'.
+ */
+static bool reconnected(struct worker *w)
+{
+	if (PQstatus(w->pg) != CONNECTION_BAD)
+		return false;
+	log_info("delivery[%d]: PostgreSQL connection lost; reconnecting", w->index);
+	return worker_connect(w);
+}
+
+static PGresult *exec_once(struct worker *w, const char *sql, int n, const char *const *params)
 {
 	PGresult *res = PQexecParams(w->pg, sql, n, NULL, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(res);
@@ -279,8 +296,8 @@ static PGresult *exec(struct worker *w, const char *sql, int n, const char *cons
  */
 enum { WS_CLAIM, WS_SENT, WS_COUNT };
 
-static PGresult *exec_stmt(struct worker *w, int which, const struct pgpool_stmt *st,
-			   const char *const *params)
+static PGresult *exec_stmt_once(struct worker *w, int which, const struct pgpool_stmt *st,
+				const char *const *params)
 {
 	if (!(w->prepared & (1u << which))) {
 		PGresult *res = PQprepare(w->pg, st->name, st->sql, st->nparams, NULL);
@@ -302,6 +319,23 @@ static PGresult *exec_stmt(struct worker *w, int which, const struct pgpool_stmt
 		PQclear(res);
 		return NULL;
 	}
+	return res;
+}
+
+static PGresult *exec_stmt(struct worker *w, int which, const struct pgpool_stmt *st,
+			   const char *const *params)
+{
+	PGresult *res = exec_stmt_once(w, which, st, params);
+	if (!res && reconnected(w))
+		res = exec_stmt_once(w, which, st, params);
+	return res;
+}
+
+static PGresult *exec(struct worker *w, const char *sql, int n, const char *const *params)
+{
+	PGresult *res = exec_once(w, sql, n, params);
+	if (!res && reconnected(w))
+		res = exec_once(w, sql, n, params);
 	return res;
 }
 

@@ -280,7 +280,8 @@ def test_16_clients_posting_the_same_1000_referenties_store_each_once(daemon, ag
         "WHERE n.kind = 'new' AND m.referentie LIKE %s", (like,))[0][0] == 1000
 
 
-def test_postgres_stopped_mid_load_never_loses_a_201(daemon, agency, services, new_bsn):
+def test_postgres_stopped_mid_load_never_loses_a_201(daemon, agency, services, new_bsn,
+                                                     mailbox):
     import threading
     import time
     citizen = new_bsn()
@@ -312,6 +313,25 @@ def test_postgres_stopped_mid_load_never_loses_a_201(daemon, agency, services, n
         "SELECT referentie FROM messages WHERE referentie LIKE %s", ("p%s-%%" % tag,))}
     missing = set(created) - stored
     assert not missing, "answered 201 but not stored: %s" % sorted(missing)[:5]
+
+    # and the daemon works again without a restart of its own: its loop
+    # connections and the delivery workers' reconnected and prepared their
+    # statements anew (a verification mail, a stored message, its mail)
+    deadline = time.monotonic() + 30
+    while daemon.request("GET", "/readyz").status != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    email = "na-herstart-%s@example.nl" % tag
+    other = new_bsn()
+    make_citizen(daemon, agency["portal"], other, email)
+    deadline = time.monotonic() + 30
+    while True:
+        r = daemon.request("POST", "/v1/berichten", token=agency["token"],
+                           json={"bsn": other, "berichttype": "T1", "referentie": "na-" + tag})
+        if r.status != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.status == 201, r.text
+    mailbox.wait_for(1, predicate=lambda m: email in m.rcpt_tos)
     # 503 responses carried Retry-After (checked on one fresh request while down is racy;
     # the problem helper always sets it, see test_unavailable_has_retry_after)
 
