@@ -276,30 +276,17 @@ static bool reconnected(struct worker *w)
 	return worker_connect(w);
 }
 
-static PGresult *exec_once(struct worker *w, const char *sql, int n, const char *const *params)
-{
-	PGresult *res = PQexecParams(w->pg, sql, n, NULL, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
-	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-		log_warn("delivery[%d]: query failed: %.*s", w->index,
-			 (int)strcspn(PQresultErrorMessage(res), "\n"), PQresultErrorMessage(res));
-		PQclear(res);
-		return NULL;
-	}
-	return res;
-}
-
 /*
- * The two statements every batch runs are prepared once per connection:
- * their planning (several CTEs and joins) cost as much as their execution
- * for a batch of 100.
+ * The two statements every batch runs (claim and record) are prepared once
+ * per connection: their planning (several CTEs and joins) cost as much as
+ * their execution for a batch of 100. st == NULL runs sql unprepared.
  */
-enum { WS_CLAIM, WS_SENT, WS_COUNT };
+enum { WS_CLAIM, WS_SENT };
 
-static PGresult *exec_stmt_once(struct worker *w, int which, const struct pgpool_stmt *st,
-				const char *const *params)
+static PGresult *run_once(struct worker *w, int which, const struct pgpool_stmt *st,
+			  const char *sql, int n, const char *const *params)
 {
-	if (!(w->prepared & (1u << which))) {
+	if (st && !(w->prepared & (1u << which))) {
 		PGresult *res = PQprepare(w->pg, st->name, st->sql, st->nparams, NULL);
 		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		if (!ok)
@@ -311,10 +298,11 @@ static PGresult *exec_stmt_once(struct worker *w, int which, const struct pgpool
 			return NULL;
 		w->prepared |= 1u << which;
 	}
-	PGresult *res = PQexecPrepared(w->pg, st->name, st->nparams, params, NULL, NULL, 0);
+	PGresult *res = st ? PQexecPrepared(w->pg, st->name, n, params, NULL, NULL, 0)
+			   : PQexecParams(w->pg, sql, n, NULL, params, NULL, NULL, 0);
 	ExecStatusType status = PQresultStatus(res);
 	if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-		log_warn("delivery[%d]: %s failed: %.*s", w->index, st->name,
+		log_warn("delivery[%d]: %s failed: %.*s", w->index, st ? st->name : "query",
 			 (int)strcspn(PQresultErrorMessage(res), "\n"), PQresultErrorMessage(res));
 		PQclear(res);
 		return NULL;
@@ -322,21 +310,24 @@ static PGresult *exec_stmt_once(struct worker *w, int which, const struct pgpool
 	return res;
 }
 
-static PGresult *exec_stmt(struct worker *w, int which, const struct pgpool_stmt *st,
-			   const char *const *params)
+static PGresult *run(struct worker *w, int which, const struct pgpool_stmt *st, const char *sql,
+		     int n, const char *const *params)
 {
-	PGresult *res = exec_stmt_once(w, which, st, params);
+	PGresult *res = run_once(w, which, st, sql, n, params);
 	if (!res && reconnected(w))
-		res = exec_stmt_once(w, which, st, params);
+		res = run_once(w, which, st, sql, n, params);
 	return res;
 }
 
 static PGresult *exec(struct worker *w, const char *sql, int n, const char *const *params)
 {
-	PGresult *res = exec_once(w, sql, n, params);
-	if (!res && reconnected(w))
-		res = exec_once(w, sql, n, params);
-	return res;
+	return run(w, -1, NULL, sql, n, params);
+}
+
+static PGresult *exec_stmt(struct worker *w, int which, const struct pgpool_stmt *st,
+			   const char *const *params)
+{
+	return run(w, which, st, NULL, st->nparams, params);
 }
 
 static void exec_discard(struct worker *w, const char *sql, int n, const char *const *params)
@@ -400,9 +391,9 @@ enum claim_col {
 	CC_CREATED, CC_DUE, CC_OK
 };
 
-/* Claims; fills out[] with the eligible rows. Returns their number, -1 on error. */
 static const struct pgpool_stmt CLAIM_STMT = {"claim", CLAIM_SQL, 3};
 
+/* Claims; fills out[] with the eligible rows. Returns their number, -1 on error. */
 static int claim(struct worker *w, const int64_t *ids, int n, bool quiet, struct claimed **out)
 {
 	struct app *app = w->d->app;
@@ -552,10 +543,11 @@ static void observe_lag(struct metrics *m, int64_t lag_ms)
  */
 static const char SENT_SQL[] =
 	"WITH s AS ("
-	/* joined to the ids, so the plan probes the primary key per id: a
-	 * WHERE id = ANY(...) AND state = 'sending' was planned as a bitmap scan
-	 * of the whole sending index, which keeps the entries of every row
-	 * that has left 'sending' until the next vacuum */
+	/* joined to the ids: WHERE id = ANY(...) AND state = 'sending' was
+	 * planned as a bitmap scan of the sending index, which keeps the entries
+	 * of every row that has left 'sending' until the next vacuum (a bitmap
+	 * scan never marks them dead), so each record read the whole backlog;
+	 * the join is planned as a plain index scan, which does */
 	"  UPDATE notifications n SET state = 'sent', sent_at = now(), last_error = NULL"
 	"  FROM unnest($1::bigint[]) AS u(id) WHERE n.id = u.id AND n.state = 'sending'"
 	"  RETURNING n.id, n.message_id, n.account_id, n.kind"

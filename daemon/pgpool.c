@@ -240,16 +240,14 @@ static int stmt_index(const struct pgpool *pool, const struct pgpool_stmt *stmt)
 	return -1;
 }
 
-static bool conn_send_prepared(struct pgconn *c)
+static void conn_send_prepared(struct pgconn *c)
 {
 	struct pgq *q = c->cur;
 	if (!PQsendQueryPrepared(c->conn, q->stmt->name, q->nparams,
-				 (const char *const *)q->params, NULL, NULL, 0)) {
+				 (const char *const *)q->params, NULL, NULL, 0))
 		conn_lost(c, "send failed");
-		return false;
-	}
-	conn_flush(c);
-	return true;
+	else
+		conn_flush(c);
 }
 
 /*
