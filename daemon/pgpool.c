@@ -33,6 +33,7 @@ struct pgq {
 	struct pgq *next;
 	char *sql;                     /* NULL for a prepared statement */
 	const struct pgpool_stmt *stmt; /* or NULL */
+	int stmt_bit;                   /* its index in pool->stmts */
 	int nparams;
 	char **params;
 	pgpool_cb cb;
@@ -75,7 +76,7 @@ static bool conn_prepared(struct pgconn *c);
 
 static void pgq_free(struct pgq *q)
 {
-	for (int i = 0; i < q->nparams; i++)
+	for (int i = 0; q->params && i < q->nparams; i++)
 		free(q->params[i]);
 	free(q->params);
 	free(q->sql);
@@ -262,7 +263,7 @@ static bool conn_prepared(struct pgconn *c)
 		return true;
 	PQclear(c->result);
 	c->result = NULL;
-	c->prepared |= 1u << stmt_index(c->pool, c->cur->stmt);
+	c->prepared |= 1u << c->cur->stmt_bit;
 	conn_send_prepared(c);
 	return false;
 }
@@ -369,8 +370,7 @@ static void conn_send(struct pgconn *c, struct pgq *q)
 	c->state = PGC_BUSY;
 	c->pool->running++;
 	if (q->stmt) {
-		int i = stmt_index(c->pool, q->stmt);
-		if (c->prepared & (1u << i)) {
+		if (c->prepared & (1u << q->stmt_bit)) {
 			conn_send_prepared(c);
 			return;
 		}
@@ -437,7 +437,8 @@ struct pgpool *pgpool_new(struct event_base *base, const char *conninfo, int siz
 }
 
 static bool pool_enqueue(struct pgpool *pool, const char *sql, const struct pgpool_stmt *stmt,
-			 int nparams, const char *const *params, pgpool_cb cb, void *arg)
+			 int stmt_bit, int nparams, const char *const *params, pgpool_cb cb,
+			 void *arg)
 {
 	if (pool->closing)
 		return false;
@@ -446,6 +447,7 @@ static bool pool_enqueue(struct pgpool *pool, const char *sql, const struct pgpo
 		return false;
 	q->sql = sql ? strdup(sql) : NULL;
 	q->stmt = stmt;
+	q->stmt_bit = stmt_bit;
 	q->nparams = nparams;
 	q->params = calloc((size_t)(nparams ? nparams : 1), sizeof(char *));
 	q->cb = cb;
@@ -475,20 +477,22 @@ static bool pool_enqueue(struct pgpool *pool, const char *sql, const struct pgpo
 bool pgpool_query(struct pgpool *pool, const char *sql, int nparams, const char *const *params,
 		  pgpool_cb cb, void *arg)
 {
-	return pool_enqueue(pool, sql, NULL, nparams, params, cb, arg);
+	return pool_enqueue(pool, sql, NULL, 0, nparams, params, cb, arg);
 }
 
 bool pgpool_query_stmt(struct pgpool *pool, const struct pgpool_stmt *stmt,
 		       const char *const *params, pgpool_cb cb, void *arg)
 {
-	if (stmt_index(pool, stmt) < 0) {
+	int bit = stmt_index(pool, stmt);
+	if (bit < 0) {
 		if (pool->nstmts >= PGPOOL_STMT_MAX) {
 			log_error("pgpool: more than %d prepared statements", PGPOOL_STMT_MAX);
 			return false;
 		}
+		bit = pool->nstmts;
 		pool->stmts[pool->nstmts++] = stmt;
 	}
-	return pool_enqueue(pool, NULL, stmt, stmt->nparams, params, cb, arg);
+	return pool_enqueue(pool, NULL, stmt, bit, stmt->nparams, params, cb, arg);
 }
 
 int pgpool_pending(const struct pgpool *pool)
