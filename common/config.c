@@ -73,6 +73,9 @@ static const struct config_key config_keys[] = {
 	{"http", "timeout", CFG_DURATION, "30s", false, OFF(http_timeout_ms), 1000, MS_DAY,
 	 "Idle and request timeout of HTTP connections."},
 
+	{"ops", "listen", CFG_HOSTPORT, "127.0.0.1:9090", false, OFF(ops_listen), NOLIMIT,
+	 "Address and port of the operators' endpoints /healthz, /readyz and /metrics (never on the API listener). Bind it to loopback or a management network only, never where agencies or citizens can reach it: the counters move when single mails go out."},
+
 	{"ratelimit", "rate", CFG_INT, "5000", false, OFF(ratelimit_rate), 0, MAX_RATE,
 	 "Messages per second each agency may submit (single and batch items alike; a token bucket); 0 means no limit. Over it: 429 with Retry-After."},
 	{"ratelimit", "burst", CFG_INT, "20000", false, OFF(ratelimit_burst), 1, MAX_RATE,
@@ -661,6 +664,8 @@ bool config_load_string(const char *name, const char *text, struct config *cfg, 
 	if (!(cfg->retention_min_days <= cfg->retention_default_days &&
 	      cfg->retention_default_days <= cfg->retention_max_days))
 		err_add(&e, "%s: retention: need min_days <= default_days <= max_days", name);
+	if (cfg->ops_listen && cfg->http_listen && strcmp(cfg->ops_listen, cfg->http_listen) == 0)
+		err_add(&e, "%s: ops.listen: must differ from http.listen", name);
 	return e.count == 0;
 }
 

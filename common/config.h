@@ -23,6 +23,9 @@ struct config {
 	int64_t http_max_body;    /* bytes */
 	int64_t http_timeout_ms;
 
+	/* [ops] */
+	char *ops_listen;         /* "host:port" of /healthz, /readyz, /metrics */
+
 	/* [ratelimit] */
 	int64_t ratelimit_rate;             /* messages/s per agency, 0 = none */
 	int64_t ratelimit_burst;            /* bucket size in messages */

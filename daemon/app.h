@@ -15,14 +15,12 @@
 #include "common/config.h"
 
 struct event_base;
-struct evhttp;
-struct evhttp_bound_socket;
+struct http_front;
 struct pgpool;
 struct queue_loop;
 struct auth;
 struct ingest;
 struct ratelimit;
-struct bodylimit;
 struct delivery;
 struct reconcile;
 struct janitor;
@@ -53,9 +51,7 @@ struct app {
 	struct event_base *base;
 	struct pgpool *pg;
 	struct queue_loop *queue;
-	struct evhttp *http;
-	struct evhttp_bound_socket *http_listener;
-	struct bodylimit *bodylimit;
+	struct http_front *http;         /* the API and the ops listener (http.c) */
 	struct auth *auth;
 	struct ingest *ingest;
 	struct ratelimit *ratelimit;

@@ -2,8 +2,8 @@
  * health.c - /healthz, /readyz, /metrics (see health.h).
  *
  * /readyz asks both stores for real (SELECT 1, PING) instead of trusting
- * connection states, so a load balancer stops sending agencies here as soon
- * as a store stops answering.
+ * connection states, so a load balancer that checks the ops listener stops
+ * sending agencies here as soon as a store stops answering.
  */
 #include "health.h"
 
@@ -19,6 +19,7 @@ struct ready {
 	bool pg_ok, redis_ok;
 };
 
+/* The same constant on both listeners: it must never say anything else. */
 void health_healthz(struct http_req *r)
 {
 	http_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
@@ -73,7 +74,8 @@ void health_metrics(struct http_req *r)
 		const char *name, *help;
 		long long v;
 	} rows[] = {
-		{"berichtd_http_requests_total", "HTTP requests received.", m->http_requests},
+		{"berichtd_http_requests_total", "HTTP requests received on the API listener.",
+		 m->http_requests},
 		{"berichtd_messages_accepted_total", "Messages stored.", m->messages_accepted},
 		{"berichtd_notifications_scheduled_total", "Notifications scheduled.",
 		 m->notifications_scheduled},

@@ -1,7 +1,9 @@
 /*
  * health.h - operational endpoints, unversioned and without authentication:
  * /healthz (the process answers), /readyz (PostgreSQL and Redis reachable)
- * and /metrics (Prometheus text format). Loop thread only.
+ * and /metrics (Prometheus text format). All three are served on the
+ * operators' listener ([ops] listen); the API listener has only /healthz,
+ * whose answer is a constant. Loop thread only.
  */
 #ifndef BERICHTD_HEALTH_H
 #define BERICHTD_HEALTH_H

@@ -6,8 +6,11 @@
  *   (404/405 as problems), then authenticate (async, auth.c) if the route
  *   wants a role, parse the JSON body if it wants one, and call the handler.
  *
- * Every response, errors and unknown routes included, carries API-Version
- * and the security headers of the Dutch API Design Rules.
+ * Two listeners on the same event base, each an evhttp with its own route
+ * tables: [http] listen for agencies, the portal and the relay, and [ops]
+ * listen for operators (/healthz, /readyz, /metrics). Every response of
+ * either, errors and unknown routes included, carries API-Version and the
+ * security headers of the Dutch API Design Rules.
  */
 #include "http.h"
 
@@ -37,6 +40,12 @@
 #define RETRY_AFTER_S "5"
 #define HOST_MAX 256
 
+/*
+ * The operators' listener ([ops] listen) serves these and nothing else. The
+ * counters of /metrics move when single mails go out, so an agency that can
+ * read them learns whether one citizen opened one message before its
+ * reminder fell due: they are never served on the API listener.
+ */
 static const struct http_route ops_routes[] = {
 	{EVHTTP_REQ_GET, "/healthz", 0, false, health_healthz},
 	{EVHTTP_REQ_GET, "/readyz", 0, false, health_readyz},
@@ -44,12 +53,18 @@ static const struct http_route ops_routes[] = {
 	{0, NULL, 0, false, NULL},
 };
 
+/* For load balancers in front of the API: a constant "ok", nothing else. */
+static const struct http_route api_health_routes[] = {
+	{EVHTTP_REQ_GET, "/healthz", 0, false, health_healthz},
+	{0, NULL, 0, false, NULL},
+};
+
 /*
  * Each service module exports its own NULL-terminated route table; the
  * HTTP layer only lists the tables. Adding an endpoint touches its module.
  */
-static const struct http_route *const route_tables[] = {
-	ops_routes,
+static const struct http_route *const api_tables[] = {
+	api_health_routes,
 	ingest_routes,
 	accounts_routes,
 	bounce_routes,
@@ -61,7 +76,28 @@ static const struct http_route *const route_tables[] = {
 	agency_routes,
 };
 
-#define NTABLES (sizeof(route_tables) / sizeof(route_tables[0]))
+static const struct http_route *const ops_tables[] = {
+	ops_routes,
+};
+
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* One listening evhttp: its routes, and whether it is the API. */
+struct http_side {
+	struct http_front *front;
+	const char *name; /* for log lines: the config section */
+	const struct http_route *const *tables;
+	size_t ntables;
+	bool api;         /* counted in berichtd_http_requests_total */
+	struct evhttp *evh;
+	struct evhttp_bound_socket *sock;
+};
+
+struct http_front {
+	struct app *app;
+	struct bodylimit *bodylimit; /* shared by both sides' connections */
+	struct http_side api, ops;
+};
 
 static atomic_ullong request_seq;
 
@@ -321,7 +357,8 @@ static void on_auth(const struct auth_result *res, void *arg)
 
 static void http_on_request(struct evhttp_request *ev, void *arg)
 {
-	struct app *app = arg;
+	const struct http_side *side = arg;
+	struct app *app = side->front->app;
 	struct http_req *r = calloc(1, sizeof(*r));
 
 	add_standard_headers(ev);
@@ -332,7 +369,8 @@ static void http_on_request(struct evhttp_request *ev, void *arg)
 	r->app = app;
 	r->ev = ev;
 	snprintf(r->id, sizeof(r->id), "%llx", (unsigned long long)++request_seq);
-	atomic_fetch_add(&app->metrics.http_requests, 1);
+	if (side->api)
+		atomic_fetch_add(&app->metrics.http_requests, 1);
 
 	/* bodylimit.c saw a Content-Length over max_body and is discarding the body */
 	if (evhttp_find_header(evhttp_request_get_input_headers(ev), BODYLIMIT_HEADER)) {
@@ -357,8 +395,8 @@ static void http_on_request(struct evhttp_request *ev, void *arg)
 	char *found_path = NULL;
 	bool path_known = false;
 	char allow[128] = "";
-	for (size_t t = 0; t < NTABLES; t++)
-	for (const struct http_route *rt = route_tables[t]; rt->pattern; rt++) {
+	for (size_t t = 0; t < side->ntables; t++)
+	for (const struct http_route *rt = side->tables[t]; rt->pattern; rt++) {
 		char *copy = strdup(r->path);
 		const char *params[HTTP_MAX_PARAMS];
 		int n = 0;
@@ -420,17 +458,18 @@ static void http_on_request(struct evhttp_request *ev, void *arg)
 	auth_lookup(app->auth, authz + 7, on_auth, pa);
 }
 
-bool http_start(struct app *app)
+static bool side_start(struct http_side *side, const char *listen)
 {
+	struct app *app = side->front->app;
 	char host[HOST_MAX];
 	int port;
 
-	if (!config_split_hostport(app->cfg->http_listen, host, sizeof(host), &port))
+	if (!config_split_hostport(listen, host, sizeof(host), &port))
 		return false;
-	app->http = evhttp_new(app->base);
-	if (!app->http)
+	side->evh = evhttp_new(app->base);
+	if (!side->evh)
 		return false;
-	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+	evhttp_set_allowed_methods(side->evh, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 						      EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE |
 						      EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
 	/*
@@ -439,44 +478,66 @@ bool http_start(struct app *app)
 	 * it is refused by evhttp itself (its own 413, without API-Version);
 	 * with lingering close the rest is drained, so the client reads it.
 	 */
-	app->bodylimit = bodylimit_new(app->base, app->cfg->http_max_body);
-	if (app->bodylimit)
-		evhttp_set_bevcb(app->http, bodylimit_bev, app->bodylimit);
-	else
-		log_warn("http: out of memory; over-long bodies get libevent's own 413");
-	evhttp_set_max_body_size(app->http, (ev_ssize_t)app->cfg->http_max_body);
-	if (evhttp_set_flags(app->http, EVHTTP_SERVER_LINGERING_CLOSE) != 0)
-		log_warn("http: no lingering close; clients may miss a 413");
-	evhttp_set_timeout(app->http, (int)(app->cfg->http_timeout_ms / 1000));
-	evhttp_set_gencb(app->http, http_on_request, app);
-	app->http_listener = evhttp_bind_socket_with_handle(app->http, host, (ev_uint16_t)port);
-	if (!app->http_listener) {
-		log_error("http: cannot listen on %s", app->cfg->http_listen);
-		evhttp_free(app->http);
-		app->http = NULL;
-		bodylimit_free(app->bodylimit);
-		app->bodylimit = NULL;
+	if (side->front->bodylimit)
+		evhttp_set_bevcb(side->evh, bodylimit_bev, side->front->bodylimit);
+	evhttp_set_max_body_size(side->evh, (ev_ssize_t)app->cfg->http_max_body);
+	if (evhttp_set_flags(side->evh, EVHTTP_SERVER_LINGERING_CLOSE) != 0)
+		log_warn("%s: no lingering close; clients may miss a 413", side->name);
+	evhttp_set_timeout(side->evh, (int)(app->cfg->http_timeout_ms / 1000));
+	evhttp_set_gencb(side->evh, http_on_request, side);
+	side->sock = evhttp_bind_socket_with_handle(side->evh, host, (ev_uint16_t)port);
+	if (!side->sock) {
+		log_error("%s: cannot listen on %s", side->name, listen);
 		return false;
 	}
-	log_info("http: listening on %s", app->cfg->http_listen);
+	log_info("%s: listening on %s", side->name, listen);
 	return true;
+}
+
+static void side_stop_accepting(struct http_side *side)
+{
+	if (side->evh && side->sock) {
+		evhttp_del_accept_socket(side->evh, side->sock);
+		side->sock = NULL;
+	}
+}
+
+bool http_start(struct app *app)
+{
+	struct http_front *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return false;
+	app->http = f;
+	f->app = app;
+	f->bodylimit = bodylimit_new(app->base, app->cfg->http_max_body);
+	if (!f->bodylimit)
+		log_warn("http: out of memory; over-long bodies get libevent's own 413");
+	f->api = (struct http_side){f, "http", api_tables, NELEMS(api_tables), true, NULL, NULL};
+	f->ops = (struct http_side){f, "ops", ops_tables, NELEMS(ops_tables), false, NULL, NULL};
+	return side_start(&f->api, app->cfg->http_listen) &&
+	       side_start(&f->ops, app->cfg->ops_listen);
 }
 
 void http_stop_accepting(struct app *app)
 {
-	if (app->http && app->http_listener) {
-		evhttp_del_accept_socket(app->http, app->http_listener);
-		app->http_listener = NULL;
-	}
+	if (!app->http)
+		return;
+	side_stop_accepting(&app->http->api);
+	side_stop_accepting(&app->http->ops);
 }
 
 void http_stop(struct app *app)
 {
-	app->http_listener = NULL;
-	if (app->http) {
-		evhttp_free(app->http);
-		app->http = NULL;
-	}
-	bodylimit_free(app->bodylimit);
-	app->bodylimit = NULL;
+	struct http_front *f = app->http;
+
+	if (!f)
+		return;
+	if (f->api.evh)
+		evhttp_free(f->api.evh);
+	if (f->ops.evh)
+		evhttp_free(f->ops.evh);
+	bodylimit_free(f->bodylimit); /* after both: it releases the connections they left */
+	free(f);
+	app->http = NULL;
 }

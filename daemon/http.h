@@ -54,8 +54,12 @@ struct http_route {
 	http_handler handler;
 };
 
+/*
+ * Listens on [http] listen (the API) and [ops] listen (/healthz, /readyz,
+ * /metrics for operators). On false, http_stop still frees what was made.
+ */
 bool http_start(struct app *app) __attribute__((warn_unused_result));
-/* Closes the listening socket; requests already received still get answers. */
+/* Closes both listening sockets; requests already received still get answers. */
 void http_stop_accepting(struct app *app);
 void http_stop(struct app *app);
 

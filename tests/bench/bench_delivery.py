@@ -122,7 +122,7 @@ def metric_sent(daemon):
     database nothing (a count(*) over the rows every 100 ms took 30-80 ms of
     PostgreSQL CPU each, a third of a core taken from the run it measured)."""
     try:
-        r = harness.request(daemon.base_url, "GET", "/metrics", timeout=5)
+        r = daemon.ops_request("GET", "/metrics", timeout=5)
     except OSError:
         return None  # not listening yet
     m = re.search(rb"^berichtd_notifications_sent_total (\d+)", r.body, re.M)

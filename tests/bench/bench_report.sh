@@ -46,7 +46,8 @@ tests/harness/services.sh start "$run_dir" >/dev/null
 . "$run_dir/env"
 conninfo="host=127.0.0.1 port=$BERICHTD_PG_PORT dbname=berichtd user=postgres"
 conf="$run_dir/bench.conf"
-http_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# two free ports at once (both sockets bound together, so they differ)
+read -r http_port ops_port < <(/usr/bin/python3 -c 'import socket; a, b = socket.socket(), socket.socket(); a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0)); print(a.getsockname()[1], b.getsockname()[1])')
 cat >"$conf" <<EOF
 [postgres]
 conninfo = $conninfo
@@ -62,6 +63,8 @@ port = $BERICHTD_SMTP_PORT
 workers = 0
 [http]
 listen = 127.0.0.1:$http_port
+[ops]
+listen = 127.0.0.1:$ops_port
 [log]
 level = warn
 file = $run_dir/berichtd.log

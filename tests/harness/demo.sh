@@ -13,10 +13,16 @@ tests/harness/services.sh start "$run" >/dev/null
 # shellcheck disable=SC1091
 . "$run/env"
 
-port=${BERICHTD_HTTP_PORT:-8080}
-if /usr/bin/python3 -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', $port))" 2>/dev/null; then :; else
-	port=$(/usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
-fi
+# the preferred port when it is free, else any free one
+free_port() {
+	if /usr/bin/python3 -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', $1))" 2>/dev/null; then
+		echo "$1"
+	else
+		/usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"
+	fi
+}
+port=$(free_port "${BERICHTD_HTTP_PORT:-8080}")
+ops_port=$(free_port "${BERICHTD_OPS_PORT:-9090}")
 # the BSN key must never change for a database, so it is made once
 [ -s "$run/bsn.key" ] || { openssl rand -hex 32 > "$run/bsn.key"; chmod 600 "$run/bsn.key"; }
 
@@ -24,6 +30,8 @@ cat > "$run/berichtd.conf" <<CONF
 # demo config written by tests/harness/demo.sh (make run)
 [http]
 listen = 127.0.0.1:$port
+[ops]
+listen = 127.0.0.1:$ops_port
 [postgres]
 conninfo = host=127.0.0.1 port=$BERICHTD_PG_PORT dbname=berichtd user=postgres
 [redis]
@@ -50,9 +58,11 @@ bin/berichtd berichttype add -c "$run/berichtd.conf" --oin 00000001823288444000 
 printf 'AGENCY_TOKEN=%s\nPORTAL_TOKEN=%s\n' "$agency" "$portal" > "$run/tokens.env"
 
 base=http://127.0.0.1:$port
+ops=http://127.0.0.1:$ops_port
 cat <<MSG
 
-berichtd demo: API $base, mail sink stores into $BERICHTD_MAIL_DIR
+berichtd demo: API $base, operators $ops (/healthz, /readyz, /metrics),
+mail sink stores into $BERICHTD_MAIL_DIR
 Tokens (also in $run/tokens.env):
   agency (Gemeente Demostad): $agency
   portal:                     $portal

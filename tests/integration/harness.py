@@ -40,11 +40,14 @@ SESSION_BSN_KEY = secrets.token_hex(32)
 SESSION_ID = uuid.uuid4().hex[:8]
 
 
-def free_port():
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(*not_these):
+    """A currently free TCP port on 127.0.0.1 (none of not_these)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in not_these:
+            return port
 
 
 def read_env(path):
@@ -217,10 +220,13 @@ def _normalize_overrides(overrides):
     return out
 
 
-def default_config(services, http_port=None, key_prefix=None, log_file=None):
+def default_config(services, http_port=None, key_prefix=None, log_file=None, ops_port=None):
     """The base config as {section: {key: value}} (insertion ordered)."""
+    http_port = http_port or free_port()
     return {
-        "http": {"listen": "127.0.0.1:%d" % (http_port or free_port())},
+        "http": {"listen": "127.0.0.1:%d" % http_port},
+        # the operators' listener (/readyz, /metrics): never the API's port
+        "ops": {"listen": "127.0.0.1:%d" % (ops_port or free_port(http_port))},
         "postgres": {"conninfo": services.conninfo, "pool_size": "4"},
         "redis": {"host": "127.0.0.1", "port": str(services.redis_port),
                   "key_prefix": key_prefix or "berichtd:%s-%s:" % (SESSION_ID, uuid.uuid4().hex[:8])},
@@ -239,14 +245,14 @@ def default_config(services, http_port=None, key_prefix=None, log_file=None):
 
 
 def write_config(path, services, *, http_port=None, key_prefix=None, log_file=None,
-                 **overrides):
+                 ops_port=None, **overrides):
     """Write a berichtd INI config for `services` to `path`.
 
     overrides: {"section.key": value} (value None deletes the key; unknown
     sections/keys are added).  Pass dotted keys as **{"delivery.workers": 4}
     or as delivery__workers=4.  Returns the config dict that was written.
     """
-    cfg = default_config(services, http_port, key_prefix, log_file)
+    cfg = default_config(services, http_port, key_prefix, log_file, ops_port)
     for k, v in _normalize_overrides(overrides).items():
         section, key = k.split(".", 1)
         if v is None:
@@ -370,6 +376,11 @@ def _kill_leftovers():
             d.proc.kill()
 
 
+def _url(listen):
+    host, _, port = listen.rpartition(":")
+    return "http://%s:%s" % (host or "127.0.0.1", port)
+
+
 class Daemon:
     """One berichtd instance: config file, migrate, run/stop, CLI, HTTP.
 
@@ -377,10 +388,12 @@ class Daemon:
            **config_overrides)
     Daemons that should share redis state (same queue) pass the same `group`
     (it sets redis.key_prefix); by default every Daemon gets its own.
+    request() talks to the API listener (base_url), ops_request() to the
+    operators' listener (ops_url: /healthz, /readyz, /metrics).
     """
 
     def __init__(self, services, name="d", group=None, http_port=None, migrate=True,
-                 **config_overrides):
+                 ops_port=None, **config_overrides):
         self.services = services
         self.name = name
         run_dir = services.run_dir
@@ -394,14 +407,16 @@ class Daemon:
         self.log_file = run_dir / (stem + ".log")       # [log] file
         self.out_file = run_dir / (stem + ".out")       # stdout/stderr
         self.group = group or "%s-%s-%d" % (SESSION_ID, name, n)
+        http_port = http_port or free_port()
         self.config = write_config(self.conf, services,
-                                   http_port=http_port or free_port(),
+                                   http_port=http_port,
+                                   ops_port=ops_port or free_port(http_port),
                                    key_prefix="berichtd:%s:" % self.group,
                                    log_file=self.log_file, **config_overrides)
-        listen = self.config.get("http", {}).get("listen", "127.0.0.1:0")
-        host, _, port = listen.rpartition(":")
-        self.base_url = "http://%s:%s" % (host or "127.0.0.1", port)
+        self.base_url = _url(self.config.get("http", {}).get("listen", "127.0.0.1:0"))
+        self.ops_url = _url(self.config.get("ops", {}).get("listen", "127.0.0.1:9090"))
         self.http = HttpClient(self.base_url)
+        self.ops = HttpClient(self.ops_url)
         self.proc = None
         self._out = None
         if migrate:
@@ -456,8 +471,9 @@ class Daemon:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self, wait=True, timeout=20):
-        """Launch `berichtd run`; with wait, poll until /healthz and /readyz
-        both answer 200 (raises with the log tail otherwise)."""
+        """Launch `berichtd run`; with wait, poll until /healthz on the API
+        listener and /readyz on the ops listener both answer 200 (raises with
+        the log tail otherwise)."""
         self.stopped_on_purpose = False
         assert not self.running(), "already running"
         self._out = open(self.out_file, "ab")
@@ -478,7 +494,7 @@ class Daemon:
                 raise
         return self
 
-    def wait_ready(self, timeout=20, paths=("/healthz", "/readyz")):
+    def wait_ready(self, timeout=20, paths=(("http", "/healthz"), ("ops", "/readyz"))):
         deadline = time.monotonic() + timeout
         pending = list(paths)
         last = None
@@ -487,7 +503,8 @@ class Daemon:
                 raise RuntimeError("berichtd %s exited with %s during startup\n%s"
                                    % (self.name, self.proc.returncode, self.log_tail()))
             try:
-                last = self.http.get(pending[0], timeout=2)
+                client = self.ops if pending[0][0] == "ops" else self.http
+                last = client.get(pending[0][1], timeout=2)
                 if last.status == 200:
                     pending.pop(0)
                     continue
@@ -554,6 +571,10 @@ class Daemon:
     def request(self, method, path, token=None, json=None, body=None, headers=None, timeout=30):
         return request(self.base_url, method, path, token=token, json=json, body=body,
                        headers=headers, timeout=timeout)
+
+    def ops_request(self, method, path, headers=None, timeout=30):
+        """A request to the operators' listener ([ops] listen)."""
+        return request(self.ops_url, method, path, headers=headers, timeout=timeout)
 
     def __enter__(self):
         if not self.running():

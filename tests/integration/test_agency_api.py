@@ -318,7 +318,7 @@ def test_postgres_stopped_mid_load_never_loses_a_201(daemon, agency, services, n
     # connections and the delivery workers' reconnected and prepared their
     # statements anew (a verification mail, a stored message, its mail)
     deadline = time.monotonic() + 30
-    while daemon.request("GET", "/readyz").status != 200 and time.monotonic() < deadline:
+    while daemon.ops_request("GET", "/readyz").status != 200 and time.monotonic() < deadline:
         time.sleep(0.2)
     email = "na-herstart-%s@example.nl" % tag
     other = new_bsn()

@@ -291,7 +291,7 @@ def test_two_instances_deliver_5000_each_exactly_once(make_daemon, services, mai
 # ------------------------------------------------------------- relay outage
 
 def metric(daemon, name):
-    text = daemon.request("GET", "/metrics").text
+    text = daemon.ops_request("GET", "/metrics").text
     m = re.search(r"^%s (\d+)" % re.escape(name), text, re.M)
     return int(m.group(1)) if m else None
 
@@ -417,7 +417,7 @@ def test_crlf_in_an_agency_name_cannot_inject_a_header(make_daemon, services, ma
 
 
 def test_metrics_expose_the_engine_counters(daemon):
-    text = daemon.request("GET", "/metrics").text
+    text = daemon.ops_request("GET", "/metrics").text
     for name in ("scheduled", "sent", "retried", "failed", "bounced", "cancelled"):
         assert "berichtd_notifications_%s_total" % name in text
     assert "berichtd_notification_lag_seconds_bucket" in text

@@ -166,7 +166,7 @@ def test_malformed_json_is_400(daemon, tokens):
 def test_healthz_and_readyz(daemon):
     r = daemon.request("GET", "/healthz")
     assert r.status == 200 and r.headers["API-Version"]
-    r = daemon.request("GET", "/readyz")
+    r = daemon.ops_request("GET", "/readyz")
     assert r.status == 200
     assert r.json() == {"status": "ok", "postgres": True, "redis": True}
 
@@ -174,7 +174,7 @@ def test_healthz_and_readyz(daemon):
 def test_readyz_is_503_while_redis_is_down(daemon, services):
     services.redis_stop()
     try:
-        r = daemon.request("GET", "/readyz")
+        r = daemon.ops_request("GET", "/readyz")
         assert r.status == 503
         assert r.json()["redis"] is False
     finally:
@@ -184,7 +184,7 @@ def test_readyz_is_503_while_redis_is_down(daemon, services):
 def test_readyz_is_503_while_postgres_is_down(daemon, services):
     services.pg_stop()
     try:
-        r = daemon.request("GET", "/readyz")
+        r = daemon.ops_request("GET", "/readyz")
         assert r.status == 503
         assert r.json()["postgres"] is False
     finally:
@@ -281,7 +281,7 @@ def test_unregistered_berichttype_is_refused_and_registration_needs_no_restart(d
 def test_redis_can_be_configured_as_a_url(make_daemon, services, mailbox, new_bsn):
     d = make_daemon("redis-url", **{"redis.host": None, "redis.port": None,
                                    "redis.url": "redis://127.0.0.1:%d" % services.redis_port})
-    r = d.request("GET", "/readyz")
+    r = d.ops_request("GET", "/readyz")
     assert r.status == 200 and r.json()["redis"] is True
     agency = make_agency(d)
     bsn, email = new_bsn(), "url-%s@example.nl" % secrets.token_hex(4)

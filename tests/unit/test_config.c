@@ -290,6 +290,23 @@ Test(config, defaults_apply_to_http_postgres_and_redis)
 	config_free(&cfg);
 }
 
+Test(config, ops_listener_defaults_to_loopback_and_must_differ_from_the_api)
+{
+	struct config cfg;
+	char err[CONFIG_ERR_MAX];
+
+	load_ok(SECURITY, &cfg);
+	cr_expect_str_eq(cfg.ops_listen, "127.0.0.1:9090");
+	config_free(&cfg);
+	load_ok("[ops]\nlisten = 10.1.2.3:9100\n" SECURITY, &cfg);
+	cr_expect_str_eq(cfg.ops_listen, "10.1.2.3:9100");
+	config_free(&cfg);
+	load_fails("[http]\nlisten = 127.0.0.1:9090\n" SECURITY, err, sizeof(err));
+	assert_has(err, "ops.listen: must differ from http.listen");
+	load_fails("[ops]\nlisten = nowhere\n" SECURITY, err, sizeof(err));
+	assert_has(err, "ops.listen");
+}
+
 Test(config, defaults_apply_to_smtp)
 {
 	struct config cfg;
