@@ -25,7 +25,7 @@
 #include "accounts.h"
 #include "agency.h"
 #include "auth.h"
-#include "bodylimit.h"
+#include "framing.h"
 #include "box.h"
 #include "bounce.h"
 #include "common/config.h"
@@ -95,7 +95,7 @@ struct http_side {
 
 struct http_front {
 	struct app *app;
-	struct bodylimit *bodylimit; /* shared by both sides' connections */
+	struct framing *framing; /* shared by both sides' connections */
 	struct http_side api, ops;
 };
 
@@ -372,8 +372,8 @@ static void http_on_request(struct evhttp_request *ev, void *arg)
 	if (side->api)
 		atomic_fetch_add(&app->metrics.http_requests, 1);
 
-	/* bodylimit.c saw a Content-Length over max_body and is discarding the body */
-	if (evhttp_find_header(evhttp_request_get_input_headers(ev), BODYLIMIT_HEADER)) {
+	/* framing.c saw a Content-Length over max_body and is discarding the body */
+	if (evhttp_find_header(evhttp_request_get_input_headers(ev), FRAMING_HEADER)) {
 		char detail[128];
 		snprintf(detail, sizeof(detail), "De body is groter dan %lld bytes.",
 			 (long long)app->cfg->http_max_body);
@@ -474,12 +474,12 @@ static bool side_start(struct http_side *side, const char *listen)
 						      EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
 	/*
 	 * A Content-Length over max_body is answered by us with a 413 problem
-	 * while its body is discarded unread (bodylimit.h). A chunked body over
+	 * while its body is discarded unread (framing.h). A chunked body over
 	 * it is refused by evhttp itself (its own 413, without API-Version);
 	 * with lingering close the rest is drained, so the client reads it.
 	 */
-	if (side->front->bodylimit)
-		evhttp_set_bevcb(side->evh, bodylimit_bev, side->front->bodylimit);
+	if (side->front->framing)
+		evhttp_set_bevcb(side->evh, framing_bev, side->front->framing);
 	evhttp_set_max_body_size(side->evh, (ev_ssize_t)app->cfg->http_max_body);
 	if (evhttp_set_flags(side->evh, EVHTTP_SERVER_LINGERING_CLOSE) != 0)
 		log_warn("%s: no lingering close; clients may miss a 413", side->name);
@@ -510,8 +510,8 @@ bool http_start(struct app *app)
 		return false;
 	app->http = f;
 	f->app = app;
-	f->bodylimit = bodylimit_new(app->base, app->cfg->http_max_body);
-	if (!f->bodylimit)
+	f->framing = framing_new(app->base, app->cfg->http_max_body);
+	if (!f->framing)
 		log_warn("http: out of memory; over-long bodies get libevent's own 413");
 	f->api = (struct http_side){f, "http", api_tables, NELEMS(api_tables), true, NULL, NULL};
 	f->ops = (struct http_side){f, "ops", ops_tables, NELEMS(ops_tables), false, NULL, NULL};
@@ -537,7 +537,7 @@ void http_stop(struct app *app)
 		evhttp_free(f->api.evh);
 	if (f->ops.evh)
 		evhttp_free(f->ops.evh);
-	bodylimit_free(f->bodylimit); /* after both: it releases the connections they left */
+	framing_free(f->framing); /* after both: it releases the connections they left */
 	free(f);
 	app->http = NULL;
 }

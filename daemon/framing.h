@@ -1,5 +1,5 @@
 /*
- * bodylimit.h - a request body over [http] max_body answered with our own
+ * framing.h - a request body over [http] max_body answered with our own
  * 413 problem (API-Version and all), without ever buffering that body.
  *
  * libevent 2.1 decides about an over-long body between the headers and the
@@ -8,7 +8,7 @@
  * callback on its input buffer that sees the bytes before evhttp does:
  * request heads are held until complete, then passed on; a head whose
  * Content-Length is over the limit is passed on with Content-Length 0 and
- * the header BODYLIMIT_HEADER, and the body that follows is discarded as it
+ * the header FRAMING_HEADER, and the body that follows is discarded as it
  * arrives. http.c answers a request carrying that header with 413. A
  * chunked body is left to evhttp's own limit (and its own 413).
  *
@@ -18,21 +18,21 @@
  *
  * Loop thread only.
  */
-#ifndef BERICHTD_BODYLIMIT_H
-#define BERICHTD_BODYLIMIT_H
+#ifndef BERICHTD_FRAMING_H
+#define BERICHTD_FRAMING_H
 
 #include <event2/event.h>
 #include <stdint.h>
 
-#define BODYLIMIT_HEADER "X-Berichtd-Te-Groot"
+#define FRAMING_HEADER "X-Berichtd-Te-Groot"
 
-struct bodylimit;
+struct framing;
 
-struct bodylimit *bodylimit_new(struct event_base *base, int64_t max_body);
+struct framing *framing_new(struct event_base *base, int64_t max_body);
 /* Call after evhttp_free: releases the connections still tracked. */
-void bodylimit_free(struct bodylimit *bl);
+void framing_free(struct framing *bl);
 
-/* For evhttp_set_bevcb(http, bodylimit_bev, bl). */
-struct bufferevent *bodylimit_bev(struct event_base *base, void *bl);
+/* For evhttp_set_bevcb(http, framing_bev, bl). */
+struct bufferevent *framing_bev(struct event_base *base, void *bl);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * bodylimit.c - our own 413 for over-long bodies (see bodylimit.h).
+ * framing.c - our own 413 for over-long bodies (see framing.h).
  *
  * Per connection, a small state machine over the byte stream:
  *
@@ -10,7 +10,7 @@
  * The input callback runs when bytes are added, before evhttp's read
  * callback; the new bytes are the last n_added of the buffer.
  */
-#include "bodylimit.h"
+#include "framing.h"
 
 #include <ctype.h>
 #include <event2/buffer.h>
@@ -25,26 +25,26 @@
 #define HEAD_MAX (64 * 1024)
 #define SWEEP_S 1
 
-enum bl_state { BL_HEAD, BL_BODY, BL_DISCARD, BL_OFF };
+enum fr_state { FR_HEAD, FR_BODY, FR_DISCARD, FR_OFF };
 
-struct bl_conn {
-	struct bl_conn *next;
-	struct bodylimit *bl;
+struct fr_conn {
+	struct fr_conn *next;
+	struct framing *bl;
 	struct bufferevent *bev;
 	struct evbuffer_cb_entry *cbent;
 	struct evbuffer *held, *front, *fresh, *out;
-	enum bl_state state;
+	enum fr_state state;
 	int64_t remaining;
 	bool busy;
 };
 
-struct bodylimit {
+struct framing {
 	int64_t max_body;
 	struct event *sweep;
-	struct bl_conn *conns;
+	struct fr_conn *conns;
 };
 
-static void conn_free(struct bl_conn *c)
+static void conn_free(struct fr_conn *c)
 {
 	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->cbent);
 	evbuffer_free(c->held);
@@ -56,7 +56,7 @@ static void conn_free(struct bl_conn *c)
 }
 
 /* evhttp's bufferevent_free clears the callbacks; the error callback is never unset before. */
-static bool conn_gone(struct bl_conn *c)
+static bool conn_gone(struct fr_conn *c)
 {
 	bufferevent_event_cb ecb = NULL;
 	bufferevent_getcb(c->bev, NULL, NULL, &ecb, NULL);
@@ -65,12 +65,12 @@ static bool conn_gone(struct bl_conn *c)
 
 static void sweep(evutil_socket_t fd, short what, void *arg)
 {
-	struct bodylimit *bl = arg;
+	struct framing *bl = arg;
 	(void)fd;
 	(void)what;
 
-	for (struct bl_conn **pp = &bl->conns; *pp;) {
-		struct bl_conn *c = *pp;
+	for (struct fr_conn **pp = &bl->conns; *pp;) {
+		struct fr_conn *c = *pp;
 		if (conn_gone(c)) {
 			*pp = c->next;
 			conn_free(c);
@@ -90,7 +90,7 @@ static bool header_is(const char *line, size_t len, const char *name)
  * Parses a complete head (len bytes, ending with its empty line) into out,
  * rewritten if its body is too long; sets the connection's next state.
  */
-static void pass_head(struct bl_conn *c, const char *head, size_t len)
+static void pass_head(struct fr_conn *c, const char *head, size_t len)
 {
 	int64_t cl = 0;
 	bool has_cl = false, chunked = false, bad = false;
@@ -128,14 +128,14 @@ static void pass_head(struct bl_conn *c, const char *head, size_t len)
 	}
 
 	if (chunked || bad) {
-		c->state = BL_OFF;
+		c->state = FR_OFF;
 		evbuffer_add(c->out, head, len);
 		return;
 	}
 	if (!has_cl || cl <= c->bl->max_body) {
 		evbuffer_add(c->out, head, len);
 		c->remaining = cl;
-		c->state = cl > 0 ? BL_BODY : BL_HEAD;
+		c->state = cl > 0 ? FR_BODY : FR_HEAD;
 		return;
 	}
 	/* everything but Content-Length, then ours before the empty line */
@@ -148,7 +148,7 @@ static void pass_head(struct bl_conn *c, const char *head, size_t len)
 			l--;
 		if (l == 0) {
 			evbuffer_add_printf(c->out, "Content-Length: 0\r\n%s: %lld\r\n\r\n",
-					    BODYLIMIT_HEADER, (long long)cl);
+					    FRAMING_HEADER, (long long)cl);
 			break;
 		}
 		if (!header_is(p, l, "Content-Length"))
@@ -156,7 +156,7 @@ static void pass_head(struct bl_conn *c, const char *head, size_t len)
 		p += full;
 	}
 	c->remaining = cl;
-	c->state = BL_DISCARD;
+	c->state = FR_DISCARD;
 }
 
 /* Looks for the end of a head in held; returns its length or 0. */
@@ -172,27 +172,27 @@ static size_t head_end(struct evbuffer *held)
 }
 
 /* Feeds the fresh bytes through the state machine into out. */
-static void feed(struct bl_conn *c)
+static void feed(struct fr_conn *c)
 {
-	while (evbuffer_get_length(c->fresh) > 0 || c->state == BL_HEAD) {
+	while (evbuffer_get_length(c->fresh) > 0 || c->state == FR_HEAD) {
 		size_t n = evbuffer_get_length(c->fresh);
 		switch (c->state) {
-		case BL_OFF:
+		case FR_OFF:
 			evbuffer_add_buffer(c->out, c->fresh);
 			return;
-		case BL_BODY:
-		case BL_DISCARD: {
+		case FR_BODY:
+		case FR_DISCARD: {
 			size_t k = (int64_t)n < c->remaining ? n : (size_t)c->remaining;
-			if (c->state == BL_BODY)
+			if (c->state == FR_BODY)
 				evbuffer_remove_buffer(c->fresh, c->out, k);
 			else
 				evbuffer_drain(c->fresh, k);
 			c->remaining -= (int64_t)k;
 			if (c->remaining == 0)
-				c->state = BL_HEAD;
+				c->state = FR_HEAD;
 			break;
 		}
-		case BL_HEAD: {
+		case FR_HEAD: {
 			evbuffer_add_buffer(c->held, c->fresh);
 			/* empty lines between requests are allowed; drop them */
 			while (evbuffer_get_length(c->held) > 0) {
@@ -205,14 +205,14 @@ static void feed(struct bl_conn *c)
 			size_t len = head_end(c->held);
 			if (len == 0) {
 				if (evbuffer_get_length(c->held) > HEAD_MAX) {
-					c->state = BL_OFF;
+					c->state = FR_OFF;
 					evbuffer_add_buffer(c->out, c->held);
 				}
 				return;
 			}
 			const char *head = (const char *)evbuffer_pullup(c->held, (ev_ssize_t)len);
 			if (!head) {
-				c->state = BL_OFF;
+				c->state = FR_OFF;
 				evbuffer_add_buffer(c->out, c->held);
 				return;
 			}
@@ -227,17 +227,17 @@ static void feed(struct bl_conn *c)
 
 static void on_input(struct evbuffer *input, const struct evbuffer_cb_info *info, void *arg)
 {
-	struct bl_conn *c = arg;
+	struct fr_conn *c = arg;
 	size_t len = evbuffer_get_length(input);
 
-	if (c->busy || info->n_added == 0 || c->state == BL_OFF)
+	if (c->busy || info->n_added == 0 || c->state == FR_OFF)
 		return;
 	if (conn_gone(c)) {
 		evbuffer_drain(input, len); /* evhttp is done with it; the sweep frees it */
 		return;
 	}
 	size_t n = info->n_added < len ? info->n_added : len;
-	if (c->state == BL_BODY && (int64_t)n < c->remaining) {
+	if (c->state == FR_BODY && (int64_t)n < c->remaining) {
 		c->remaining -= (int64_t)n; /* the common case: body bytes, nothing to move */
 		return;
 	}
@@ -250,11 +250,11 @@ static void on_input(struct evbuffer *input, const struct evbuffer_cb_info *info
 	c->busy = false;
 }
 
-struct bufferevent *bodylimit_bev(struct event_base *base, void *arg)
+struct bufferevent *framing_bev(struct event_base *base, void *arg)
 {
-	struct bodylimit *bl = arg;
+	struct framing *bl = arg;
 	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	struct bl_conn *c = calloc(1, sizeof(*c));
+	struct fr_conn *c = calloc(1, sizeof(*c));
 
 	if (!bev || !c) {
 		free(c);
@@ -286,9 +286,9 @@ struct bufferevent *bodylimit_bev(struct event_base *base, void *arg)
 	return bev;
 }
 
-struct bodylimit *bodylimit_new(struct event_base *base, int64_t max_body)
+struct framing *framing_new(struct event_base *base, int64_t max_body)
 {
-	struct bodylimit *bl = calloc(1, sizeof(*bl));
+	struct framing *bl = calloc(1, sizeof(*bl));
 	struct timeval every = {SWEEP_S, 0};
 
 	if (!bl)
@@ -304,13 +304,13 @@ struct bodylimit *bodylimit_new(struct event_base *base, int64_t max_body)
 	return bl;
 }
 
-void bodylimit_free(struct bodylimit *bl)
+void framing_free(struct framing *bl)
 {
 	if (!bl)
 		return;
 	event_free(bl->sweep);
 	while (bl->conns) {
-		struct bl_conn *c = bl->conns;
+		struct fr_conn *c = bl->conns;
 		bl->conns = c->next;
 		conn_free(c);
 	}
