@@ -116,9 +116,12 @@ static const char *status_reason(int status)
 	case 409: return "Conflict";
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
+	case 417: return "Expectation Failed";
 	case 422: return "Unprocessable Content";
 	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
 	default: return "";
 	}
@@ -292,6 +295,58 @@ static bool route_match(const char *pattern, char *path, const char **params, in
 	return true;
 }
 
+/*
+ * The answer to a request framing.c replaced or marked. All but the 413
+ * close the connection (the request asked for that): after a malformed
+ * head nothing on it can be trusted.
+ */
+static void framing_problem(struct http_req *r, const char *fault)
+{
+	static const struct {
+		const char *fault;
+		int status;
+		const char *type, *title, *detail;
+	} faults[] = {
+		{FRAMING_BAD_REQUEST, 400, "ongeldig-verzoek", "Ongeldig verzoek",
+		 "De request-line of een header voldoet niet aan HTTP/1.1 (RFC 9112)."},
+		{FRAMING_LENGTH, 400, "ongeldig-verzoek", "Ongeldig verzoek",
+		 "De lengte van de body is onduidelijk: een ongeldige of dubbele Content-Length, "
+		 "Transfer-Encoding in HTTP/1.0, of een body bij HEAD."},
+		{FRAMING_CL_TE, 400, "ongeldig-verzoek", "Ongeldig verzoek",
+		 "Content-Length en Transfer-Encoding samen zijn niet toegestaan."},
+		{FRAMING_CHUNKED, 400, "ongeldig-verzoek", "Ongeldig verzoek",
+		 "De chunked body is onjuist opgebouwd."},
+		{FRAMING_HEAD_TOO_LARGE, 431, "headers-te-groot", "Headers te groot",
+		 "De request-line en de headers zijn samen groter dan 64 KiB."},
+		{FRAMING_EXPECT, 417, "expect-niet-ondersteund", "Expect niet ondersteund",
+		 "Alleen Expect: 100-continue wordt ondersteund."},
+		{FRAMING_METHOD, 501, "methode-niet-ondersteund", "Methode niet ondersteund",
+		 "Deze API kent alleen GET, POST, PUT, PATCH, DELETE, HEAD en OPTIONS."},
+		{FRAMING_CODING, 501, "codering-niet-ondersteund", "Transfer-Encoding niet ondersteund",
+		 "Alleen Transfer-Encoding: chunked wordt ondersteund."},
+	};
+
+	if (strcmp(fault, FRAMING_TOO_LARGE) == 0) {
+		char detail[128];
+		snprintf(detail, sizeof(detail), "De body is groter dan %lld bytes.",
+			 (long long)r->app->cfg->http_max_body);
+		http_problem(r, 413, "te-groot", "Body te groot", detail);
+		return;
+	}
+	if (strcmp(fault, FRAMING_INTERNAL) == 0) {
+		http_problem_unavailable(r, "Geen geheugen vrij voor dit verzoek.");
+		return;
+	}
+	for (size_t i = 0; i < NELEMS(faults); i++) {
+		if (strcmp(fault, faults[i].fault) == 0) {
+			http_problem(r, faults[i].status, faults[i].type, faults[i].title,
+				     faults[i].detail);
+			return;
+		}
+	}
+	http_problem(r, 400, "ongeldig-verzoek", "Ongeldig verzoek", NULL);
+}
+
 static void on_auth(const struct auth_result *res, void *arg);
 
 static void dispatch(struct http_req *r, const struct http_route *route)
@@ -372,12 +427,10 @@ static void http_on_request(struct evhttp_request *ev, void *arg)
 	if (side->api)
 		atomic_fetch_add(&app->metrics.http_requests, 1);
 
-	/* framing.c saw a Content-Length over max_body and is discarding the body */
-	if (evhttp_find_header(evhttp_request_get_input_headers(ev), FRAMING_HEADER)) {
-		char detail[128];
-		snprintf(detail, sizeof(detail), "De body is groter dan %lld bytes.",
-			 (long long)app->cfg->http_max_body);
-		http_problem(r, 413, "te-groot", "Body te groot", detail);
+	/* framing.c refused the request (or its body) before evhttp saw it */
+	const char *fault = evhttp_find_header(evhttp_request_get_input_headers(ev), FRAMING_HEADER);
+	if (fault) {
+		framing_problem(r, fault);
 		return;
 	}
 
@@ -473,10 +526,10 @@ static bool side_start(struct http_side *side, const char *listen)
 						      EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE |
 						      EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
 	/*
-	 * A Content-Length over max_body is answered by us with a 413 problem
-	 * while its body is discarded unread (framing.h). A chunked body over
-	 * it is refused by evhttp itself (its own 413, without API-Version);
-	 * with lingering close the rest is drained, so the client reads it.
+	 * framing.c checks every request head and body length before evhttp
+	 * does, so evhttp never answers with its own HTML pages (framing.h).
+	 * Its own limit and lingering close stay as the fallback for a
+	 * connection framing.c could not allocate for.
 	 */
 	if (side->front->framing)
 		evhttp_set_bevcb(side->evh, framing_bev, side->front->framing);
@@ -512,7 +565,7 @@ bool http_start(struct app *app)
 	f->app = app;
 	f->framing = framing_new(app->base, app->cfg->http_max_body);
 	if (!f->framing)
-		log_warn("http: out of memory; over-long bodies get libevent's own 413");
+		log_warn("http: out of memory; malformed requests get libevent's own pages");
 	f->api = (struct http_side){f, "http", api_tables, NELEMS(api_tables), true, NULL, NULL};
 	f->ops = (struct http_side){f, "ops", ops_tables, NELEMS(ops_tables), false, NULL, NULL};
 	return side_start(&f->api, app->cfg->http_listen) &&

@@ -202,3 +202,149 @@ def test_the_ops_listener_must_differ_from_the_api(make_daemon):
     p = d.cli("check-config")
     assert p.returncode != 0
     assert "ops.listen: must differ from http.listen" in p.stdout + p.stderr
+
+
+# ----------------------------------- point 7: libevent's own error pages
+
+@pytest.fixture
+def small(make_daemon):
+    """A daemon with [http] max_body = 4k and an agency."""
+    d = make_daemon("small", **{"http.max_body": "4k"})
+    d.agency = make_agency(d)
+    return d
+
+
+def _auth(d):
+    return b"Authorization: Bearer " + d.agency["token"].encode() + b"\r\n"
+
+
+@pytest.mark.parametrize("request_bytes, status, closes", [
+    # malformed request lines and header fields
+    (b"GARBAGE\r\n\r\n", 400, True),
+    (b"GET /healthz\r\n\r\n", 400, True),
+    (b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 400, True),
+    (b"GET  /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400, True),
+    (b"GET /health\x01z HTTP/1.1\r\nHost: x\r\n\r\n", 400, True),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400, True),
+    (b"GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n", 400, True),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n", 400, True),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", 400, True),
+    # methods evhttp refuses with its own 501
+    (b"TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", 501, True),
+    (b"TRACE /v1/berichten HTTP/1.1\r\nHost: x\r\n\r\n", 501, True),
+    (b"CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: x\r\n\r\n", 501, True),
+    (b"BREW /v1/berichten HTTP/1.1\r\nHost: x\r\n\r\n", 501, True),
+    # body framing
+    (b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, True),
+    (b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+     b"Content-Length: 5\r\n\r\n0\r\n\r\n", 400, True),
+    (b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400, True),
+    (b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+     b"Content-Length: 3\r\n\r\n{}", 400, True),
+    (b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, True),
+    (b"POST /v1/berichten HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+     400, True),
+    (b"HEAD /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", 400, True),
+    (b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\nExpect: magic\r\nContent-Length: 2\r\n\r\n{}",
+     417, True),
+    (b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"zz\r\n{}\r\n0\r\n\r\n", 400, True),
+    (b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"2\r\n{}XX0\r\n\r\n", 400, True),
+    # a head over 64 KiB
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431, True),
+], ids=["garbage", "no-version", "http-9.9", "two-spaces", "control-in-target",
+        "no-colon", "space-before-colon", "obs-fold", "nul-in-value",
+        "trace", "trace-known-path", "connect", "unknown-method",
+        "cl-then-te", "te-then-cl", "cl-not-a-number", "two-different-cl",
+        "te-gzip", "chunked-in-http-1.0", "head-with-body", "expect-other",
+        "chunk-size-not-hex", "chunk-without-crlf", "head-over-64k"])
+def test_requests_libevent_would_refuse_are_problems(daemon, request_bytes, status, closes):
+    st, headers, body, closed = _raw_exchange(daemon.base_url, request_bytes)
+    assert_raw_problem(st, headers, body, status)
+    assert closed == closes
+    # the daemon is fine and the next connection is served
+    assert daemon.request("GET", "/healthz").status == 200
+
+
+def test_the_ops_listener_refuses_the_same_way(daemon):
+    st, headers, body, closed = _raw_exchange(daemon.ops_url,
+                                              b"TRACE /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert_raw_problem(st, headers, body, 501)
+    st, headers, body, closed = _raw_exchange(daemon.ops_url, b"GARBAGE\r\n\r\n")
+    assert_raw_problem(st, headers, body, 400)
+
+
+def _chunked(data, size=1000):
+    out = b""
+    for i in range(0, len(data), size):
+        part = data[i:i + size]
+        out += b"%x\r\n" % len(part) + part + b"\r\n"
+    return out + b"0\r\n\r\n"
+
+
+def test_chunked_body_over_max_body_is_a_413_problem_and_the_connection_goes_on(
+        small, new_bsn):
+    d = small
+    citizen = new_bsn()
+    make_citizen(d, d.token("portal"), citizen)
+    head = (b"POST /v1/batches HTTP/1.1\r\nHost: x\r\n" + _auth(d) +
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    s = _connect(d.base_url)
+    try:
+        s.sendall(head + _chunked(b" " * 20000))
+        st, headers, body = _read_response(s)
+        problem_type(assert_raw_problem(st, headers, body, 413), "te-groot")
+        assert headers.get("connection", "").lower() != "close"
+        # the rest of that body was discarded; the same connection takes a chunked message
+        msg = json.dumps({"bsn": citizen, "berichttype": "T1",
+                          "referentie": "chunk-" + secrets.token_hex(4)}).encode()
+        s.sendall(b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\n" + _auth(d) +
+                  b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                  _chunked(msg, 7))
+        st, headers, body = _read_response(s)
+        assert st == 201, body
+        assert json.loads(body)["berichtId"]
+    finally:
+        s.close()
+    assert d.running()
+
+
+def test_chunked_with_expect_100_continue_gets_the_100_first(daemon, agency_token, new_bsn):
+    citizen = new_bsn()
+    make_citizen(daemon, daemon.token("portal"), citizen)
+    msg = json.dumps({"bsn": citizen, "berichttype": "T1",
+                      "referentie": "expect-" + secrets.token_hex(4)}).encode()
+    s = _connect(daemon.base_url)
+    try:
+        s.sendall(b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                  agency_token.encode() + b"\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n")
+        st, _, _ = _read_interim(s)
+        assert st == 100
+        s.sendall(_chunked(msg, 10))
+        st, headers, body = _read_response(s)
+        assert st == 201, body
+    finally:
+        s.close()
+
+
+def _read_interim(s):
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(1)
+        assert chunk, "closed after %r" % buf
+        buf += chunk
+    line = buf.split(b"\r\n", 1)[0].decode()
+    return int(line.split()[1]), None, None
+
+
+@pytest.fixture
+def agency_token(daemon):
+    return make_agency(daemon)["token"]
+
+
+def test_a_client_cannot_forge_the_internal_fault_header(daemon):
+    r = daemon.request("GET", "/healthz", headers={"X-Berichtd-Fout": "te-groot"})
+    assert r.status == 200 and r.json() == {"status": "ok"}
