@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "accounts.h"
 #include "agency.h"
@@ -349,16 +350,86 @@ static void framing_problem(struct http_req *r, const char *fault)
 
 static void on_auth(const struct auth_result *res, void *arg);
 
+static bool is_tchar(unsigned char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+static const char *skip_ows(const char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
+/*
+ * The request's one Content-Type is application/json, optionally with
+ * parameters (RFC 9110 8.3.1: type "/" subtype *( OWS ";" OWS [ parameter ] )).
+ * Not a prefix: application/jsonx or application/json-seq are other types.
+ * A charset, if given, must be UTF-8 (RFC 8259 8.1).
+ */
+static bool is_json_content_type(struct evkeyvalq *headers)
+{
+	static const char want[] = "application/json";
+	const char *ctype = NULL;
+
+	for (struct evkeyval *kv = headers->tqh_first; kv; kv = kv->next.tqe_next) {
+		if (strcasecmp(kv->key, "Content-Type") != 0)
+			continue;
+		if (ctype)
+			return false; /* two of them: which one would a proxy have checked? */
+		ctype = kv->value;
+	}
+	if (!ctype || strncasecmp(ctype, want, sizeof(want) - 1) != 0)
+		return false;
+	const char *p = skip_ows(ctype + sizeof(want) - 1);
+	while (*p) {
+		if (*p != ';')
+			return false;
+		p = skip_ows(p + 1);
+		if (*p == ';' || *p == '\0')
+			continue; /* an empty parameter is allowed */
+		const char *name = p;
+		while (is_tchar((unsigned char)*p))
+			p++;
+		size_t nlen = (size_t)(p - name);
+		if (nlen == 0 || *p != '=')
+			return false;
+		const char *val = ++p;
+		size_t vlen;
+		if (*p == '"') {
+			val = ++p;
+			while (*p && *p != '"')
+				p += (*p == '\\' && p[1]) ? 2 : 1;
+			if (*p != '"')
+				return false;
+			vlen = (size_t)(p - val);
+			p++;
+		} else {
+			while (is_tchar((unsigned char)*p))
+				p++;
+			vlen = (size_t)(p - val);
+			if (vlen == 0)
+				return false;
+		}
+		if (nlen == strlen("charset") && strncasecmp(name, "charset", nlen) == 0 &&
+		    !(vlen == strlen("utf-8") && strncasecmp(val, "utf-8", vlen) == 0))
+			return false;
+		p = skip_ows(p);
+	}
+	return true;
+}
+
 static void dispatch(struct http_req *r, const struct http_route *route)
 {
 	if (route->json_body) {
 		struct evhttp_request *ev = r->ev;
-		const char *ctype =
-			evhttp_find_header(evhttp_request_get_input_headers(ev), "Content-Type");
-		if (!ctype || strncasecmp(ctype, "application/json", strlen("application/json")) != 0) {
+		if (!is_json_content_type(evhttp_request_get_input_headers(ev))) {
 			http_problem(r, 415, "niet-ondersteund-mediatype",
 				     "Niet ondersteund mediatype",
-				     "Stuur de body als application/json.");
+				     "Stuur de body als application/json (UTF-8), met Content-Type: "
+				     "application/json.");
 			return;
 		}
 		struct evbuffer *in = evhttp_request_get_input_buffer(ev);

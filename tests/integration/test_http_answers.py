@@ -348,3 +348,47 @@ def agency_token(daemon):
 def test_a_client_cannot_forge_the_internal_fault_header(daemon):
     r = daemon.request("GET", "/healthz", headers={"X-Berichtd-Fout": "te-groot"})
     assert r.status == 200 and r.json() == {"status": "ok"}
+
+
+# ------------------------------------------- point 7: Content-Type exactly
+
+@pytest.mark.parametrize("ctype, status", [
+    ("application/json", 201),
+    ("application/json; charset=utf-8", 201),
+    ('Application/JSON;charset="UTF-8"', 201),
+    ("application/json ; foo=bar;", 201),
+    ("application/jsonx", 415),
+    ("application/json-seq", 415),
+    ("application/json+x", 415),
+    ("application/json garbage", 415),
+    ("application/json; charset=iso-8859-1", 415),
+    ("application/json; charset", 415),
+    ("application/json; =x", 415),
+    ('application/json; x="unterminated', 415),
+    ("text/plain", 415),
+])
+def test_only_application_json_with_parameters_is_accepted(daemon, agency_token, new_bsn,
+                                                           ctype, status):
+    citizen = new_bsn()
+    make_citizen(daemon, daemon.token("portal"), citizen)
+    ref = "ct-" + secrets.token_hex(4)
+    r = daemon.request("POST", "/v1/berichten", token=agency_token,
+                       body=json.dumps({"bsn": citizen, "berichttype": "T1", "referentie": ref}),
+                       headers={"Content-Type": ctype})
+    if status == 415:
+        problem_type(assert_problem(r, 415), "niet-ondersteund-mediatype")
+        assert daemon.services.psql("SELECT count(*) FROM messages WHERE referentie = %s",
+                                    (ref,))[0][0] == 0
+    else:
+        assert r.status == 201, r.text
+
+
+def test_two_content_types_are_415(daemon, agency_token):
+    body = b'{"bsns": ["999993653"]}'
+    st, headers, resp, _ = _raw_exchange(
+        daemon.base_url,
+        b"POST /v1/ontvangers/_zoek HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+        agency_token.encode() + b"\r\nContent-Type: application/json\r\n"
+        b"Content-Type: text/plain\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+        % len(body) + body)
+    assert_raw_problem(st, headers, resp, 415)
