@@ -171,6 +171,7 @@ void box_http_list(struct http_req *r)
 	query_int(invalid, &q, "pagina", PAGE_DEFAULT, PAGE_MAX, &page);
 	query_int(invalid, &q, "paginaGrootte", PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, &size);
 	evhttp_clear_headers(&q);
+	http_query_check(r, invalid);
 	if (json_array_size(invalid) > 0) {
 		http_problem_invalid(r, invalid);
 		return;
@@ -294,7 +295,8 @@ void box_http_delete(struct http_req *r)
 }
 
 const struct http_route box_routes[] = {
-	{EVHTTP_REQ_GET, "/v1/accounts/{}/berichten", ROLE_PORTAL, false, box_http_list},
+	{EVHTTP_REQ_GET, "/v1/accounts/{}/berichten{?pagina,paginaGrootte}", ROLE_PORTAL, false,
+	 box_http_list},
 	{EVHTTP_REQ_POST, "/v1/berichten/{}/openingen", ROLE_PORTAL, false, box_http_open},
 	{EVHTTP_REQ_DELETE, "/v1/berichten/{}", ROLE_PORTAL, false, box_http_delete},
 	{0, NULL, 0, false, NULL},

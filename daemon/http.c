@@ -31,6 +31,7 @@
 #include "bounce.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "health.h"
 #include "ingest.h"
 #include "prompts.h"
@@ -40,6 +41,7 @@
 
 #define RETRY_AFTER_S "5"
 #define HOST_MAX 256
+#define QUERY_NAME_ECHO_MAX 64
 
 /*
  * The operators' listener ([ops] listen) serves these and nothing else. The
@@ -257,6 +259,12 @@ void http_invalid_add(json_t *arr, const char *name, const char *code, const cha
 					     "reason", reason));
 }
 
+/* The path part of a route pattern ends at its "{?...}" query list. */
+static bool pattern_end(const char *p)
+{
+	return *p == '\0' || (p[0] == '{' && p[1] == '?');
+}
+
 /*
  * Matches path against pattern; {} matches one non-empty segment, captured
  * into r->params. `path` is modified (segments NUL-terminated) on success.
@@ -267,7 +275,7 @@ static bool route_match(const char *pattern, char *path, const char **params, in
 	char *s = path;
 	int n = 0;
 
-	while (*p && *s) {
+	while (!pattern_end(p) && *s) {
 		if (p[0] == '{' && p[1] == '}') {
 			size_t seg = strcspn(s, "/");
 			if (seg == 0 || n >= HTTP_MAX_PARAMS)
@@ -278,7 +286,7 @@ static bool route_match(const char *pattern, char *path, const char **params, in
 			if (*s == '/' && *p == '/') {
 				*s++ = '\0';
 				p++;
-			} else if (*s == '\0' && *p == '\0') {
+			} else if (*s == '\0' && pattern_end(p)) {
 				break;
 			} else {
 				return false;
@@ -290,10 +298,92 @@ static bool route_match(const char *pattern, char *path, const char **params, in
 		p++;
 		s++;
 	}
-	if (*p || *s)
+	if (!pattern_end(p) || *s)
 		return false;
 	*nparams = n;
 	return true;
+}
+
+/* Whether the pattern's "{?a,b}" list names this query parameter. */
+static bool query_listed(const char *pattern, const char *name)
+{
+	const char *q = strstr(pattern, "{?");
+	size_t n = strlen(name);
+
+	for (q = q ? q + 2 : ""; *q && *q != '}';) {
+		size_t len = strcspn(q, ",}");
+		if (len == n && strncmp(q, name, n) == 0)
+			return true;
+		q += len;
+		if (*q == ',')
+			q++;
+	}
+	return false;
+}
+
+/* A parameter name worth echoing in invalidParams: short, printable UTF-8. */
+static bool echoable(const char *name)
+{
+	size_t len = strlen(name);
+	if (len == 0 || len > QUERY_NAME_ECHO_MAX)
+		return false;
+	for (size_t i = 0; i < len;) {
+		size_t k = utf8_seq_len((const unsigned char *)name + i, len - i);
+		if (k == 0 || (k == 1 && ((unsigned char)name[i] < ' ' || name[i] == 0x7f)))
+			return false;
+		i += k;
+	}
+	return true;
+}
+
+/*
+ * Appends to invalid a problem for each query parameter the route does not
+ * list (unknownParameter) and each listed one given twice (duplicate); a
+ * query string that does not parse is reported (syntax) only when
+ * `syntax`. Returns false when it found anything.
+ */
+static bool query_problems(const struct http_req *r, const struct http_route *route,
+			   json_t *invalid, bool syntax)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->ev);
+	const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq q;
+	bool ok = true;
+
+	if (!qs || !*qs)
+		return true;
+	if (evhttp_parse_query_str(qs, &q) != 0) {
+		if (syntax)
+			http_invalid_add(invalid, "query", "syntax",
+					 "De query-string is ongeldig (naam=waarde, gescheiden door &).");
+		evhttp_clear_headers(&q);
+		return !syntax;
+	}
+	for (struct evkeyval *kv = q.tqh_first; kv; kv = kv->next.tqe_next) {
+		const char *name = echoable(kv->key) ? kv->key : "query";
+		if (!query_listed(route->pattern, kv->key)) {
+			http_invalid_add(invalid, name, "unknownParameter",
+					 "Deze operatie kent deze query-parameter niet.");
+			ok = false;
+			continue;
+		}
+		for (struct evkeyval *e = q.tqh_first; e != kv; e = e->next.tqe_next) {
+			if (strcmp(e->key, kv->key) == 0) {
+				http_invalid_add(invalid, name, "duplicate",
+						 "Geef deze parameter maar een keer.");
+				ok = false;
+				break;
+			}
+		}
+	}
+	evhttp_clear_headers(&q);
+	return ok;
+}
+
+void http_query_check(struct http_req *r, json_t *invalid)
+{
+	if (r->route)
+		query_problems(r, r->route, invalid, false);
 }
 
 /*
@@ -423,6 +513,20 @@ static bool is_json_content_type(struct evkeyvalq *headers)
 
 static void dispatch(struct http_req *r, const struct http_route *route)
 {
+	r->route = route;
+	/*
+	 * A route without a "{?...}" list takes no query parameters: refused
+	 * here. One with a list validates its values itself and adds these
+	 * problems through http_query_check, so that all are listed at once.
+	 */
+	if (!strstr(route->pattern, "{?")) {
+		json_t *invalid = json_array();
+		if (!query_problems(r, route, invalid, true)) {
+			http_problem_invalid(r, invalid);
+			return;
+		}
+		json_decref(invalid);
+	}
 	if (route->json_body) {
 		struct evhttp_request *ev = r->ev;
 		if (!is_json_content_type(evhttp_request_get_input_headers(ev))) {

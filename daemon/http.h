@@ -33,6 +33,8 @@ enum role {
 
 #define HTTP_MAX_PARAMS 4
 
+struct http_route;
+
 struct http_req {
 	struct app *app;
 	struct evhttp_request *ev;
@@ -42,13 +44,21 @@ struct http_req {
 	const char *params[HTTP_MAX_PARAMS]; /* {placeholders} of the route, in order */
 	char *path;               /* decoded path, owns the params' storage */
 	json_t *body;             /* parsed JSON body, when the route wants one */
+	const struct http_route *route; /* the route being served */
 };
 
 typedef void (*http_handler)(struct http_req *r);
 
 struct http_route {
 	enum evhttp_cmd_type method;
-	const char *pattern;      /* "/v1/accounts/{}" : {} matches one segment */
+	/*
+	 * "/v1/accounts/{}": {} matches one segment. The query parameters the
+	 * route accepts follow as "{?name,name}" (RFC 6570 form-style); any
+	 * other parameter, and any at all without that list, is refused with
+	 * 400 before the handler runs, so that nothing (a BSN least of all)
+	 * travels in a URI unnoticed.
+	 */
+	const char *pattern;
 	unsigned roles;           /* ROLE_* bits allowed; 0 = no authentication */
 	bool json_body;           /* parse the body as a JSON object first */
 	http_handler handler;
@@ -88,6 +98,16 @@ void http_problem_unavailable(struct http_req *r, const char *detail);
 
 /* 429 with Retry-After: the agency's rate limit (ratelimit.h). Frees r. */
 void http_problem_rate_limited(struct http_req *r, int64_t retry_after_s);
+
+/*
+ * For a handler whose route lists query parameters ("{?a,b}"): appends to
+ * its invalidParams array a problem for each parameter the route does not
+ * list (code unknownParameter) and each listed one given twice (duplicate).
+ * A query string that does not parse is left to the handler, which parses
+ * it for the values anyway. Routes without a list never reach their handler
+ * with a query parameter.
+ */
+void http_query_check(struct http_req *r, json_t *invalid);
 
 /* Appends {name, code, reason} to an invalidParams array. */
 void http_invalid_add(json_t *arr, const char *name, const char *code, const char *reason);

@@ -43,8 +43,8 @@ static bool digits(const char *s, size_t min, size_t max)
 /*
  * Validates the query string: jaar (required, 4 digits, 2000-2100) and, when
  * allow_maand, maand (1-12). Every other parameter, and a repeated one, is
- * invalid. All problems are listed at once; on any, answers 400 and
- * returns false.
+ * invalid (http_query_check, after the route's "{?...}" list). All problems
+ * are listed at once; on any, answers 400 and returns false.
  */
 static bool parse_period(struct http_req *r, bool allow_maand, struct period *p)
 {
@@ -58,12 +58,10 @@ static bool parse_period(struct http_req *r, bool allow_maand, struct period *p)
 	p->maand = 0;
 	if (qs && evhttp_parse_query_str(qs, &q) != 0)
 		http_invalid_add(invalid, "query", "invalid", "De query string is ongeldig.");
+	/* unknown and repeated parameters: the route's "{?...}" list (http.c) */
+	http_query_check(r, invalid);
 	for (struct evkeyval *kv = q.tqh_first; kv; kv = kv->next.tqe_next) {
-		if (strcmp(kv->key, "jaar") == 0) {
-			if (seen_jaar) {
-				http_invalid_add(invalid, "jaar", "duplicate", "Geef jaar maar een keer.");
-				continue;
-			}
+		if (strcmp(kv->key, "jaar") == 0 && !seen_jaar) {
 			seen_jaar = true;
 			int y = digits(kv->value, YEAR_DIGITS, YEAR_DIGITS) ? atoi(kv->value) : -1;
 			if (y < REPORT_YEAR_MIN || y > REPORT_YEAR_MAX)
@@ -71,19 +69,13 @@ static bool parse_period(struct http_req *r, bool allow_maand, struct period *p)
 						 "Een jaartal van 4 cijfers, 2000 tot en met 2100.");
 			else
 				p->jaar = y;
-		} else if (allow_maand && strcmp(kv->key, "maand") == 0) {
-			if (seen_maand) {
-				http_invalid_add(invalid, "maand", "duplicate", "Geef maand maar een keer.");
-				continue;
-			}
+		} else if (allow_maand && strcmp(kv->key, "maand") == 0 && !seen_maand) {
 			seen_maand = true;
 			int m = digits(kv->value, 1, 2) ? atoi(kv->value) : -1;
 			if (m < 1 || m > MONTH_MAX)
 				http_invalid_add(invalid, "maand", "range", "Een maand van 1 tot en met 12.");
 			else
 				p->maand = m;
-		} else {
-			http_invalid_add(invalid, kv->key, "unknownParameter", "Onbekende parameter.");
 		}
 	}
 	if (!seen_jaar)
@@ -227,11 +219,11 @@ void stats_http_notifications(struct http_req *r)
 }
 
 const struct http_route stats_routes[] = {
-	{EVHTTP_REQ_GET, "/v1/rapportages/openingspercentages", ROLE_MINISTRY, false,
+	{EVHTTP_REQ_GET, "/v1/rapportages/openingspercentages{?jaar,maand}", ROLE_MINISTRY, false,
 	 stats_http_ministry_rates},
-	{EVHTTP_REQ_GET, "/v1/statistieken/openingspercentages", ROLE_AGENCY, false,
+	{EVHTTP_REQ_GET, "/v1/statistieken/openingspercentages{?jaar}", ROLE_AGENCY, false,
 	 stats_http_agency_rates},
-	{EVHTTP_REQ_GET, "/v1/rapportages/notificaties", ROLE_MINISTRY, false,
+	{EVHTTP_REQ_GET, "/v1/rapportages/notificaties{?jaar}", ROLE_MINISTRY, false,
 	 stats_http_notifications},
 	{0, NULL, 0, false, NULL},
 };

@@ -392,3 +392,75 @@ def test_two_content_types_are_415(daemon, agency_token):
         b"Content-Type: text/plain\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
         % len(body) + body)
     assert_raw_problem(st, headers, resp, 415)
+
+
+# ------------------------------------- point 7: unknown query parameters
+
+def _names(body):
+    return sorted((p["name"], p["code"]) for p in body["invalidParams"])
+
+
+def test_a_bsn_in_the_query_is_refused_not_ignored(daemon, agency_token, new_bsn):
+    citizen = new_bsn()
+    make_citizen(daemon, daemon.token("portal"), citizen)
+    ref = "q-" + secrets.token_hex(4)
+    r = daemon.request("POST", "/v1/berichten", token=agency_token,
+                       json={"bsn": citizen, "berichttype": "T1", "referentie": ref})
+    assert r.status == 201, r.text
+    loc = r.headers["Location"]
+    assert daemon.request("GET", loc, token=agency_token).status == 200
+
+    body = assert_problem(daemon.request("GET", loc + "?bsn=" + citizen, token=agency_token), 400)
+    problem_type(body, "ongeldige-invoer")
+    assert _names(body) == [("bsn", "unknownParameter")]
+    assert citizen not in json.dumps(body)
+
+    r = daemon.request("POST", "/v1/berichten?bsn=" + citizen, token=agency_token,
+                       json={"bsn": citizen, "berichttype": "T1", "referentie": ref + "x"})
+    assert _names(assert_problem(r, 400)) == [("bsn", "unknownParameter")]
+    assert daemon.services.psql("SELECT count(*) FROM messages WHERE referentie = %s",
+                                (ref + "x",))[0][0] == 0
+    r = daemon.request("POST", "/v1/ontvangers/_zoek?bsns=" + citizen, token=agency_token,
+                       json={"bsns": [citizen]})
+    assert _names(assert_problem(r, 400)) == [("bsns", "unknownParameter")]
+    # a query without parameters is no query
+    assert daemon.request("GET", loc + "?", token=agency_token).status == 200
+    # still 401 first without a token
+    assert_problem(daemon.request("GET", loc + "?bsn=" + citizen), 401)
+
+
+def test_routes_take_only_the_parameters_they_list(daemon, new_bsn):
+    portal = daemon.token("portal")
+    acc = make_citizen(daemon, portal, new_bsn())
+    box = "/v1/accounts/%s/berichten" % acc
+    assert daemon.request("GET", box + "?pagina=1&paginaGrootte=5", token=portal).status == 200
+    body = assert_problem(daemon.request("GET", box + "?pagina=1&bsn=1&x=2", token=portal), 400)
+    assert _names(body) == [("bsn", "unknownParameter"), ("x", "unknownParameter")]
+    body = assert_problem(daemon.request("GET", box + "?pagina=1&pagina=2", token=portal), 400)
+    assert _names(body) == [("pagina", "duplicate")]
+    body = assert_problem(daemon.request("GET", box + "?pagina", token=portal), 400)
+    assert _names(body) == [("query", "syntax")]
+    # names are compared as sent (not decoded); a very long one is not echoed
+    body = assert_problem(daemon.request("GET", box + "?pagin%61=1&" + "n" * 100 + "=1",
+                                         token=portal), 400)
+    assert _names(body) == [("pagin%61", "unknownParameter"), ("query", "unknownParameter")]
+    # raw bytes outside ASCII never get that far: the request line is refused
+    st, headers, body, _ = _raw_exchange(daemon.base_url, b"GET " + box.encode() +
+                                         b"?\xff=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert_raw_problem(st, headers, body, 400)
+    # no parameters at all where none are listed, on both listeners
+    assert _names(assert_problem(daemon.request("GET", "/healthz?x=1"), 400)) == \
+        [("x", "unknownParameter")]
+    assert _names(assert_problem(daemon.ops_request("GET", "/metrics?name=x"), 400)) == \
+        [("name", "unknownParameter")]
+
+
+def test_statistics_keep_their_own_parameters(daemon):
+    ministry = daemon.token("ministry")
+    path = "/v1/rapportages/openingspercentages"
+    assert daemon.request("GET", path + "?jaar=2025&maand=3", token=ministry).status == 200
+    body = assert_problem(daemon.request("GET", path + "?jaar=2025&oin=1", token=ministry), 400)
+    assert _names(body) == [("oin", "unknownParameter")]
+    body = assert_problem(daemon.request("GET", "/v1/rapportages/notificaties?jaar=2025&maand=3",
+                                         token=ministry), 400)
+    assert _names(body) == [("maand", "unknownParameter")]

@@ -138,6 +138,7 @@ def test_every_endpoint_answers_as_documented(daemon, api, new_bsn):
     assert call("POST", "/v1/berichten", agency, body=b'{"bsn": "\xff"}',
                 headers={"Content-Type": "application/json"}).status == 400
     assert call("GET", "/v1/berichten/%s" % bid, agency).status == 200
+    assert call("GET", "/v1/berichten/%s?bsn=%s" % (bid, citizen), agency).status == 400
     assert call("GET", "/v1/berichten/%s" % bid, make_agency(daemon)["token"]).status == 404
 
     # batches and recipients
@@ -158,6 +159,7 @@ def test_every_endpoint_answers_as_documented(daemon, api, new_bsn):
     assert r.status == 200 and r.headers["Access-Control-Allow-Origin"] == "*"
     assert json.loads(r.body) == SPEC
     assert call("GET", "/healthz").status == 200
+    assert call("GET", "/healthz?verbose=1").status == 400
     # the operators' endpoints are on their own listener, not in this API
     for path in ("/readyz", "/metrics"):
         assert find_operation("GET", path) == (None, None)
