@@ -77,7 +77,7 @@ static const struct config_key config_keys[] = {
 	 "Address and port of the operators' endpoints /healthz, /readyz and /metrics (never on the API listener). Bind it to loopback or a management network only, never where agencies or citizens can reach it: the counters move when single mails go out."},
 
 	{"ratelimit", "rate", CFG_INT, "5000", false, OFF(ratelimit_rate), 0, MAX_RATE,
-	 "Messages per second each agency may submit (single and batch items alike; a token bucket); 0 means no limit. Over it: 429 with Retry-After."},
+	 "Messages per second each agency may submit (single and batch items alike; a token bucket); each BSN it looks up in POST /v1/ontvangers/_zoek costs one as well. 0 means no limit. Over it: 429 with Retry-After."},
 	{"ratelimit", "burst", CFG_INT, "20000", false, OFF(ratelimit_burst), 1, MAX_RATE,
 	 "Size of each agency's bucket in messages: how many may arrive at once (a batch larger than this still passes when the bucket is full, and leaves it in debt)."},
 

@@ -248,9 +248,9 @@ void http_problem_rate_limited(struct http_req *r, int64_t retry_after_s)
 	char secs[24];
 	snprintf(secs, sizeof(secs), "%lld", (long long)retry_after_s);
 	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", secs);
-	http_problem(r, 429, "te-veel-verzoeken", "Te veel berichten",
-		     "De afzender stuurt meer berichten per seconde dan is toegestaan; "
-		     "probeer het na Retry-After seconden opnieuw.");
+	http_problem(r, 429, "te-veel-verzoeken", "Te veel verzoeken",
+		     "De afzender stuurt meer berichten, of zoekt meer BSN's op, per seconde dan "
+		     "is toegestaan; probeer het na Retry-After seconden opnieuw.");
 }
 
 void http_invalid_add(json_t *arr, const char *name, const char *code, const char *reason)

@@ -96,7 +96,7 @@ void http_problem_invalid(struct http_req *r, json_t *invalid_params);
 /* 503 with Retry-After, for a store that is down or overloaded. Frees r. */
 void http_problem_unavailable(struct http_req *r, const char *detail);
 
-/* 429 with Retry-After: the agency's rate limit (ratelimit.h). Frees r. */
+/* 429 with Retry-After: the agency's rate limit (ratelimit.h), messages and lookups. Frees r. */
 void http_problem_rate_limited(struct http_req *r, int64_t retry_after_s);
 
 /*

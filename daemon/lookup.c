@@ -14,6 +14,7 @@
 #include "common/timefmt.h"
 #include "common/uuid7.h"
 #include "pgpool.h"
+#include "ratelimit.h"
 
 #define NAME_MAX_LEN 32
 
@@ -108,8 +109,21 @@ void lookup_http_ontvangers(struct http_req *r)
 	}
 	json_decref(invalid);
 
-	/* "{h1,h2,...}": hex hashes need no quoting in an array literal */
+	/*
+	 * Each BSN looked up costs one token of the agency's bucket, the same
+	 * one its messages draw on: a lookup says per citizen whether they have
+	 * a box and whether they turned this agency off, so it is limited like
+	 * sending them something (docs/architecture.md).
+	 */
 	size_t n = json_array_size(bsns);
+	int64_t retry_s = 0;
+	if (!ratelimit_take(r->app->ratelimit, r->agency_id, (int64_t)n, timefmt_now_ms(),
+			    &retry_s)) {
+		http_problem_rate_limited(r, retry_s);
+		return;
+	}
+
+	/* "{h1,h2,...}": hex hashes need no quoting in an array literal */
 	char *lit = malloc(n * CRYPTO_HEX256_LEN + 3);
 	struct zoek *z = calloc(1, sizeof(*z));
 	if (!lit || !z) {

@@ -1,11 +1,13 @@
 /*
- * ratelimit.h - per-agency token buckets that count messages, not requests.
+ * ratelimit.h - per-agency token buckets that count messages and looked-up
+ * BSNs, not requests.
  *
  * Each agency has a bucket of `burst` tokens refilled at `rate` tokens per
  * second; a request that carries n messages (1 for POST /v1/berichten, the
- * number of valid items for a batch) needs min(n, burst) tokens and then
- * takes n, so a batch larger than the burst is possible but pays for every
- * message by leaving the bucket in debt. rate 0 switches the limit off.
+ * number of valid items for a batch) or looks up n BSNs (POST
+ * /v1/ontvangers/_zoek) needs min(n, burst) tokens and then takes n, so a
+ * batch larger than the burst is possible but pays for every message by
+ * leaving the bucket in debt. rate 0 switches the limit off.
  *
  * Loop thread only.
  */

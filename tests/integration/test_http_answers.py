@@ -464,3 +464,52 @@ def test_statistics_keep_their_own_parameters(daemon):
     body = assert_problem(daemon.request("GET", "/v1/rapportages/notificaties?jaar=2025&maand=3",
                                          token=ministry), 400)
     assert _names(body) == [("maand", "unknownParameter")]
+
+
+# ------------------------------- point 7: POST /v1/ontvangers/_zoek is limited
+
+def test_each_bsn_looked_up_costs_a_token_of_the_agencys_bucket(make_daemon, new_bsn):
+    d = make_daemon("zoek-rl", **{"ratelimit.rate": 1, "ratelimit.burst": 3})
+    a, b = make_agency(d), make_agency(d)
+    portal = d.token("portal")
+    citizen = new_bsn()
+    make_citizen(d, portal, citizen)
+    others = [new_bsn() for _ in range(2)]
+    r = d.request("POST", "/v1/ontvangers/_zoek", token=a["token"],
+                  json={"bsns": [citizen] + others})
+    assert r.status == 200, r.text
+    assert [o["berichtenbox"] for o in r.json()["ontvangers"]] == [True, False, False]
+    # the bucket (3) is empty now: the next lookup, and the next message, wait
+    r = d.request("POST", "/v1/ontvangers/_zoek", token=a["token"], json={"bsns": [citizen]})
+    problem_type(assert_problem(r, 429), "te-veel-verzoeken")
+    assert int(r.headers["Retry-After"]) >= 1
+    assert "ontvangers" not in r.json()
+    ref = "zoek-" + secrets.token_hex(4)
+    r = d.request("POST", "/v1/berichten", token=a["token"],
+                  json={"bsn": citizen, "berichttype": "T1", "referentie": ref})
+    assert_problem(r, 429)
+    # another agency has its own bucket
+    r = d.request("POST", "/v1/ontvangers/_zoek", token=b["token"], json={"bsns": [citizen]})
+    assert r.status == 200, r.text
+    # an invalid lookup costs nothing and says why
+    r = d.request("POST", "/v1/ontvangers/_zoek", token=b["token"], json={"bsns": ["1"]})
+    assert_problem(r, 400)
+    r = d.request("POST", "/v1/ontvangers/_zoek", token=b["token"], json={"bsns": [citizen]})
+    assert r.status == 200, r.text
+    # tokens come back at the rate: a lookup after Retry-After is answered
+    time.sleep(int(d.request("POST", "/v1/ontvangers/_zoek", token=a["token"],
+                             json={"bsns": [citizen]}).headers["Retry-After"]))
+    r = d.request("POST", "/v1/ontvangers/_zoek", token=a["token"], json={"bsns": [citizen]})
+    assert r.status == 200, r.text
+
+
+def test_a_lookup_larger_than_the_burst_passes_a_full_bucket_and_leaves_debt(make_daemon,
+                                                                            new_bsn):
+    d = make_daemon("zoek-burst", **{"ratelimit.rate": 1, "ratelimit.burst": 2})
+    a = make_agency(d)
+    r = d.request("POST", "/v1/ontvangers/_zoek", token=a["token"],
+                  json={"bsns": [new_bsn() for _ in range(5)]})
+    assert r.status == 200, r.text
+    r = d.request("POST", "/v1/ontvangers/_zoek", token=a["token"], json={"bsns": [new_bsn()]})
+    assert_problem(r, 429)
+    assert int(r.headers["Retry-After"]) >= 4  # 5 taken from 2: 3 in debt, 1 more needed

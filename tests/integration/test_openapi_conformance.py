@@ -200,11 +200,13 @@ def test_rate_limit_and_unavailable_answers_are_documented(make_daemon, services
                 json=dict(msg, referentie=msg["referentie"] + "x")).status == 429
     assert call("POST", "/v1/batches", agency,
                 json={"berichten": [dict(msg, referentie=msg["referentie"] + "y")]}).status == 429
+    assert call("POST", "/v1/ontvangers/_zoek", agency, json={"bsns": [citizen]}).status == 429
+    other = make_agency(d)["token"]  # a full bucket, for the lookups while PostgreSQL is down
     services.pg_stop()
     try:
         for method, path, token, body in (
-                ("POST", "/v1/ontvangers/_zoek", agency, {"bsns": [citizen]}),
-                ("GET", "/v1/berichten/01890000-0000-7000-8000-000000000000", agency, None)):
+                ("POST", "/v1/ontvangers/_zoek", other, {"bsns": [citizen]}),
+                ("GET", "/v1/berichten/01890000-0000-7000-8000-000000000000", other, None)):
             r = call(method, path, token, json=body)
             assert r.status == 503, (path, r.status)
     finally:
