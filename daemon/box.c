@@ -255,6 +255,7 @@ void box_http_open(struct http_req *r)
 			  "   RETURNING opened_at),"
 			  " c AS (UPDATE notifications SET state = 'cancelled'"
 			  "   WHERE message_id = $1 AND kind = 'repeat' AND state = 'scheduled'"
+			  "     AND mail_id IS NULL"
 			  "     AND EXISTS (SELECT 1 FROM u)) "
 			  "SELECT (extract(epoch FROM opened_at) * 1000)::bigint FROM u",
 			  1, params, on_open, r))
@@ -287,7 +288,8 @@ void box_http_delete(struct http_req *r)
 			  "WITH u AS (UPDATE messages SET deleted_at = coalesce(deleted_at, now())"
 			  "   WHERE id = $1 RETURNING id),"
 			  " c AS (UPDATE notifications SET state = 'cancelled'"
-			  "   WHERE message_id IN (SELECT id FROM u) AND state = 'scheduled') "
+			  "   WHERE message_id IN (SELECT id FROM u) AND state = 'scheduled'"
+			  "     AND mail_id IS NULL) "
 			  "SELECT id FROM u",
 			  1, params, on_delete, r))
 		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
