@@ -667,7 +667,11 @@ static const char SENT_SQL[] =
 	/* a verification code is kept only until its mail is accepted */
 	"  UPDATE notifications n SET state = 'sent', sent_at = now(), last_error = NULL,"
 	"    payload = CASE WHEN n.kind = 'verify' THEN NULL ELSE n.payload END"
-	"  FROM unnest($1::bigint[]) AS u(id) WHERE n.id = u.id AND n.state = 'sending'"
+	/* 'scheduled' too: the relay has the mail, even if a reconciler gave
+	 * up on the row while this worker could not reach PostgreSQL; marking
+	 * it sent keeps it from going again */
+	"  FROM unnest($1::bigint[]) AS u(id) WHERE n.id = u.id"
+	"    AND n.state IN ('sending', 'scheduled')"
 	"  RETURNING n.id, n.message_id, n.account_id, n.kind"
 	"), rep AS ("
 	"  INSERT INTO notifications (message_id, account_id, kind, due_at)"
