@@ -7,7 +7,8 @@ for what was dropped unsent. Retrying with the same referentie is then safe
 exactly once, also when its commit came after its 503.
 
 The stall is a real one: a second session holds LOCK TABLE messages IN
-ACCESS EXCLUSIVE MODE for LOCK_S seconds."""
+ACCESS EXCLUSIVE MODE until every answer is in, LOCK_S seconds at most; on
+the code before the fix the queued requests hang for all of that."""
 import json
 import secrets
 import socket
