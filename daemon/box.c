@@ -208,7 +208,7 @@ void box_http_list(struct http_req *r)
 	*p = (struct page){r, page, size};
 	snprintf(limit, sizeof(limit), "%" PRId64, size);
 	snprintf(offset, sizeof(offset), "%" PRId64, (page - 1) * size);
-	struct retention_text rt;
+	struct retention_text rt = {0};
 	retention_text(r->app->cfg, &rt);
 	const char *params[] = {r->params[0], limit, offset, rt.def, rt.min, rt.max};
 	if (!pgpool_query(r->app->pg, LIST_SQL, 6, params, on_list, p)) {
@@ -262,7 +262,7 @@ static void on_open(const PGresult *res, const char *err, void *arg)
 		return;
 	}
 	/* not the first open: a new statement sees the committed first time */
-	struct retention_text rt;
+	struct retention_text rt = {0};
 	retention_text(r->app->cfg, &rt);
 	const char *params[] = {r->params[0], rt.def, rt.min, rt.max};
 	if (!pgpool_query(r->app->pg,
@@ -277,7 +277,7 @@ void box_http_open(struct http_req *r)
 {
 	if (!message_id_ok(r))
 		return;
-	struct retention_text rt;
+	struct retention_text rt = {0};
 	retention_text(r->app->cfg, &rt);
 	const char *params[] = {r->params[0], rt.def, rt.min, rt.max};
 	if (!pgpool_query(r->app->pg,
@@ -314,7 +314,7 @@ void box_http_delete(struct http_req *r)
 {
 	if (!message_id_ok(r))
 		return;
-	struct retention_text rt;
+	struct retention_text rt = {0};
 	retention_text(r->app->cfg, &rt);
 	const char *params[] = {r->params[0], rt.def, rt.min, rt.max};
 	/*
