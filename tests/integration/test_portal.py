@@ -578,7 +578,8 @@ def test_janitor_keeps_the_agency_record_and_the_box_follows_the_citizen(make_da
         "DEL10": ("short", 10, True, False, False),
         "DEF20": ("default", 20, False, False, True),   # default 30 days
         "DEF40": ("default", 40, False, False, False),
-        "DEF100": ("default", 100, False, True, False),
+        # (not older: test_stats owns the cohorts from 3 months back)
+        "DEF70": ("default", 70, False, True, False),
     }
     ids = {}
     for name, (who, _, _, _, _) in plan.items():
