@@ -79,7 +79,7 @@ $(BIN): $(DAEMON_OBJ) $(BUILD)/libcommon.a
 $(UNIT_OBJ): CPPFLAGS += -Icommon
 
 # daemon modules without I/O that the unit tests specify directly
-UNIT_DAEMON_OBJ := $(BUILD)/daemon/report.o
+UNIT_DAEMON_OBJ := $(BUILD)/daemon/report.o $(BUILD)/daemon/smtp_verdict.o
 
 $(UNIT_BIN): $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a \

@@ -153,6 +153,13 @@ static const struct config_key config_keys[] = {
 	 "HMAC-SHA256 key (hex, at least 32 bytes) for hashing BSNs; prefer bsn_key_file."},
 	{"security", "bsn_key_file", CFG_PATH, NULL, false, OFF(security_bsn_key_file), NOLIMIT,
 	 "File holding the BSN hashing key in hex (e.g. a systemd credential). Never change it: hashes would no longer match."},
+	{"security", "bounce_key", CFG_HEX, NULL, false, OFF(security_bounce_key), NOLIMIT,
+	 "HMAC-SHA256 key (hex, at least 32 bytes) for the tags in VERP addresses and DSN envelope ids; prefer bounce_key_file. Empty: derived from the BSN key."},
+	{"security", "bounce_key_file", CFG_PATH, NULL, false, OFF(security_bounce_key_file), NOLIMIT,
+	 "File holding the bounce tag key in hex (e.g. a systemd credential). Changing it makes DSNs of mails sent before unattributable."},
+
+	{"bounce", "max_age", CFG_DURATION, "7d", false, OFF(bounce_max_age_ms), 60000, 365 * MS_DAY,
+	 "A DSN about a mail older than this is refused (mails are kept for bounce attribution this long)."},
 
 	{"portal", "prompt_interval", CFG_DURATION, "182d", false, OFF(portal_prompt_interval_ms), 1000, 3650 * MS_DAY,
 	 "The portal's prompts (confirm no e-mail, check your address, fix a bounced address) come back this long after they were acknowledged."},
@@ -167,6 +174,8 @@ static const struct config_key config_keys[] = {
 	 "Largest bewaartermijnDagen a citizen may choose."},
 	{"retention", "default_days", CFG_INT, "365", false, OFF(retention_default_days), 1, MAX_RETENTION_DAYS,
 	 "Retention of accounts that did not choose one (between min_days and max_days)."},
+	{"retention", "agency_record_days", CFG_INT, "3650", false, OFF(retention_agency_record_days), 1, MAX_RETENTION_DAYS,
+	 "The agency's record of a message (GET /v1/berichten/{id}, idempotent replay of its referentie) is kept this long after publication, the same for every message whatever the citizen does; at least max_days."},
 	{"retention", "interval", CFG_DURATION, "10m", false, OFF(retention_interval_ms), 10, MS_DAY,
 	 "How often the janitor looks for messages past retention (it never purges one before its 6-week statistics window has closed)."},
 	{"retention", "batch", CFG_INT, "1000", false, OFF(retention_batch), 1, MAX_RETENTION_BATCH,
@@ -524,40 +533,75 @@ static char *trim(char *s)
 	return s;
 }
 
-static bool load_bsn_key(struct config *cfg, struct errbuf *e)
+/*
+ * A secret in hex, given inline (hex) or in a file (path). Decodes into
+ * out (outcap bytes at most, MIN_KEY at least). Returns 1 when a key was
+ * loaded, 0 when neither was given, -1 on an error (reported).
+ */
+static int load_hex_key(struct config *cfg, struct errbuf *e, const char *name, const char *hex,
+			const char *path, uint8_t *out, size_t outcap, size_t *outlen)
 {
-	const char *hex = cfg->security_bsn_key;
 	char *filebuf = NULL;
 
-	if ((!hex || !*hex) && cfg->security_bsn_key_file && *cfg->security_bsn_key_file) {
-		FILE *f = fopen(cfg->security_bsn_key_file, "r");
+	if ((!hex || !*hex) && path && *path) {
+		FILE *f = fopen(path, "r");
 		if (!f) {
-			err_add(e, "%s: security.bsn_key_file: cannot open %s", cfg->path,
-				cfg->security_bsn_key_file);
-			return false;
+			err_add(e, "%s: security.%s_file: cannot open %s", cfg->path, name, path);
+			return -1;
 		}
 		filebuf = calloc(1, 1024);
 		size_t n = filebuf ? fread(filebuf, 1, 1023, f) : 0;
 		fclose(f);
 		if (!filebuf)
-			return false;
+			return -1;
 		filebuf[n] = '\0';
 		hex = trim(filebuf);
 	}
 	if (!hex || !*hex) {
-		err_add(e, "%s: security: bsn_key or bsn_key_file is required", cfg->path);
 		free(filebuf);
-		return false;
+		return 0;
 	}
-	bool ok = crypto_hex_decode(hex, cfg->bsn_key, sizeof(cfg->bsn_key), &cfg->bsn_key_len) &&
-		  cfg->bsn_key_len >= MIN_BSN_KEY;
+	bool ok = crypto_hex_decode(hex, out, outcap, outlen) && *outlen >= MIN_BSN_KEY;
 	if (!ok)
-		err_add(e, "%s: security: BSN key must be 32 to 64 bytes of hex", cfg->path);
+		err_add(e, "%s: security: %s key must be 32 to 64 bytes of hex", cfg->path,
+			strcmp(name, "bsn_key") == 0 ? "BSN" : "bounce");
 	if (filebuf) {
 		OPENSSL_cleanse(filebuf, 1024);
 		free(filebuf);
 	}
-	return ok;
+	return ok ? 1 : -1;
+}
+
+static bool load_bsn_key(struct config *cfg, struct errbuf *e)
+{
+	int got = load_hex_key(cfg, e, "bsn_key", cfg->security_bsn_key,
+			       cfg->security_bsn_key_file, cfg->bsn_key, sizeof(cfg->bsn_key),
+			       &cfg->bsn_key_len);
+	if (got == 0)
+		err_add(e, "%s: security: bsn_key or bsn_key_file is required", cfg->path);
+	return got == 1;
+}
+
+/*
+ * The bounce tag key: its own when given, else derived from the BSN key
+ * (HMAC with a fixed label), so that the two never share key material and
+ * an existing configuration keeps working.
+ */
+static void load_bounce_key(struct config *cfg, struct errbuf *e)
+{
+	static const char label[] = "berichtd bounce tag key v1";
+	char hex[CRYPTO_HEX256_LEN];
+	int got = load_hex_key(cfg, e, "bounce_key", cfg->security_bounce_key,
+			       cfg->security_bounce_key_file, cfg->bounce_key,
+			       sizeof(cfg->bounce_key), &cfg->bounce_key_len);
+	if (got != 0 || cfg->bsn_key_len == 0)
+		return;
+	if (crypto_hmac_sha256_hex(cfg->bsn_key, cfg->bsn_key_len, label, strlen(label), hex) &&
+	    crypto_hex_decode(hex, cfg->bounce_key, sizeof(cfg->bounce_key), &cfg->bounce_key_len))
+		cfg->bounce_key_derived = true;
+	else
+		err_add(e, "%s: security: cannot derive the bounce key", cfg->path);
+	OPENSSL_cleanse(hex, sizeof(hex));
 }
 
 static bool apply_defaults(struct config *cfg, struct errbuf *e)
@@ -659,11 +703,13 @@ bool config_load_string(const char *name, const char *text, struct config *cfg, 
 		}
 	}
 	/* reported together with any other problem, so one run shows them all */
-	if (!key_reported)
-		load_bsn_key(cfg, &e);
+	if (!key_reported && load_bsn_key(cfg, &e))
+		load_bounce_key(cfg, &e);
 	if (!(cfg->retention_min_days <= cfg->retention_default_days &&
 	      cfg->retention_default_days <= cfg->retention_max_days))
 		err_add(&e, "%s: retention: need min_days <= default_days <= max_days", name);
+	if (cfg->retention_agency_record_days < cfg->retention_max_days)
+		err_add(&e, "%s: retention: agency_record_days must be at least max_days", name);
 	if (cfg->ops_listen && cfg->http_listen && strcmp(cfg->ops_listen, cfg->http_listen) == 0)
 		err_add(&e, "%s: ops.listen: must differ from http.listen", name);
 	return e.count == 0;
@@ -725,6 +771,7 @@ void config_free(struct config *cfg)
 	free(cfg->path);
 	cfg->path = NULL;
 	memset(cfg->bsn_key, 0, sizeof(cfg->bsn_key));
+	OPENSSL_cleanse(cfg->bounce_key, sizeof(cfg->bounce_key));
 }
 
 void config_write_example(FILE *out)

@@ -76,6 +76,11 @@ struct config {
 	/* [security] */
 	char *security_bsn_key;             /* hex */
 	char *security_bsn_key_file;        /* file holding the hex key */
+	char *security_bounce_key;          /* hex */
+	char *security_bounce_key_file;
+
+	/* [bounce] */
+	int64_t bounce_max_age_ms;          /* DSNs about older mails are refused */
 
 	/* [portal] */
 	int64_t portal_prompt_interval_ms;  /* prompts come back after this */
@@ -86,6 +91,7 @@ struct config {
 	int64_t retention_min_days;
 	int64_t retention_max_days;
 	int64_t retention_default_days;
+	int64_t retention_agency_record_days; /* the agency's record, whatever the citizen does */
 	int64_t retention_interval_ms;
 	int64_t retention_batch;
 
@@ -100,6 +106,9 @@ struct config {
 	char *path;                         /* the file this came from */
 	uint8_t bsn_key[64];
 	size_t bsn_key_len;
+	uint8_t bounce_key[64];
+	size_t bounce_key_len;
+	bool bounce_key_derived;            /* no bounce key configured: derived from the BSN key */
 };
 
 /*

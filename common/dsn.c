@@ -11,10 +11,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define ENVID_PREFIX "berichtd-"
-#define VERP_PREFIX "bounce+"
-#define MSGID_PREFIX "<notificatie."
-
 /* Case-insensitive search for needle in [h, end). */
 static const char *find_ci(const char *h, const char *end, const char *needle)
 {
@@ -25,42 +21,40 @@ static const char *find_ci(const char *h, const char *end, const char *needle)
 	return NULL;
 }
 
-/* Digits at p followed by "@domain": the id, else 0. */
-static int64_t id_before_domain(const char *p, const char *end, const char *domain)
+/* "@domain" at p, not merely the start of a longer domain. */
+static bool domain_at(const char *p, const char *end, const char *domain)
 {
-	const char *q = p;
-	int64_t id = 0;
-	while (q < end && isdigit((unsigned char)*q) && q - p < 18)
-		id = id * 10 + (*q++ - '0');
-	if (q == p || q >= end || *q != '@')
-		return 0;
 	size_t dl = strlen(domain);
-	if ((size_t)(end - q - 1) < dl || strncasecmp(q + 1, domain, dl) != 0)
-		return 0;
-	char after = q + 1 + dl < end ? q[1 + dl] : '\0';
-	if (isalnum((unsigned char)after) || after == '-' || after == '.')
-		return 0; /* a longer domain that merely starts with ours */
-	return id;
+	if (p >= end || *p != '@' || (size_t)(end - p - 1) < dl || strncasecmp(p + 1, domain, dl) != 0)
+		return false;
+	char after = p + 1 + dl < end ? p[1 + dl] : '\0';
+	return !(isalnum((unsigned char)after) || after == '-' || after == '.');
 }
 
-static int64_t find_verp(const char *h, const char *end, const char *domain)
+/* Records a candidate ref/tag: attributed if its tag verifies, else forged. */
+static void consider(struct dsn_report *out, const char *ref, const char *tag, const uint8_t *key,
+		     size_t keylen)
 {
-	for (const char *p = h; (p = find_ci(p, end, VERP_PREFIX)); p++) {
-		int64_t id = id_before_domain(p + strlen(VERP_PREFIX), end, domain);
-		if (id)
-			return id;
+	if (out->attribution == DSN_ATTRIBUTED)
+		return;
+	if (mailref_tag_ok(key, keylen, ref, tag)) {
+		out->attribution = DSN_ATTRIBUTED;
+		snprintf(out->ref, sizeof(out->ref), "%s", ref);
+	} else {
+		out->attribution = DSN_BAD_TAG;
 	}
-	return 0;
 }
 
-static int64_t find_msgid(const char *h, const char *end, const char *domain)
+static void find_verp(const char *h, const char *end, const char *domain, const uint8_t *key,
+		      size_t keylen, struct dsn_report *out)
 {
-	for (const char *p = h; (p = find_ci(p, end, MSGID_PREFIX)); p++) {
-		int64_t id = id_before_domain(p + strlen(MSGID_PREFIX), end, domain);
-		if (id)
-			return id;
+	char ref[MAILREF_REF_LEN], tag[MAILREF_TAG_LEN];
+	for (const char *p = h; (p = find_ci(p, end, MAILREF_VERP_PREFIX)); p++) {
+		const char *q = p + strlen(MAILREF_VERP_PREFIX);
+		size_t n = mailref_scan(q, end, ref, tag);
+		if (n && domain_at(q + n, end, domain))
+			consider(out, ref, tag, key, keylen);
 	}
-	return 0;
 }
 
 /* Copies the value of "Field:" at line start p (trimmed) into out. */
@@ -91,7 +85,8 @@ static const char *find_field(const char *from, const char *end, const char *nam
 	return NULL;
 }
 
-bool dsn_parse(const char *msg, size_t len, const char *domain, struct dsn_report *out)
+bool dsn_parse(const char *msg, size_t len, const char *domain, const uint8_t *key, size_t keylen,
+	       struct dsn_report *out)
 {
 	const char *end = msg + len;
 	char buf[DSN_ADDR_MAX];
@@ -114,17 +109,18 @@ bool dsn_parse(const char *msg, size_t len, const char *domain, struct dsn_repor
 		}
 		hend = next;
 	}
-	out->notification_id = find_verp(msg, hend, domain);
+	find_verp(msg, hend, domain, key, keylen, out);
 
 	/* the per-message and per-recipient fields follow the delivery-status part header */
 	const char *envid = find_field(ds, end, "Original-Envelope-Id:");
-	if (!out->notification_id && envid) {
+	if (envid) {
+		char ref[MAILREF_REF_LEN], tag[MAILREF_TAG_LEN];
 		field_value(envid, end, strlen("Original-Envelope-Id:"), buf, sizeof(buf));
-		if (strncmp(buf, ENVID_PREFIX, strlen(ENVID_PREFIX)) == 0)
-			out->notification_id = strtoll(buf + strlen(ENVID_PREFIX), NULL, 10);
+		size_t pl = strlen(MAILREF_ENVID_PREFIX), bl = strlen(buf);
+		if (strncasecmp(buf, MAILREF_ENVID_PREFIX, pl) == 0 &&
+		    mailref_scan(buf + pl, buf + bl, ref, tag) == bl - pl)
+			consider(out, ref, tag, key, keylen);
 	}
-	if (!out->notification_id)
-		out->notification_id = find_msgid(ds, end, domain);
 
 	const char *action = find_field(ds, end, "Action:");
 	if (action) {

@@ -11,11 +11,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mailref.h"
+
 #define DSN_ADDR_MAX 320
 #define DSN_STATUS_MAX 16
 
+enum dsn_attribution {
+	DSN_UNATTRIBUTED, /* names none of our mails (a Message-ID alone attributes nothing) */
+	DSN_BAD_TAG,      /* names one in our form, but its tag does not verify: forged */
+	DSN_ATTRIBUTED,   /* names a mail by a VERP address or envelope id whose tag verifies */
+};
+
 struct dsn_report {
-	int64_t notification_id;          /* 0 when it cannot be attributed */
+	enum dsn_attribution attribution;
+	char ref[MAILREF_REF_LEN];        /* the mail's ref when attributed, else "" */
 	bool failed;                      /* Action: failed */
 	bool permanent;                   /* Status: 5.x.x */
 	char status[DSN_STATUS_MAX];      /* e.g. "5.1.1" */
@@ -23,14 +32,16 @@ struct dsn_report {
 };
 
 /*
- * Parses msg (len bytes, need not be NUL-terminated). The notification is
- * found, in this order, from: a bounce+<id>@<bounce_domain> address in the
- * top-level headers (the VERP envelope the DSN was delivered to), an
- * Original-Envelope-Id "berichtd-<id>", or the returned Message-ID
- * <notificatie.<id>@<bounce_domain>>. Returns false when the message has no
- * delivery-status part (not a DSN).
+ * Parses msg (len bytes, need not be NUL-terminated). The mail is found, in
+ * this order, from a bounce+<ref>-<tag>@<bounce_domain> address in the
+ * top-level headers (the VERP envelope the DSN was delivered to) or an
+ * Original-Envelope-Id berichtd-<ref>-<tag>; the tag must verify under key
+ * (common/mailref.h). The returned Message-ID is not used: anyone can
+ * write one. Returns false when the message has no delivery-status part
+ * (not a DSN).
  */
-bool dsn_parse(const char *msg, size_t len, const char *bounce_domain, struct dsn_report *out);
+bool dsn_parse(const char *msg, size_t len, const char *bounce_domain, const uint8_t *key,
+	       size_t keylen, struct dsn_report *out);
 
 /* A hard bounce: the relay gave up on the recipient for good. */
 bool dsn_is_hard(const struct dsn_report *r);

@@ -29,6 +29,18 @@ struct janitor;
 /* upper bounds in ms; the last bucket is +Inf */
 #define METRICS_LAG_BOUNDS {100, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000, -1}
 
+/* Why a DSN was refused: the reason labels of berichtd_dsn_refused_total. */
+enum dsn_refusal {
+	DSN_REFUSED_UNATTRIBUTED,  /* names no mail of ours (a Message-ID alone names nothing) */
+	DSN_REFUSED_FORGED_TAG,    /* a VERP address or envelope id whose tag does not verify */
+	DSN_REFUSED_UNKNOWN,       /* a genuine tag, but no such mail (any more) */
+	DSN_REFUSED_TOO_OLD,       /* the mail is older than [bounce] max_age */
+	DSN_REFUSED_RECIPIENT,     /* Final-Recipient is not the address the mail went to */
+	DSN_REFUSALS
+};
+#define DSN_REFUSAL_LABELS \
+	{"unattributed", "forged_tag", "unknown_mail", "too_old", "recipient_mismatch"}
+
 /* Named counters behind /metrics; atomics because workers bump them too. */
 struct metrics {
 	atomic_llong http_requests;
@@ -44,6 +56,8 @@ struct metrics {
 	atomic_llong lag_bucket[METRICS_LAG_BUCKETS];
 	atomic_llong lag_count;
 	atomic_llong lag_sum_ms;
+	atomic_llong dsn_applied;           /* hard-bounce DSNs applied */
+	atomic_llong dsn_refused[DSN_REFUSALS];
 };
 
 struct app {

@@ -3,7 +3,8 @@
  *
  * The batch keeps one result object per item, pre-filled for the invalid
  * ones; each valid item is an ingest_item inside a batch_item, and the
- * batch answers when the last of them is done.
+ * batch answers when the last of them is done. All its items share the
+ * batch's deadline (ingest.h), so that is within ingest_timeout too.
  */
 #include "batch.h"
 
@@ -39,7 +40,8 @@ struct batch {
 	size_t nitems;
 	size_t pending;
 	size_t counts[BS_COUNT];
-	bool unavailable;
+	bool unavailable;      /* an item is not stored (database failed, or expired unsent) */
+	bool unconfirmed;      /* an item may be stored: no commit result by the deadline */
 };
 
 static void set_status(struct batch *b, json_t *res, enum batch_status s)
@@ -59,8 +61,20 @@ static void batch_answer(struct batch *b)
 {
 	struct http_req *r = b->r;
 
+	if (b->unconfirmed) {
+		/* what is unconfirmed may still commit: "not stored" would be untrue */
+		log_warn("batch %s: outcome of some items unknown (no commit result in time)",
+			 r->id);
+		batch_free(b);
+		http_problem_unavailable(
+			r, "Niet bekend of alle berichten zijn opgeslagen: de database heeft niet "
+			   "alles op tijd bevestigd en kan de rest nog opslaan (dan volgen de "
+			   "meldingen gewoon). Stuur de batch opnieuw; dat is veilig: opgeslagen "
+			   "berichten komen terug als dubbel, de andere worden alsnog opgeslagen.");
+		return;
+	}
 	if (b->unavailable) {
-		log_warn("batch %s: not all items stored (database)", r->id);
+		log_warn("batch %s: not all items stored (database failed or too slow)", r->id);
 		batch_free(b);
 		http_problem_unavailable(r, "Niet alle berichten zijn opgeslagen; stuur de batch "
 					    "opnieuw (opgeslagen berichten komen terug als dubbel).");
@@ -117,7 +131,11 @@ static void item_done(struct ingest_item *it)
 		set_status(b, res, BS_GEEN_BOX);
 		break;
 	case INGEST_UNAVAILABLE:
+	case INGEST_EXPIRED:
 		b->unavailable = true;
+		break;
+	case INGEST_UNCONFIRMED:
+		b->unconfirmed = true;
 		break;
 	}
 	if (--b->pending == 0)
@@ -153,6 +171,7 @@ static const json_t *batch_envelope(struct http_req *r)
 void batch_http_post(struct http_req *r)
 {
 	struct app *app = r->app;
+	int64_t deadline = ingest_deadline(app->ingest); /* counted from arrival */
 	const json_t *arr = batch_envelope(r);
 	if (!arr)
 		return;
@@ -199,6 +218,7 @@ void batch_http_post(struct http_req *r)
 		bi->b = b;
 		bi->index = i;
 		bi->it.agency_id = r->agency_id;
+		bi->it.deadline_us = deadline;
 		bi->it.done = item_done;
 		bi->it.owner = b;
 		b->nitems++;

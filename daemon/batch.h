@@ -19,9 +19,11 @@
  *
  * Failures of the request as a whole are problems: 400 for a body that is
  * not {"berichten": [1..BATCH_MAX objects]}, 429 (rate limit, counted in
- * valid items), and 503 when the database failed for any chunk. After a 503
- * some chunks may be stored: resending the same batch is safe, those items
- * come back as dubbel.
+ * valid items), and 503 when the database failed for any chunk, or did not
+ * commit every chunk within [postgres] ingest_timeout of the batch's arrival
+ * (the whole answer comes by then). After a 503 some chunks may be stored,
+ * or still be committing (the 503 then says the outcome is unknown):
+ * resending the same batch is safe, those items come back as dubbel.
  *
  * Loop thread only.
  */

@@ -27,6 +27,28 @@
 #define INT_TEXT_MAX 24
 #define HREF_MAX 160
 
+/*
+ * The citizen's copy of a message is in the box while box_holds() says so
+ * (migrations/0010): published, not deleted, younger than the account's
+ * retention. The row itself is the agency's record and stays longer
+ * (janitor.c). IN_BOX takes the SQL names of the message and account rows
+ * and the parameters holding [retention] default_days, min_days, max_days.
+ */
+#define IN_BOX(m, a, def, min, max)                                                          \
+	"box_holds(" m ".publicatie_tijdstip, " m ".deleted_at, " a ".retention_days, " def      \
+	"::integer, " min "::integer, " max "::integer)"
+
+struct retention_text {
+	char def[INT_TEXT_MAX], min[INT_TEXT_MAX], max[INT_TEXT_MAX];
+};
+
+static void retention_text(const struct config *cfg, struct retention_text *t)
+{
+	snprintf(t->def, sizeof(t->def), "%" PRId64, cfg->retention_default_days);
+	snprintf(t->min, sizeof(t->min), "%" PRId64, cfg->retention_min_days);
+	snprintf(t->max, sizeof(t->max), "%" PRId64, cfg->retention_max_days);
+}
+
 static const char LIST_SQL[] =
 	"SELECT (SELECT count(*) FROM accounts WHERE id = $1), t.total,"
 	"  x.id, x.oin, x.name, x.berichttype, x.referentie,"
@@ -34,11 +56,12 @@ static const char LIST_SQL[] =
 	"  (extract(epoch FROM x.aanmaak_tijdstip) * 1000)::bigint,"
 	"  x.eind_datum_handelingstermijn, x.papieren_kopie,"
 	"  (extract(epoch FROM x.opened_at) * 1000)::bigint "
-	"FROM (SELECT count(*) AS total FROM messages"
-	"      WHERE account_id = $1 AND deleted_at IS NULL AND publicatie_tijdstip <= now()) t "
+	"FROM (SELECT count(*) AS total FROM messages m JOIN accounts a ON a.id = m.account_id"
+	"      WHERE m.account_id = $1 AND " IN_BOX("m", "a", "$4", "$5", "$6") ") t "
 	"LEFT JOIN LATERAL ("
 	"  SELECT m.*, ag.oin, ag.name FROM messages m JOIN agencies ag ON ag.id = m.agency_id"
-	"  WHERE m.account_id = $1 AND m.deleted_at IS NULL AND m.publicatie_tijdstip <= now()"
+	"  JOIN accounts a ON a.id = m.account_id"
+	"  WHERE m.account_id = $1 AND " IN_BOX("m", "a", "$4", "$5", "$6")
 	"  ORDER BY m.publicatie_tijdstip DESC, m.id DESC LIMIT $2::bigint OFFSET $3::bigint"
 	") x ON true";
 
@@ -186,8 +209,10 @@ void box_http_list(struct http_req *r)
 	*p = (struct page){r, page, size};
 	snprintf(limit, sizeof(limit), "%" PRId64, size);
 	snprintf(offset, sizeof(offset), "%" PRId64, (page - 1) * size);
-	const char *params[] = {r->params[0], limit, offset};
-	if (!pgpool_query(r->app->pg, LIST_SQL, 3, params, on_list, p)) {
+	struct retention_text rt = {0};
+	retention_text(r->app->cfg, &rt);
+	const char *params[] = {r->params[0], limit, offset, rt.def, rt.min, rt.max};
+	if (!pgpool_query(r->app->pg, LIST_SQL, 6, params, on_list, p)) {
 		free(p);
 		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
 	}
@@ -232,16 +257,20 @@ static void on_open(const PGresult *res, const char *err, void *arg)
 	if (accounts_store_failed(r, err))
 		return;
 	if (PQntuples(res) == 1) {
-		log_info("box %s: message %s opened", r->id, r->params[0]);
+		/* never the message id: no log line may tie a message to an open (docs/privacy.md) */
+		log_debug("box %s: a message opened", r->id);
 		reply_open(r, 201, res);
 		return;
 	}
 	/* not the first open: a new statement sees the committed first time */
-	const char *params[] = {r->params[0]};
+	struct retention_text rt = {0};
+	retention_text(r->app->cfg, &rt);
+	const char *params[] = {r->params[0], rt.def, rt.min, rt.max};
 	if (!pgpool_query(r->app->pg,
-			  "SELECT (extract(epoch FROM opened_at) * 1000)::bigint FROM messages "
-			  "WHERE id = $1 AND deleted_at IS NULL",
-			  1, params, on_open_reread, r))
+			  "SELECT (extract(epoch FROM m.opened_at) * 1000)::bigint FROM messages m "
+			  "JOIN accounts a ON a.id = m.account_id "
+			  "WHERE m.id = $1 AND " IN_BOX("m", "a", "$2", "$3", "$4"),
+			  4, params, on_open_reread, r))
 		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
 }
 
@@ -249,16 +278,20 @@ void box_http_open(struct http_req *r)
 {
 	if (!message_id_ok(r))
 		return;
-	const char *params[] = {r->params[0]};
+	struct retention_text rt = {0};
+	retention_text(r->app->cfg, &rt);
+	const char *params[] = {r->params[0], rt.def, rt.min, rt.max};
 	if (!pgpool_query(r->app->pg,
-			  "WITH u AS (UPDATE messages SET opened_at = now()"
-			  "   WHERE id = $1 AND opened_at IS NULL AND deleted_at IS NULL"
-			  "   RETURNING opened_at),"
+			  "WITH u AS (UPDATE messages m SET opened_at = now() FROM accounts a"
+			  "   WHERE m.id = $1 AND a.id = m.account_id AND m.opened_at IS NULL"
+			  "     AND " IN_BOX("m", "a", "$2", "$3", "$4")
+			  "   RETURNING m.opened_at),"
 			  " c AS (UPDATE notifications SET state = 'cancelled'"
 			  "   WHERE message_id = $1 AND kind = 'repeat' AND state = 'scheduled'"
+			  "     AND mail_id IS NULL"
 			  "     AND EXISTS (SELECT 1 FROM u)) "
 			  "SELECT (extract(epoch FROM opened_at) * 1000)::bigint FROM u",
-			  1, params, on_open, r))
+			  4, params, on_open, r))
 		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
 }
 
@@ -274,7 +307,7 @@ static void on_delete(const PGresult *res, const char *err, void *arg)
 		http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend bericht.");
 		return;
 	}
-	log_info("box %s: message %s deleted by the citizen", r->id, r->params[0]);
+	log_debug("box %s: a message deleted by the citizen", r->id);
 	http_reply_json(r, 204, NULL);
 }
 
@@ -282,15 +315,27 @@ void box_http_delete(struct http_req *r)
 {
 	if (!message_id_ok(r))
 		return;
-	const char *params[] = {r->params[0]};
-	/* deleting again is fine (204); the first deletion time is kept */
+	struct retention_text rt = {0};
+	retention_text(r->app->cfg, &rt);
+	const char *params[] = {r->params[0], rt.def, rt.min, rt.max};
+	/*
+	 * Deleting again is fine (204), and so is deleting one not yet
+	 * published; the first deletion time is kept. A copy past the
+	 * citizen's retention is gone already (404). Only
+	 * the citizen's copy goes: the row stays the agency's record, the same
+	 * for a deleted message as for any other (janitor.c).
+	 */
 	if (!pgpool_query(r->app->pg,
-			  "WITH u AS (UPDATE messages SET deleted_at = coalesce(deleted_at, now())"
-			  "   WHERE id = $1 RETURNING id),"
+			  "WITH u AS (UPDATE messages m SET deleted_at = coalesce(m.deleted_at, now())"
+			  "   FROM accounts a WHERE m.id = $1 AND a.id = m.account_id"
+			  "     AND (m.deleted_at IS NOT NULL OR m.publicatie_tijdstip > now()"
+			  "       OR " IN_BOX("m", "a", "$2", "$3", "$4") ")"
+			  "   RETURNING m.id),"
 			  " c AS (UPDATE notifications SET state = 'cancelled'"
-			  "   WHERE message_id IN (SELECT id FROM u) AND state = 'scheduled') "
+			  "   WHERE message_id IN (SELECT id FROM u) AND state = 'scheduled'"
+			  "     AND mail_id IS NULL) "
 			  "SELECT id FROM u",
-			  1, params, on_delete, r))
+			  4, params, on_delete, r))
 		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
 }
 

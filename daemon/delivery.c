@@ -3,22 +3,36 @@
  *
  * Exactly-once where it can be had, at-least-once where it cannot:
  * a row is claimed in PostgreSQL (scheduled -> sending) before its mail is
- * sent, so two workers (or two daemons) never send one notification. The
- * only window for a resend is "the relay said 250, the row is not yet marked
- * sent" (a crash right there); the reconciler then returns the stale
- * 'sending' row to 'scheduled' and the mail goes again with the same
- * Message-ID, derived from the notification id.
+ * sent, so two workers (or two daemons) never send one notification.
  *
- * Digest: a claim takes, besides the ids Redis handed out, every other
- * scheduled notification of the same account and kind that falls due within
- * the digest window, and one mail covers them all, naming each sender once.
- * Their Redis entries come up later, find nothing to claim, and are acked.
+ * A mail is built once (migrations/0009_mails.sql): the claim that first
+ * takes a notification also fixes its mail, with its members (a digest
+ * takes every other scheduled notification of the same account and kind
+ * that falls due within the digest window), its random ref (Message-ID,
+ * VERP address, envelope id), its recipient and its date. Whatever is sent
+ * again of it (a retry after a 4xx, a resend after a crash) is that same
+ * mail, rendered from the same rows, and its rows are never regrouped.
+ *
+ * What the relay accepted is recorded, whatever it takes: the worker keeps
+ * the outcome and retries the record with backoff across reconnects. Only
+ * a process that dies between the relay's 250 and the record loses it; the
+ * reconciler then returns the stale 'sending' rows after the visibility
+ * timeout and the same mail goes again, with the same Message-ID.
  *
  * Who gets mail is decided at claim time (an account can change its mind
- * between scheduling and sending): an active account, a verified address
- * that did not hard-bounce, notifications on, the agency not turned off
- * (unless mandatory), the message not deleted; reminders also need the
- * message unopened and reminders on. Anything else is cancelled.
+ * between scheduling and sending). A new mail's rows are checked one by
+ * one: an active account, a verified address that did not hard-bounce,
+ * notifications on, the agency not turned off (unless mandatory), the
+ * message not deleted; reminders also need the message unopened and
+ * reminders on. A mail built before is checked as a whole: it goes again
+ * unchanged while the account may still get mail at the address it was
+ * built for and at least one of its messages still wants it, else all of
+ * it is cancelled. Anything not eligible is cancelled.
+ *
+ * The rate limits are applied before the claim: a worker takes from Redis
+ * only as many ids as the global bucket has tokens (a mail takes at least
+ * one id), and a mail whose recipient domain has no token left is put back
+ * unsent, so no claimed row waits for a token.
  */
 #include "delivery.h"
 
@@ -33,6 +47,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/mailref.h"
 #include "common/mime.h"
 #include "common/quiet.h"
 #include "common/template.h"
@@ -50,6 +65,11 @@
 #define RECONNECT_PAUSE_MS 1000
 #define DOMAIN_SLOTS 256
 #define MS_PER_S 1000
+/* retrying the record of a batch's outcome */
+#define RECORD_RETRY_MIN_MS 50
+#define RECORD_RETRY_MAX_MS 1000
+/* once the daemon stops, how long a worker still tries to record */
+#define RECORD_STOP_GRACE_MS 5000
 
 /* Mail kinds and languages, indexes into the template table. */
 enum mail_kind { MAIL_NEW, MAIL_DIGEST, MAIL_REPEAT, MAIL_VERIFY, MAIL_KINDS };
@@ -98,21 +118,46 @@ struct claimed {
 	int64_t lane;              /* agency id; 0 for verification mails */
 	char kind[8];
 	char account[40];
-	char rcpt[ADDR_MAX];
 	enum mail_lang lang;
 	char agency[AGENCY_MAX];
 	char code[CODE_MAX];
 	int attempts;
 	int64_t created_ms;
 	int64_t due_ms;
+	/* the mail this row belongs to (the same for every row of it) */
+	int64_t mail_id;
+	char ref[MAILREF_REF_LEN];
+	char rcpt[ADDR_MAX];       /* the address the mail was built for */
+	int64_t mail_created_ms;   /* its Date header */
 };
 
-/* One mail: a run of claimed rows of the same account and kind. */
+/* One mail: the run of claimed rows with the same mail id. */
 struct group {
 	int first, count;          /* indexes into the claimed array */
-	struct smtp_mail mail;
-	char envfrom[ADDR_MAX];
-	char envid[32];
+};
+
+/* What became of one row, to be recorded. */
+struct row_outcome {
+	int64_t id;
+	int64_t lane;
+	const char *state;         /* "scheduled" (retry, or deferred unsent) or "failed" */
+	int64_t due_ms;
+	bool unsent;               /* deferred before sending: the attempt does not count */
+	char reason[160];
+};
+
+/* A batch's outcome, kept until PostgreSQL has it. */
+struct outcome {
+	int64_t *sent;             /* rows of mails the relay accepted */
+	int nsent;
+	int64_t *bounced;          /* mails the relay refused for good (5xx) */
+	char (*bounce_reason)[160];
+	int nbounced;
+	struct row_outcome *rows;
+	int nrows;
+	/* progress, so that a retry does not run a step twice */
+	bool sent_done;
+	int bounced_done, rows_done;
 };
 
 static int64_t mono_ms(void)
@@ -160,43 +205,67 @@ static void bucket_refill(double *tokens, int64_t *last_ms, int64_t rate, int64_
 }
 
 /*
- * Global and per-domain token buckets over all workers of this instance: a
- * mail goes when both have a token. A domain shares its slot with colliding
- * domains, which can only slow sending down, never speed it up.
+ * The global bucket: blocks until it has a token (or the daemon stops),
+ * then takes up to want tokens and returns how many (0 when stopping).
+ * Without a global limit, want. Tokens not used go back with rate_refund.
  */
-static void rate_wait(struct delivery *d, const char *rcpt)
+static int rate_reserve(struct delivery *d, int want)
 {
-	const struct config *cfg = d->app->cfg;
-	int64_t rate = cfg->delivery_rate_limit, drate = cfg->delivery_domain_rate_limit;
-	if (rate <= 0 && drate <= 0)
-		return;
-	uint64_t h = domain_hash(rcpt);
+	int64_t rate = d->app->cfg->delivery_rate_limit;
+	if (rate <= 0)
+		return want;
 	for (;;) {
 		pthread_mutex_lock(&d->lock);
-		int64_t now = mono_ms();
-		struct domain_bucket *b = &d->domains[h % DOMAIN_SLOTS];
-		if (b->hash != h) {
-			b->hash = h;
-			b->tokens = drate > 0 ? (double)drate : 0;
-			b->ms = now;
-		}
-		if (rate > 0)
-			bucket_refill(&d->bucket, &d->bucket_ms, rate, now);
-		if (drate > 0)
-			bucket_refill(&b->tokens, &b->ms, drate, now);
-		bool ok = (rate <= 0 || d->bucket >= 1.0) && (drate <= 0 || b->tokens >= 1.0);
-		if (ok) {
-			if (rate > 0)
-				d->bucket -= 1.0;
-			if (drate > 0)
-				b->tokens -= 1.0;
-		}
+		bucket_refill(&d->bucket, &d->bucket_ms, rate, mono_ms());
+		int got = d->bucket >= 1.0 ? (int)d->bucket : 0;
+		if (got > want)
+			got = want;
+		d->bucket -= got;
 		pthread_mutex_unlock(&d->lock);
-		if (ok || atomic_load(&d->stop))
-			return;
-		int64_t slowest = rate > 0 && (drate <= 0 || rate < drate) ? rate : drate;
-		pause_ms(d, MS_PER_S / slowest + 1);
+		if (got > 0)
+			return got;
+		if (atomic_load(&d->stop))
+			return 0;
+		pause_ms(d, MS_PER_S / rate + 1);
 	}
+}
+
+static void rate_refund(struct delivery *d, int n)
+{
+	if (n <= 0 || d->app->cfg->delivery_rate_limit <= 0)
+		return;
+	pthread_mutex_lock(&d->lock);
+	d->bucket += n;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/*
+ * The per-domain bucket, without waiting: true if a mail to rcpt may go
+ * now, else false with *wait_ms until it may. A domain shares its slot
+ * with colliding domains, which can only slow sending down.
+ */
+static bool domain_try(struct delivery *d, const char *rcpt, int64_t *wait_ms)
+{
+	int64_t drate = d->app->cfg->delivery_domain_rate_limit;
+	if (drate <= 0)
+		return true;
+	uint64_t h = domain_hash(rcpt);
+	pthread_mutex_lock(&d->lock);
+	int64_t now = mono_ms();
+	struct domain_bucket *b = &d->domains[h % DOMAIN_SLOTS];
+	if (b->hash != h) {
+		b->hash = h;
+		b->tokens = (double)drate;
+		b->ms = now;
+	}
+	bucket_refill(&b->tokens, &b->ms, drate, now);
+	bool ok = b->tokens >= 1.0;
+	if (ok)
+		b->tokens -= 1.0;
+	else
+		*wait_ms = (int64_t)((1.0 - b->tokens) * MS_PER_S / (double)drate) + 1;
+	pthread_mutex_unlock(&d->lock);
+	return ok;
 }
 
 static bool split_from(const char *from, char *name, char *addr)
@@ -281,7 +350,7 @@ static bool reconnected(struct worker *w)
  * per connection: their planning (several CTEs and joins) cost as much as
  * their execution for a batch of 100. st == NULL runs sql unprepared.
  */
-enum { WS_CLAIM, WS_SENT };
+enum { WS_CLAIM, WS_SENT, WS_ROW };
 
 static PGresult *run_once(struct worker *w, int which, const struct pgpool_stmt *st,
 			  const char *sql, int n, const char *const *params)
@@ -340,55 +409,99 @@ static void exec_discard(struct worker *w, const char *sql, int n, const char *c
 /*
  * $1 ids Redis handed out, $2 digest window, $3 quiet hours now (only
  * verification mails go out then). Returns every examined row with its
- * verdict; eligible rows are now 'sending', the others 'cancelled'.
+ * verdict and its mail; eligible rows are now 'sending', the others
+ * 'cancelled'.
+ *
+ *   c      the handed-out ids that are due (not locked yet)
+ *   bm/bn  mails built before, and all their rows: the mail row is locked
+ *          first (SKIP LOCKED: another worker has it), then its rows
+ *          (waiting: only a short statement can hold one), so a mail is
+ *          always claimed whole, by one worker
+ *   p/s    rows without a mail, and the digest partners of new/repeat rows
+ *   v      the rules: a row of a new mail on its own, a mail built before
+ *          as a whole
+ *   newm   one new mail per account and kind (one per verification row)
  */
 static const char CLAIM_SQL[] =
-	"WITH p AS ("
-	"  SELECT id, account_id, kind FROM notifications"
+	"WITH c AS ("
+	"  SELECT id, mail_id FROM notifications"
 	"  WHERE id = ANY($1::bigint[]) AND state = 'scheduled'"
 	"    AND due_at <= now() + interval '1 second' AND (NOT $3::boolean OR kind = 'verify')"
-	"  FOR UPDATE SKIP LOCKED"
-	"), s AS ("
+	"), bm AS ("
+	"  SELECT m.id, m.ref, m.recipient, (extract(epoch FROM m.created_at) * 1000)::bigint AS ms"
+	"  FROM mails m WHERE m.id IN (SELECT mail_id FROM c WHERE mail_id IS NOT NULL)"
+	"  FOR UPDATE OF m SKIP LOCKED"
+	"), bn AS ("
+	"  SELECT n.id, n.mail_id FROM notifications n"
+	"  WHERE n.mail_id IN (SELECT id FROM bm) AND n.state = 'scheduled'"
+	"  FOR UPDATE OF n"
+	"), p AS ("
 	"  SELECT n.id, n.account_id, n.kind FROM notifications n"
-	"  WHERE n.state = 'scheduled' AND n.kind IN ('new', 'repeat')"
+	"  WHERE n.id IN (SELECT id FROM c WHERE mail_id IS NULL)"
+	"    AND n.state = 'scheduled' AND n.mail_id IS NULL"
+	"  FOR UPDATE OF n SKIP LOCKED"
+	"), s AS ("
+	"  SELECT n.id FROM notifications n"
+	"  WHERE n.state = 'scheduled' AND n.kind IN ('new', 'repeat') AND n.mail_id IS NULL"
 	"    AND (n.account_id, n.kind) IN (SELECT account_id, kind FROM p WHERE kind <> 'verify')"
 	"    AND n.id <> ALL($1::bigint[]) AND n.due_at <= now() + $2::interval"
 	"  FOR UPDATE OF n SKIP LOCKED"
-	"), r AS (SELECT * FROM p UNION ALL SELECT * FROM s"
+	"), r AS (SELECT id, NULL::bigint AS mail_id FROM p UNION ALL SELECT id, NULL FROM s"
+	"  UNION ALL SELECT id, mail_id FROM bn"
 	"), info AS ("
-	"  SELECT n.id, n.kind, n.account_id, coalesce(m.agency_id, 0) AS lane,"
-	"    CASE WHEN n.kind = 'verify' THEN n.recipient ELSE a.email END AS rcpt,"
+	"  SELECT n.id, n.kind, n.account_id, r.mail_id, coalesce(m.agency_id, 0) AS lane,"
+	"    CASE WHEN n.kind = 'verify' THEN n.recipient ELSE a.email END AS addr,"
 	"    a.language, coalesce(ag.name, '') AS agency, coalesce(n.payload->>'code', '') AS code,"
 	"    n.attempts + 1 AS attempts,"
 	"    (extract(epoch FROM n.created_at) * 1000)::bigint AS created_ms,"
 	"    (extract(epoch FROM n.due_at) * 1000)::bigint AS due_ms,"
-	"    CASE"
-	"      WHEN NOT a.active THEN false"
-	"      WHEN n.kind = 'verify' THEN n.recipient IS NOT NULL"
-	"      WHEN a.email IS NULL OR NOT a.email_notifications OR a.email_bounced_at IS NOT NULL"
-	"        THEN false"
-	"      WHEN m.id IS NULL OR m.deleted_at IS NOT NULL THEN false"
-	"      WHEN n.kind = 'repeat' AND (m.opened_at IS NOT NULL OR NOT a.repeat_notifications)"
-	"        THEN false"
-	"      WHEN NOT ag.mandatory AND EXISTS (SELECT 1 FROM subscriptions sub"
-	"        WHERE sub.account_id = a.id AND sub.agency_id = m.agency_id AND NOT sub.active)"
-	"        THEN false"
-	"      ELSE true END AS ok"
+	/* the account may get this kind of mail at all */
+	"    a.active AND (n.kind = 'verify' OR (a.email IS NOT NULL AND a.email_notifications"
+	"      AND a.email_bounced_at IS NULL)) AS account_ok,"
+	/* the message still wants it */
+	"    n.kind = 'verify' OR (m.id IS NOT NULL AND m.deleted_at IS NULL"
+	"      AND NOT (n.kind = 'repeat' AND (m.opened_at IS NOT NULL OR NOT a.repeat_notifications))"
+	"      AND NOT (NOT ag.mandatory AND EXISTS (SELECT 1 FROM subscriptions sub"
+	"        WHERE sub.account_id = a.id AND sub.agency_id = m.agency_id AND NOT sub.active)))"
+	"      AS message_ok"
 	"  FROM r JOIN notifications n ON n.id = r.id JOIN accounts a ON a.id = n.account_id"
 	"  LEFT JOIN messages m ON m.id = n.message_id LEFT JOIN agencies ag ON ag.id = m.agency_id"
+	"), v AS ("
+	"  SELECT i.*, CASE WHEN i.mail_id IS NULL"
+	"    THEN i.account_ok AND i.message_ok AND i.addr IS NOT NULL"
+	"    ELSE bool_and(i.account_ok) OVER w AND bool_or(i.message_ok) OVER w"
+	"      AND i.addr IS NOT DISTINCT FROM (SELECT recipient FROM bm WHERE bm.id = i.mail_id)"
+	"    END AS ok"
+	"  FROM info i WINDOW w AS (PARTITION BY i.mail_id)"
+	"), g AS ("
+	"  SELECT v.*, CASE WHEN v.mail_id IS NULL AND v.ok THEN CASE WHEN v.kind = 'verify' THEN v.id"
+	"    ELSE min(v.id) FILTER (WHERE v.mail_id IS NULL AND v.ok)"
+	"      OVER (PARTITION BY v.account_id, v.kind) END END AS lead"
+	"  FROM v"
+	"), newm AS ("
+	"  INSERT INTO mails (ref, account_id, kind, recipient, first_notification)"
+	"  SELECT DISTINCT ON (lead) replace(gen_random_uuid()::text, '-', ''), account_id, kind, addr,"
+	"    lead FROM g WHERE lead IS NOT NULL ORDER BY lead"
+	"  RETURNING id, ref, recipient, first_notification,"
+	"    (extract(epoch FROM created_at) * 1000)::bigint AS ms"
 	"), upd AS ("
 	"  UPDATE notifications n SET"
-	"    state = CASE WHEN info.ok THEN 'sending' ELSE 'cancelled' END,"
-	"    claimed_at = CASE WHEN info.ok THEN now() END,"
-	"    attempts = CASE WHEN info.ok THEN info.attempts ELSE n.attempts END"
-	"  FROM info WHERE n.id = info.id RETURNING n.id"
+	"    state = CASE WHEN g.ok THEN 'sending' ELSE 'cancelled' END,"
+	"    claimed_at = CASE WHEN g.ok THEN now() END,"
+	"    attempts = CASE WHEN g.ok THEN g.attempts ELSE n.attempts END,"
+	"    mail_id = coalesce(g.mail_id, nm.id)"
+	"  FROM g LEFT JOIN newm nm ON nm.first_notification = g.lead"
+	"  WHERE n.id = g.id RETURNING n.id"
 	") "
-	"SELECT id, kind, account_id, lane, coalesce(rcpt, ''), language, agency, code, attempts,"
-	"  created_ms, due_ms, ok FROM info ORDER BY account_id, kind, id";
+	"SELECT g.id, g.kind, g.account_id, g.lane, g.language, g.agency, g.code, g.attempts,"
+	"  g.created_ms, g.due_ms, g.ok, coalesce(g.mail_id, nm.id, 0), coalesce(bm.ref, nm.ref, ''),"
+	"  coalesce(bm.recipient, nm.recipient, ''), coalesce(bm.ms, nm.ms, 0)"
+	" FROM g LEFT JOIN newm nm ON nm.first_notification = g.lead LEFT JOIN bm ON bm.id = g.mail_id"
+	" ORDER BY 12, 1";
 
 enum claim_col {
-	CC_ID, CC_KIND, CC_ACCOUNT, CC_LANE, CC_RCPT, CC_LANG, CC_AGENCY, CC_CODE, CC_ATTEMPTS,
-	CC_CREATED, CC_DUE, CC_OK
+	CC_ID, CC_KIND, CC_ACCOUNT, CC_LANE, CC_LANG, CC_AGENCY, CC_CODE, CC_ATTEMPTS, CC_CREATED,
+	CC_DUE, CC_OK, CC_MAIL, CC_REF, CC_RCPT, CC_MAIL_MS
 };
 
 static const struct pgpool_stmt CLAIM_STMT = {"claim", CLAIM_SQL, 3};
@@ -423,13 +536,16 @@ static int claim(struct worker *w, const int64_t *ids, int n, bool quiet, struct
 		snprintf(c->kind, sizeof(c->kind), "%s", PQgetvalue(res, i, CC_KIND));
 		snprintf(c->account, sizeof(c->account), "%s", PQgetvalue(res, i, CC_ACCOUNT));
 		c->lane = strtoll(PQgetvalue(res, i, CC_LANE), NULL, 10);
-		snprintf(c->rcpt, sizeof(c->rcpt), "%s", PQgetvalue(res, i, CC_RCPT));
 		c->lang = strcmp(PQgetvalue(res, i, CC_LANG), "en") == 0 ? LANG_EN : LANG_NL;
 		snprintf(c->agency, sizeof(c->agency), "%s", PQgetvalue(res, i, CC_AGENCY));
 		snprintf(c->code, sizeof(c->code), "%s", PQgetvalue(res, i, CC_CODE));
 		c->attempts = atoi(PQgetvalue(res, i, CC_ATTEMPTS));
 		c->created_ms = strtoll(PQgetvalue(res, i, CC_CREATED), NULL, 10);
 		c->due_ms = strtoll(PQgetvalue(res, i, CC_DUE), NULL, 10);
+		c->mail_id = strtoll(PQgetvalue(res, i, CC_MAIL), NULL, 10);
+		snprintf(c->ref, sizeof(c->ref), "%s", PQgetvalue(res, i, CC_REF));
+		snprintf(c->rcpt, sizeof(c->rcpt), "%s", PQgetvalue(res, i, CC_RCPT));
+		c->mail_created_ms = strtoll(PQgetvalue(res, i, CC_MAIL_MS), NULL, 10);
 	}
 	PQclear(res);
 	if (cancelled) {
@@ -472,7 +588,7 @@ static void join_senders(const struct claimed *c, int n, enum mail_lang lang, ch
 	*distinct = k;
 }
 
-/* Renders the mail for group g; returns the message text or NULL. */
+/* Renders the mail of the n rows at c; returns the message text or NULL. */
 static char *render(struct delivery *d, const struct claimed *c, int n)
 {
 	const struct config *cfg = d->app->cfg;
@@ -481,7 +597,7 @@ static char *render(struct delivery *d, const struct claimed *c, int n)
 			      : n > 1				  ? MAIL_DIGEST
 								  : MAIL_NEW;
 	const struct template *t = &d->tmpl[kind][c->lang];
-	char senders[SENDERS_MAX], count[16], msgid[128];
+	char senders[SENDERS_MAX], count[16], msgid[MAILREF_NAME_MAX];
 	int distinct = 0;
 
 	join_senders(c, n, c->lang, senders, sizeof(senders), &distinct);
@@ -489,9 +605,8 @@ static char *render(struct delivery *d, const struct claimed *c, int n)
 	const struct template_var vars[] = {
 		{"afzenders", senders}, {"aantal", count}, {"code", c->code},
 	};
-	/* the Message-ID derives from the group's first (lowest) notification id */
-	snprintf(msgid, sizeof(msgid), "<notificatie.%" PRId64 "@%s>", c->id,
-		 cfg->smtp_bounce_domain);
+	if (!mailref_message_id(c->ref, cfg->smtp_bounce_domain, msgid, sizeof(msgid)))
+		return NULL;
 
 	char *subject = template_render(t->subject, vars, sizeof(vars) / sizeof(vars[0]));
 	char *body = template_render(t->body, vars, sizeof(vars) / sizeof(vars[0]));
@@ -502,7 +617,8 @@ static char *render(struct delivery *d, const struct claimed *c, int n)
 		.subject = subject,
 		.body = body,
 		.message_id = msgid,
-		.date_unix = timefmt_now_ms() / MS_PER_S,
+		/* the mail's own date: a resend is the same mail */
+		.date_unix = c->mail_created_ms / MS_PER_S,
 		.language = lang_names[c->lang],
 	};
 	char *text = (subject && body) ? mime_build(&m, NULL) : NULL;
@@ -548,8 +664,14 @@ static const char SENT_SQL[] =
 	 * of every row that has left 'sending' until the next vacuum (a bitmap
 	 * scan never marks them dead), so each record read the whole backlog;
 	 * the join is planned as a plain index scan, which does */
-	"  UPDATE notifications n SET state = 'sent', sent_at = now(), last_error = NULL"
-	"  FROM unnest($1::bigint[]) AS u(id) WHERE n.id = u.id AND n.state = 'sending'"
+	/* a verification code is kept only until its mail is accepted */
+	"  UPDATE notifications n SET state = 'sent', sent_at = now(), last_error = NULL,"
+	"    payload = CASE WHEN n.kind = 'verify' THEN NULL ELSE n.payload END"
+	/* 'scheduled' too: the relay has the mail, even if a reconciler gave
+	 * up on the row while this worker could not reach PostgreSQL; marking
+	 * it sent keeps it from going again */
+	"  FROM unnest($1::bigint[]) AS u(id) WHERE n.id = u.id"
+	"    AND n.state IN ('sending', 'scheduled')"
 	"  RETURNING n.id, n.message_id, n.account_id, n.kind"
 	"), rep AS ("
 	"  INSERT INTO notifications (message_id, account_id, kind, due_at)"
@@ -570,12 +692,13 @@ static const char SENT_SQL[] =
 
 static const struct pgpool_stmt SENT_STMT = {"sent", SENT_SQL, 5};
 
-static void record_sent(struct worker *w, const int64_t *ids, int n)
+/* Marks ids sent; queues the reminders that follow. False if PostgreSQL failed. */
+static bool record_sent(struct worker *w, const int64_t *ids, int n)
 {
 	const struct config *cfg = w->d->app->cfg;
 	char after[48], before[48], maxrep[16];
 	if (n == 0)
-		return;
+		return true;
 	char *arr = id_array(ids, n);
 	snprintf(after, sizeof(after), "%" PRId64 " milliseconds", cfg->notify_repeat_after_ms);
 	snprintf(before, sizeof(before), "%" PRId64 " milliseconds",
@@ -584,10 +707,8 @@ static void record_sent(struct worker *w, const int64_t *ids, int n)
 	const char *params[] = {arr, after, before, maxrep, cfg->notify_timezone};
 	PGresult *res = arr ? exec_stmt(w, WS_SENT, &SENT_STMT, params) : NULL;
 	free(arr);
-	/* if this failed the rows stay 'sending'; the reconciler resends after the
-	 * visibility timeout: the documented at-least-once window */
 	if (!res)
-		return;
+		return false;
 	int nrep = PQntuples(res);
 	struct queue_item *its = calloc((size_t)nrep + 1, sizeof(*its));
 	int64_t *dues = calloc((size_t)nrep + 1, sizeof(*dues));
@@ -603,47 +724,113 @@ static void record_sent(struct worker *w, const int64_t *ids, int n)
 	free(its);
 	free(dues);
 	PQclear(res);
+	return true;
 }
 
-static void record_one(struct worker *w, int64_t id, const char *state, int64_t due_ms,
-		       const char *reason)
+/* $1 id, $2 state, $3 due, $4 reason, $5 unsent (the claim's attempt is taken back) */
+static const char ROW_SQL[] =
+	"UPDATE notifications SET state = $2, last_error = $4,"
+	"  due_at = CASE WHEN $2 = 'scheduled' THEN $3::timestamptz ELSE due_at END,"
+	"  attempts = attempts - CASE WHEN $5::boolean THEN 1 ELSE 0 END,"
+	"  claimed_at = NULL WHERE id = $1 AND state = 'sending'";
+
+static const struct pgpool_stmt ROW_STMT = {"row", ROW_SQL, 5};
+
+static bool record_row(struct worker *w, const struct row_outcome *o)
 {
 	char idbuf[24], due[TIMEFMT_RFC3339_LEN];
-	snprintf(idbuf, sizeof(idbuf), "%" PRId64, id);
-	timefmt_format_rfc3339(due_ms, due);
-	const char *params[] = {idbuf, state, due, reason};
-	exec_discard(w,
-		     "UPDATE notifications SET state = $2, last_error = $4, "
-		     "due_at = CASE WHEN $2 = 'scheduled' THEN $3::timestamptz ELSE due_at END, "
-		     "claimed_at = NULL WHERE id = $1 AND state = 'sending'",
-		     4, params);
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, o->id);
+	timefmt_format_rfc3339(o->due_ms, due);
+	const char *params[] = {idbuf, o->state, due, o->unsent ? NULL : o->reason,
+				o->unsent ? "t" : "f"};
+	PGresult *res = exec_stmt(w, WS_ROW, &ROW_STMT, params);
+	if (!res)
+		return false;
+	PQclear(res);
+	return true;
 }
 
-/* A hard bounce stops mail to the address until the citizen fixes it (portal prompt). */
-static void record_bounce(struct worker *w, const struct claimed *c, const char *reason)
+/* A 5xx from the relay: what a hard bounce means is migrations/0009's mail_hard_bounce. */
+static bool record_bounce(struct worker *w, int64_t mail_id, const char *reason)
 {
-	record_one(w, c->id, "bounced", 0, reason);
-	if (strcmp(c->kind, "verify") == 0)
-		return; /* an unverified address was never the account's */
-	const char *params[] = {c->account, c->rcpt};
-	exec_discard(w,
-		     "UPDATE accounts SET email_bounced_at = now() "
-		     "WHERE id = $1 AND email = $2 AND email_bounced_at IS NULL",
-		     2, params);
+	char idbuf[24];
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, mail_id);
+	const char *params[] = {idbuf, reason};
+	PGresult *res = exec(w, "SELECT notifications FROM mail_hard_bounce($1, $2)", 2, params);
+	if (!res)
+		return false;
+	PQclear(res);
+	return true;
 }
 
-/* Groups claimed rows (sorted by account, kind, id) into mails. */
+/* Writes what is not yet written of o; false at the first failure. */
+static bool apply_outcome(struct worker *w, struct outcome *o)
+{
+	if (!o->sent_done) {
+		if (!record_sent(w, o->sent, o->nsent))
+			return false;
+		o->sent_done = true;
+	}
+	for (; o->bounced_done < o->nbounced; o->bounced_done++)
+		if (!record_bounce(w, o->bounced[o->bounced_done], o->bounce_reason[o->bounced_done]))
+			return false;
+	for (; o->rows_done < o->nrows; o->rows_done++)
+		if (!record_row(w, &o->rows[o->rows_done]))
+			return false;
+	return true;
+}
+
+/*
+ * Records the outcome until PostgreSQL has it: with backoff, across
+ * reconnects, for as long as the daemon runs (and RECORD_STOP_GRACE_MS
+ * after it was asked to stop). Leaving it to the visibility timeout
+ * would send accepted mails again.
+ */
+static bool record_outcome(struct worker *w, struct outcome *o)
+{
+	struct delivery *d = w->d;
+	int64_t backoff = RECORD_RETRY_MIN_MS, give_up = 0;
+	bool warned = false;
+
+	while (!apply_outcome(w, o)) {
+		if (!warned) {
+			log_warn("delivery[%d]: cannot record the outcome of %d accepted mails' rows "
+				 "and %d others; retrying",
+				 w->index, o->sent_done ? 0 : o->nsent,
+				 (o->nbounced - o->bounced_done) + (o->nrows - o->rows_done));
+			warned = true;
+		}
+		if (atomic_load(&d->stop)) {
+			if (!give_up)
+				give_up = mono_ms() + RECORD_STOP_GRACE_MS;
+			if (mono_ms() >= give_up) {
+				log_error("delivery[%d]: stopping with an unrecorded outcome; "
+					  "its rows return after the visibility timeout",
+					  w->index);
+				return false;
+			}
+			struct timespec ts = {0, backoff * 1000000};
+			nanosleep(&ts, NULL);
+		} else {
+			pause_ms(d, backoff);
+		}
+		backoff = backoff * 2 > RECORD_RETRY_MAX_MS ? RECORD_RETRY_MAX_MS : backoff * 2;
+		if (PQstatus(w->pg) != CONNECTION_OK)
+			worker_connect(w);
+	}
+	if (warned)
+		log_info("delivery[%d]: outcome recorded after all", w->index);
+	return true;
+}
+
+/* Groups claimed rows (sorted by mail, id) into mails. */
 static int make_groups(const struct claimed *cl, int n, struct group *g)
 {
 	int k = 0;
 	for (int i = 0; i < n; i++) {
-		bool join = k > 0 && strcmp(cl[i].kind, "verify") != 0 &&
-			    strcmp(cl[i].account, cl[g[k - 1].first].account) == 0 &&
-			    strcmp(cl[i].kind, cl[g[k - 1].first].kind) == 0;
-		if (join) {
+		if (k > 0 && cl[i].mail_id == cl[g[k - 1].first].mail_id) {
 			g[k - 1].count++;
 		} else {
-			memset(&g[k], 0, sizeof(g[k]));
 			g[k].first = i;
 			g[k].count = 1;
 			k++;
@@ -680,145 +867,237 @@ static void defer_quiet(struct worker *w, const struct queue_item *items, int n,
 	free(ids);
 }
 
-static void process_batch(struct worker *w, const struct queue_item *items, int n)
+/* Rows of group g: retried later (4xx, connection trouble) or given up after the retry span. */
+static void add_retry(struct worker *w, struct outcome *o, const struct claimed *c, int n,
+		      const char *reason, int64_t now)
+{
+	const struct config *cfg = w->d->app->cfg;
+	struct app *app = w->d->app;
+	/* one due time for the whole mail: its rows stay together */
+	int64_t due = now + retry_delay_ms(cfg, c->attempts);
+	for (int k = 0; k < n; k++) {
+		struct row_outcome *r = &o->rows[o->nrows++];
+		r->id = c[k].id;
+		r->lane = c[k].lane;
+		r->due_ms = due;
+		snprintf(r->reason, sizeof(r->reason), "%s", reason);
+		if (due > c[k].created_ms + cfg->delivery_retry_span_ms) {
+			log_warn("delivery[%d]: notification %" PRId64 " given up after %d attempts: %s",
+				 w->index, c[k].id, c[k].attempts, reason);
+			r->state = "failed";
+			atomic_fetch_add(&app->metrics.notifications_failed, 1);
+		} else {
+			log_info("delivery[%d]: notification %" PRId64 " retry %d in %" PRId64 " ms: %s",
+				 w->index, c[k].id, c[k].attempts, due - now, reason);
+			r->state = "scheduled";
+			atomic_fetch_add(&app->metrics.notifications_retried, 1);
+		}
+	}
+}
+
+/* Rows of a mail that was not sent (its domain's bucket was empty): back, unsent. */
+static void add_deferred(struct outcome *o, const struct claimed *c, int n, int64_t due)
+{
+	for (int k = 0; k < n; k++) {
+		struct row_outcome *r = &o->rows[o->nrows++];
+		r->id = c[k].id;
+		r->lane = c[k].lane;
+		r->state = "scheduled";
+		r->due_ms = due;
+		r->unsent = true;
+	}
+}
+
+/* Puts the rows that go back to 'scheduled' into the Redis schedule again. */
+static void queue_retries(struct worker *w, const struct outcome *o)
+{
+	const struct config *cfg = w->d->app->cfg;
+	for (int i = 0; i < o->nrows; i++) {
+		if (strcmp(o->rows[i].state, "scheduled") != 0)
+			continue;
+		struct queue_item it = {o->rows[i].id, o->rows[i].lane};
+		if (!queue_sync_retry(w->rc, cfg->redis_key_prefix, &it, o->rows[i].due_ms))
+			log_warn("delivery[%d]: retry not queued; the reconciler will", w->index);
+	}
+}
+
+static void outcome_free(struct outcome *o)
+{
+	free(o->sent);
+	free(o->bounced);
+	free(o->bounce_reason);
+	free(o->rows);
+}
+
+/* The claimed rows that are not verification mails go back to the end of quiet hours. */
+static void defer_unclaimed(struct worker *w, const struct queue_item *items, int n,
+			    const struct claimed *cl, int nc, int64_t end_ms)
+{
+	struct queue_item *later = calloc((size_t)n, sizeof(*later));
+	int nl = 0;
+	for (int i = 0; later && i < n; i++) {
+		bool claimed = false;
+		for (int j = 0; j < nc && !claimed; j++)
+			claimed = cl[j].id == items[i].id;
+		if (!claimed)
+			later[nl++] = items[i];
+	}
+	if (nl)
+		defer_quiet(w, later, nl, end_ms);
+	free(later);
+}
+
+/*
+ * Sends the mails of the claimed rows and fills in o. Returns how many
+ * mails went to the relay (the global rate limit's tokens they used).
+ */
+static int send_mails(struct worker *w, const struct claimed *cl, const struct group *groups,
+		      int ng, struct outcome *o)
 {
 	struct delivery *d = w->d;
 	struct app *app = d->app;
 	const struct config *cfg = app->cfg;
-	struct claimed *cl = NULL;
-	struct group *groups = NULL;
-	int64_t *sent = NULL, *ids = calloc((size_t)n, sizeof(*ids));
-	int nsent = 0, ng = 0;
-	time_t quiet_end = 0;
-	bool quiet = d->quiet_enabled &&
-		     quiet_contains(time(NULL), d->quiet_start, d->quiet_end, &quiet_end);
-
-	if (!ids)
-		return;
-	for (int i = 0; i < n; i++)
-		ids[i] = items[i].id;
-	int nc = claim(w, ids, n, quiet, &cl);
-	if (nc < 0) {
-		/* PostgreSQL failed: leave the ids in flight, so they come back
-		 * after the visibility timeout instead of waiting for the reconciler */
-		free(ids);
-		return;
-	}
-	if (quiet) {
-		/* whatever was not a verification mail waits for the end of the window */
-		struct queue_item *later = calloc((size_t)n, sizeof(*later));
-		int nl = 0;
-		for (int i = 0; later && i < n; i++) {
-			bool claimed = false;
-			for (int j = 0; j < nc && !claimed; j++)
-				claimed = cl[j].id == items[i].id;
-			if (!claimed)
-				later[nl++] = items[i];
-		}
-		if (nl)
-			defer_quiet(w, later, nl, (int64_t)quiet_end * MS_PER_S);
-		free(later);
-	}
-
-	groups = calloc((size_t)nc + 1, sizeof(*groups));
-	sent = calloc((size_t)nc + 1, sizeof(*sent));
-	if (!groups || !sent)
-		goto out;
-	ng = make_groups(cl, nc, groups);
-
-	/* render; a group that cannot be rendered fails for good */
 	struct smtp_mail *mails = calloc((size_t)ng + 1, sizeof(*mails));
+	char (*envfrom)[MAILREF_NAME_MAX] = calloc((size_t)ng + 1, sizeof(*envfrom));
+	char (*envid)[MAILREF_NAME_MAX] = calloc((size_t)ng + 1, sizeof(*envid));
 	int *gidx = calloc((size_t)ng + 1, sizeof(*gidx));
 	int nm = 0;
-	for (int g = 0; mails && gidx && g < ng; g++) {
+	int64_t now = timefmt_now_ms();
+
+	if (!mails || !envfrom || !envid || !gidx) {
+		/* out of memory: every mail is a temporary failure */
+		for (int g = 0; g < ng; g++)
+			add_retry(w, o, &cl[groups[g].first], groups[g].count, "out of memory", now);
+		goto out;
+	}
+	for (int g = 0; g < ng; g++) {
 		const struct claimed *c = &cl[groups[g].first];
+		int64_t wait = 0;
+		if (!domain_try(d, c->rcpt, &wait)) {
+			add_deferred(o, c, groups[g].count, now + wait);
+			continue;
+		}
 		char *text = render(d, c, groups[g].count);
-		if (!text) {
-			log_error("delivery[%d]: notification %" PRId64 " cannot be rendered",
-				  w->index, c->id);
-			for (int k = 0; k < groups[g].count; k++)
-				record_one(w, c[k].id, "failed", 0, "cannot render mail");
+		if (!text || !mailref_verp(cfg->bounce_key, cfg->bounce_key_len, c->ref,
+					   cfg->smtp_bounce_domain, envfrom[nm], sizeof(envfrom[nm])) ||
+		    !mailref_envid(cfg->bounce_key, cfg->bounce_key_len, c->ref, envid[nm],
+				   sizeof(envid[nm]))) {
+			free(text);
+			log_error("delivery[%d]: mail %" PRId64 " cannot be rendered", w->index,
+				  c->mail_id);
+			for (int k = 0; k < groups[g].count; k++) {
+				struct row_outcome *r = &o->rows[o->nrows++];
+				r->id = c[k].id;
+				r->lane = c[k].lane;
+				r->state = "failed";
+				snprintf(r->reason, sizeof(r->reason), "cannot render mail");
+			}
 			atomic_fetch_add(&app->metrics.notifications_failed, groups[g].count);
 			continue;
 		}
-		snprintf(groups[g].envfrom, sizeof(groups[g].envfrom), "bounce+%" PRId64 "@%s",
-			 c->id, cfg->smtp_bounce_domain);
-		snprintf(groups[g].envid, sizeof(groups[g].envid), "berichtd-%" PRId64, c->id);
-		mails[nm].envelope_from = groups[g].envfrom;
-		mails[nm].envid = groups[g].envid;
+		mails[nm].envelope_from = envfrom[nm];
+		mails[nm].envid = envid[nm];
 		mails[nm].rcpt = c->rcpt;
 		mails[nm].text = text;
 		gidx[nm++] = g;
-		rate_wait(d, c->rcpt);
 	}
-
 	if (nm > 0) {
 		struct smtp_relay relay = {cfg->smtp_host, (int)cfg->smtp_port, cfg->smtp_helo,
 					   (long)(cfg->smtp_timeout_ms / MS_PER_S)};
 		smtp_send_batch(&relay, mails, (size_t)nm);
 	}
-
-	int64_t now = timefmt_now_ms();
+	now = timefmt_now_ms();
 	for (int i = 0; i < nm; i++) {
 		const struct group *g = &groups[gidx[i]];
 		const struct claimed *c = &cl[g->first];
 		switch (mails[i].result) {
 		case SMTP_SENT:
 			for (int k = 0; k < g->count; k++) {
-				sent[nsent++] = c[k].id;
+				o->sent[o->nsent++] = c[k].id;
 				observe_lag(&app->metrics, now - c[k].due_ms);
 			}
 			atomic_fetch_add(&app->metrics.mails_sent, 1);
 			break;
 		case SMTP_PERMFAIL:
-			log_info("delivery[%d]: notification %" PRId64 " bounced: %s", w->index,
-				 c->id, mails[i].reason);
-			for (int k = 0; k < g->count; k++)
-				record_bounce(w, &c[k], mails[i].reason);
+			log_info("delivery[%d]: mail %" PRId64 " bounced: %s", w->index, c->mail_id,
+				 mails[i].reason);
+			o->bounced[o->nbounced] = c->mail_id;
+			snprintf(o->bounce_reason[o->nbounced], sizeof(o->bounce_reason[0]), "%s",
+				 mails[i].reason);
+			o->nbounced++;
 			atomic_fetch_add(&app->metrics.notifications_bounced, g->count);
 			break;
 		case SMTP_TEMPFAIL:
-			for (int k = 0; k < g->count; k++) {
-				const struct claimed *x = &c[k];
-				int64_t due = now + retry_delay_ms(cfg, x->attempts);
-				if (due > x->created_ms + cfg->delivery_retry_span_ms) {
-					log_warn("delivery[%d]: notification %" PRId64
-						 " given up after %d attempts: %s",
-						 w->index, x->id, x->attempts, mails[i].reason);
-					record_one(w, x->id, "failed", 0, mails[i].reason);
-					atomic_fetch_add(&app->metrics.notifications_failed, 1);
-					continue;
-				}
-				log_info("delivery[%d]: notification %" PRId64 " retry %d in %" PRId64
-					 " ms: %s",
-					 w->index, x->id, x->attempts, due - now, mails[i].reason);
-				record_one(w, x->id, "scheduled", due, mails[i].reason);
-				struct queue_item it = {x->id, x->lane};
-				if (!queue_sync_retry(w->rc, cfg->redis_key_prefix, &it, due))
-					log_warn("delivery[%d]: retry not queued; reconciler will",
-						 w->index);
-				atomic_fetch_add(&app->metrics.notifications_retried, 1);
-			}
+			add_retry(w, o, c, g->count, mails[i].reason, now);
 			break;
 		}
 	}
-	record_sent(w, sent, nsent);
-	atomic_fetch_add(&app->metrics.notifications_sent, nsent);
-	if (nsent)
-		log_debug("delivery[%d]: %d notifications sent", w->index, nsent);
+out:
 	for (int i = 0; mails && i < nm; i++)
 		free((void *)mails[i].text);
 	free(mails);
+	free(envfrom);
+	free(envid);
 	free(gidx);
-out:
+	return nm;
+}
+
+/* Claims, sends and records one batch of n ids; reserved is its global rate-limit tokens. */
+static void process_batch(struct worker *w, const struct queue_item *items, int n, int reserved)
+{
+	struct delivery *d = w->d;
+	const struct config *cfg = d->app->cfg;
+	struct claimed *cl = NULL;
+	struct group *groups = NULL;
+	struct outcome o = {0};
+	int64_t *ids = calloc((size_t)n, sizeof(*ids));
+	int used = 0;
+	time_t quiet_end = 0;
+	bool quiet = d->quiet_enabled &&
+		     quiet_contains(time(NULL), d->quiet_start, d->quiet_end, &quiet_end);
+
+	if (!ids) {
+		rate_refund(d, reserved);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		ids[i] = items[i].id;
+	int nc = claim(w, ids, n, quiet, &cl);
+	free(ids);
+	if (nc < 0) {
+		/* PostgreSQL failed: leave the ids in flight, so they come back
+		 * after the visibility timeout instead of waiting for the reconciler */
+		rate_refund(d, reserved);
+		return;
+	}
+	if (quiet) /* whatever was not a verification mail waits for the end of the window */
+		defer_unclaimed(w, items, n, cl, nc, (int64_t)quiet_end * MS_PER_S);
+
+	groups = calloc((size_t)nc + 1, sizeof(*groups));
+	o.sent = calloc((size_t)nc + 1, sizeof(*o.sent));
+	o.bounced = calloc((size_t)nc + 1, sizeof(*o.bounced));
+	o.bounce_reason = calloc((size_t)nc + 1, sizeof(*o.bounce_reason));
+	o.rows = calloc((size_t)nc + 1, sizeof(*o.rows));
+	if (groups && o.sent && o.bounced && o.bounce_reason && o.rows) {
+		int ng = make_groups(cl, nc, groups);
+		used = send_mails(w, cl, groups, ng, &o);
+		if (record_outcome(w, &o)) {
+			queue_retries(w, &o);
+			atomic_fetch_add(&d->app->metrics.notifications_sent, o.nsent);
+			if (o.nsent)
+				log_debug("delivery[%d]: %d notifications sent", w->index, o.nsent);
+		}
+	}
+	/* else out of memory: the claimed rows return after the visibility timeout */
+	rate_refund(d, reserved - used);
+
 	/* ack everything taken: sent, finished, retried (already moved) or not ours */
 	if (!queue_sync_ack(w->rc, cfg->redis_key_prefix, items, (size_t)n))
 		log_warn("delivery[%d]: ack failed; ids come back after the visibility timeout",
 			 w->index);
-	free(ids);
+	outcome_free(&o);
 	free(cl);
 	free(groups);
-	free(sent);
 }
 
 static void *worker_main(void *arg)
@@ -842,9 +1121,14 @@ static void *worker_main(void *arg)
 				log_info("delivery: %d expired in-flight ids back in the schedule",
 					 back);
 		}
-		int n = queue_sync_take(w->rc, cfg->redis_key_prefix, now,
-					cfg->delivery_visibility_ms, items, max);
+		/* take only what the global rate limit lets go now: a mail takes at least one id */
+		int want = rate_reserve(d, max);
+		if (want == 0)
+			continue;
+		int n = queue_sync_take(w->rc, cfg->redis_key_prefix, timefmt_now_ms(),
+					cfg->delivery_visibility_ms, items, want);
 		if (n < 0) {
+			rate_refund(d, want);
 			log_warn("delivery[%d]: Redis failed; reconnecting", w->index);
 			redisFree(w->rc);
 			w->rc = NULL;
@@ -852,10 +1136,12 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		if (n == 0) {
+			rate_refund(d, want);
 			pause_ms(d, cfg->delivery_poll_ms);
 			continue;
 		}
-		process_batch(w, items, n);
+		rate_refund(d, want - n);
+		process_batch(w, items, n, n);
 	}
 	free(items);
 	if (w->pg)

@@ -118,6 +118,19 @@ void health_metrics(struct http_req *r)
 				      "berichtd_notification_lag_seconds_sum %.3f\n"
 				      "berichtd_notification_lag_seconds_count %lld\n",
 				      (double)m->lag_sum_ms / 1000.0, (long long)m->lag_count);
+	static const char *const refusals[DSN_REFUSALS] = DSN_REFUSAL_LABELS;
+	if (n < sizeof(buf))
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+				      "# HELP berichtd_dsn_applied_total Hard-bounce DSNs applied.\n"
+				      "# TYPE berichtd_dsn_applied_total counter\n"
+				      "berichtd_dsn_applied_total %lld\n"
+				      "# HELP berichtd_dsn_refused_total DSNs refused, by reason.\n"
+				      "# TYPE berichtd_dsn_refused_total counter\n",
+				      (long long)m->dsn_applied);
+	for (int i = 0; i < DSN_REFUSALS && n < sizeof(buf); i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+				      "berichtd_dsn_refused_total{reason=\"%s\"} %lld\n", refusals[i],
+				      (long long)m->dsn_refused[i]);
 	if (n > sizeof(buf))
 		n = sizeof(buf);
 	http_reply_text(r, 200, "text/plain; version=0.0.4", buf, n);

@@ -11,6 +11,12 @@
  * means a racing duplicate is neither inserted nor (in this statement's
  * snapshot) found as existing. Such an item goes round once more and then
  * sees the committed row: 200 with the same id, or 409.
+ *
+ * Deadlines (ingest.h): the queue is kept in deadline order, so one timer at
+ * its head drops what has waited too long, and a group (taken from the head)
+ * is in deadline order too: its timer answers its items one deadline at a
+ * time. Nothing is sent whose deadline has passed. Items that go round once
+ * more keep their deadline and are put back in order.
  */
 #include "ingest.h"
 
@@ -19,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/timefmt.h"
@@ -29,6 +36,7 @@
 #define GROUP_MAX 1000
 #define ATTEMPTS_MAX 3
 #define MS_PER_S 1000.0
+#define US_PER_S 1000000
 
 static const char INGEST_SQL[] =
 	"WITH input AS ("
@@ -87,22 +95,77 @@ enum col { C_I, C_CREATED, C_OLD_ID, C_SAME, C_HAS_BOX, C_NOTIF, C_DUE, C_PUBL, 
 
 struct ingest {
 	struct app *app;
-	struct ingest_item *head, *tail;
+	struct ingest_item *head, *tail; /* queued, in deadline order */
 	int queued;
 	int inflight;       /* statements running */
 	int inflight_items;
 	int max_inflight;
+	int64_t timeout_us; /* [postgres] ingest_timeout */
+	struct event *expiry; /* at the deadline of the queue's head */
+	int64_t expiry_at;  /* the deadline it is armed for; 0 when not armed */
+	/* answered at their deadline since the last log line (one a second at most) */
+	int late_dropped, late_unconfirmed;
+	int64_t late_logged_us;
 };
 
 struct group {
 	struct ingest *in;
-	struct ingest_item **items;
+	struct ingest_item **items; /* in deadline order; NULL once answered */
 	int n;
-	struct event *timer;  /* [postgres] ingest_timeout */
-	bool abandoned;       /* its items were answered 503 before the result came */
+	int expired;          /* items[0 .. expired) were answered at their deadline */
+	struct event *timer;  /* at the deadline of items[expired] */
 };
 
 static void try_flush(struct ingest *in);
+static void finish(struct ingest_item *it, enum ingest_outcome outcome);
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * US_PER_S + ts.tv_nsec / 1000;
+}
+
+/*
+ * During a stall items reach their deadline one by one, each with a timer
+ * of its own; a line for each would flood the log. So: a line at the first,
+ * then at most one a second with the counts since, and one when a statement
+ * ends (force).
+ */
+static void log_late(struct ingest *in, bool force)
+{
+	int64_t now = mono_us();
+
+	if (!in->late_dropped && !in->late_unconfirmed)
+		return;
+	if (!force && in->late_logged_us && now - in->late_logged_us < US_PER_S)
+		return;
+	log_warn("ingest: not committed within the ingest timeout: %d items dropped unsent "
+		 "(not stored), %d answered while their statement goes on (outcome unknown)",
+		 in->late_dropped, in->late_unconfirmed);
+	in->late_dropped = in->late_unconfirmed = 0;
+	in->late_logged_us = now;
+}
+
+/* Arms a timer to fire at a monotonic time (at once if it has passed). */
+static void arm_at(struct event *ev, int64_t at_us)
+{
+	int64_t left = at_us - mono_us();
+	if (left < 0)
+		left = 0;
+	struct timeval tv = {(time_t)(left / US_PER_S), (suseconds_t)(left % US_PER_S)};
+	evtimer_add(ev, &tv);
+}
+
+static void on_queue_expiry(evutil_socket_t fd, short what, void *arg)
+{
+	struct ingest *in = arg;
+	(void)fd;
+	(void)what;
+
+	in->expiry_at = 0;
+	try_flush(in); /* drops what has expired, re-arms for the new head */
+}
 
 struct ingest *ingest_new(struct app *app)
 {
@@ -112,12 +175,42 @@ struct ingest *ingest_new(struct app *app)
 	in->app = app;
 	/* leave connections for auth, reads and readiness checks */
 	in->max_inflight = app->cfg->pg_pool_size > 2 ? (int)app->cfg->pg_pool_size / 2 : 1;
+	in->timeout_us = app->cfg->pg_ingest_timeout_ms * 1000;
+	in->expiry = evtimer_new(app->base, on_queue_expiry, in);
+	if (!in->expiry) {
+		free(in);
+		return NULL;
+	}
 	return in;
+}
+
+static struct ingest_item *pop_head(struct ingest *in)
+{
+	struct ingest_item *it = in->head;
+	in->head = it->next;
+	if (!in->head)
+		in->tail = NULL;
+	in->queued--;
+	it->next = NULL;
+	return it;
 }
 
 void ingest_free(struct ingest *in)
 {
+	if (!in)
+		return;
+	/* pgpool_free ran first and failed every statement, so this is empty
+	 * unless memory ran out; never leave an owner without its answer */
+	while (in->head)
+		finish(pop_head(in), INGEST_UNAVAILABLE);
+	log_late(in, true);
+	event_free(in->expiry);
 	free(in);
+}
+
+int64_t ingest_deadline(const struct ingest *in)
+{
+	return mono_us() + in->timeout_us;
 }
 
 int ingest_pending(const struct ingest *in)
@@ -132,14 +225,54 @@ bool ingest_overloaded(const struct ingest *in, int n)
 
 void ingest_submit(struct ingest *in, struct ingest_item *item)
 {
-	item->next = NULL;
-	if (in->tail)
-		in->tail->next = item;
-	else
-		in->head = item;
-	in->tail = item;
+	if (!item->deadline_us)
+		item->deadline_us = ingest_deadline(in);
+	if (!in->tail || in->tail->deadline_us <= item->deadline_us) {
+		/* the usual case: requests arrive in deadline order */
+		item->next = NULL;
+		if (in->tail)
+			in->tail->next = item;
+		else
+			in->head = item;
+		in->tail = item;
+	} else {
+		/* going round once more with an older deadline: before the first later one */
+		struct ingest_item **p = &in->head;
+		while ((*p)->deadline_us <= item->deadline_us)
+			p = &(*p)->next;
+		item->next = *p;
+		*p = item;
+	}
 	in->queued++;
 	try_flush(in);
+}
+
+/* Drops queued items whose deadline has passed: never sent, so not stored. */
+static void expire_queue(struct ingest *in)
+{
+	int64_t now = mono_us();
+	int n = 0;
+
+	while (in->head && in->head->deadline_us <= now) {
+		n++;
+		finish(pop_head(in), INGEST_EXPIRED);
+	}
+	if (n) {
+		in->late_dropped += n;
+		log_late(in, false);
+	}
+}
+
+static void arm_expiry(struct ingest *in)
+{
+	if (!in->head) {
+		if (in->expiry_at)
+			evtimer_del(in->expiry);
+		in->expiry_at = 0;
+	} else if (in->expiry_at != in->head->deadline_us) {
+		in->expiry_at = in->head->deadline_us;
+		arm_at(in->expiry, in->expiry_at);
+	}
 }
 
 static json_t *item_json(int i, const struct ingest_item *it)
@@ -174,30 +307,41 @@ static void finish(struct ingest_item *it, enum ingest_outcome outcome)
 }
 
 /*
- * PostgreSQL is slow: the group's owners get 503 now, while the statement
- * goes on. If it commits after all, nothing is lost: its notifications are
- * still scheduled (on_group_done), and a retry of a message answers 200
- * with the same id. Never a 201 for a message that was not committed.
+ * PostgreSQL is slow: the owners of the group's items whose deadline has
+ * passed get their answer now (outcome unknown), while the statement goes
+ * on. If it commits after all, nothing is lost: its notifications are still
+ * scheduled (group_done), and a retry of a message answers 200 with the
+ * same id. Never a 201 for a message that was not committed.
  */
-static void on_group_timeout(evutil_socket_t fd, short what, void *arg)
+static void on_group_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct group *g = arg;
+	int64_t now = mono_us();
+	int n = 0;
 	(void)fd;
 	(void)what;
 
-	log_warn("ingest: group of %d not committed within the ingest timeout", g->n);
-	g->abandoned = true;
-	for (int k = 0; k < g->n; k++) {
-		struct ingest_item *it = g->items[k];
-		g->items[k] = NULL;
-		if (it)
-			finish(it, INGEST_UNAVAILABLE);
+	while (g->expired < g->n && g->items[g->expired]->deadline_us <= now) {
+		struct ingest_item *it = g->items[g->expired];
+		g->items[g->expired++] = NULL;
+		n++;
+		finish(it, INGEST_UNCONFIRMED);
 	}
+	if (n) {
+		g->in->late_unconfirmed += n;
+		log_late(g->in, false);
+	}
+	if (g->expired < g->n)
+		arm_at(g->timer, g->items[g->expired]->deadline_us);
 }
 
-static void on_group_done(const PGresult *res, const char *err, void *arg)
+/*
+ * The statement's end. On an error without a result the statement may have
+ * committed (a connection lost while it ran) unless it never left (the pool
+ * says so, or may_have_run is false): only then is it "not stored".
+ */
+static void group_done(struct group *g, const PGresult *res, const char *err, bool may_have_run)
 {
-	struct group *g = arg;
 	struct ingest *in = g->in;
 	int64_t *ids = NULL, *dues = NULL, *lanes = NULL;
 	size_t nsched = 0;
@@ -206,16 +350,21 @@ static void on_group_done(const PGresult *res, const char *err, void *arg)
 	in->inflight_items -= g->n;
 	if (g->timer)
 		event_free(g->timer);
+	log_late(in, true);
 
 	if (err) {
-		log_warn("ingest: group of %d not stored: %.200s", g->n, err);
+		/* an error result means the transaction rolled back */
+		bool unknown = !res && may_have_run && !pgpool_never_sent(err);
+		log_warn("ingest: group of %d %s: %.200s", g->n,
+			 unknown ? "may or may not be stored" : "not stored", err);
 		for (int k = 0; k < g->n; k++)
 			if (g->items[k])
-				finish(g->items[k], INGEST_UNAVAILABLE);
+				finish(g->items[k], unknown ? INGEST_UNCONFIRMED : INGEST_UNAVAILABLE);
 		goto out;
 	}
-	if (g->abandoned)
-		log_info("ingest: a group answered 503 has completed after all");
+	if (g->expired)
+		log_info("ingest: a group with %d items answered at their deadline has "
+			 "committed after all", g->expired);
 
 	int rows = PQntuples(res);
 	ids = calloc((size_t)rows + 1, sizeof(*ids));
@@ -237,7 +386,7 @@ static void on_group_done(const PGresult *res, const char *err, void *arg)
 			atomic_fetch_add(&in->app->metrics.messages_accepted, 1);
 		struct ingest_item *it = g->items[i];
 		if (!it)
-			continue; /* answered already (timeout), or reported twice */
+			continue; /* answered already (deadline), or reported twice */
 		g->items[i] = NULL;
 		if (!PQgetisnull(res, row, C_PUBL))
 			it->publicatie_ms = strtoll(PQgetvalue(res, row, C_PUBL), NULL, 10);
@@ -260,10 +409,11 @@ static void on_group_done(const PGresult *res, const char *err, void *arg)
 			finish(it, INGEST_UNAVAILABLE);
 		}
 	}
-	/* items the statement did not report (cannot happen; never leave one hanging) */
+	/* items the committed statement did not report (cannot happen; never
+	 * leave one hanging, and do not claim it was not stored) */
 	for (int k = 0; k < g->n; k++)
 		if (g->items[k])
-			finish(g->items[k], INGEST_UNAVAILABLE);
+			finish(g->items[k], INGEST_UNCONFIRMED);
 
 	atomic_fetch_add(&in->app->metrics.notifications_scheduled, (long long)nsched);
 	queue_loop_schedule_lanes(in->app->queue, ids, lanes, dues, nsched);
@@ -274,6 +424,11 @@ out:
 	free(g->items);
 	free(g);
 	try_flush(in);
+}
+
+static void on_group_done(const PGresult *res, const char *err, void *arg)
+{
+	group_done(arg, res, err, true);
 }
 
 /*
@@ -288,6 +443,7 @@ out:
 
 static void try_flush(struct ingest *in)
 {
+	expire_queue(in);
 	while (in->head && in->inflight < in->max_inflight &&
 	       (in->inflight == 0 || in->queued >= GROUP_PARALLEL_MIN)) {
 		struct group *g = calloc(1, sizeof(*g));
@@ -297,16 +453,11 @@ static void try_flush(struct ingest *in)
 			free(g);
 			json_decref(arr);
 			log_error("ingest: out of memory");
-			return;
+			break;
 		}
 		g->in = in;
 		for (int k = 0; k < n; k++) {
-			struct ingest_item *it = in->head;
-			in->head = it->next;
-			if (!in->head)
-				in->tail = NULL;
-			in->queued--;
-			it->next = NULL;
+			struct ingest_item *it = pop_head(in);
 			g->items[g->n++] = it;
 			json_array_append_new(arr, item_json(k, it));
 		}
@@ -314,19 +465,20 @@ static void try_flush(struct ingest *in)
 		json_decref(arr);
 		in->inflight++;
 		in->inflight_items += g->n;
-		struct timeval tv = {in->app->cfg->pg_ingest_timeout_ms / 1000,
-				     (in->app->cfg->pg_ingest_timeout_ms % 1000) * 1000};
-		g->timer = evtimer_new(in->app->base, on_group_timeout, g);
+		g->timer = evtimer_new(in->app->base, on_group_deadline, g);
 		if (g->timer)
-			evtimer_add(g->timer, &tv);
+			arm_at(g->timer, g->items[0]->deadline_us);
+		else
+			log_error("ingest: out of memory for a group's timer");
 		char digest[48];
 		snprintf(digest, sizeof(digest), "%" PRId64 " milliseconds",
 			 in->app->cfg->notify_digest_window_ms);
 		const char *params[] = {payload, digest};
 		if (!payload || !pgpool_query_stmt(in->app->pg, &INGEST_STMT, params, on_group_done, g))
-			on_group_done(NULL, "out of memory", g);
+			group_done(g, NULL, "out of memory or shutting down", false);
 		free(payload);
 	}
+	arm_expiry(in);
 }
 
 /* ------------------------------------------------------------------ HTTP */
@@ -368,7 +520,23 @@ static void single_done(struct ingest_item *it)
 			     "Deze ontvanger heeft geen actieve Berichtenbox voor deze afzender.");
 		break;
 	case INGEST_UNAVAILABLE:
-		http_problem_unavailable(r, "Het bericht is niet opgeslagen; probeer het opnieuw.");
+		http_problem_unavailable(r, "Het bericht is niet opgeslagen; probeer het opnieuw "
+					    "met dezelfde referentie.");
+		break;
+	case INGEST_EXPIRED:
+		log_info("ingest %s: 503, not stored (not sent in time)", r->id);
+		http_problem_unavailable(r, "Het bericht is niet opgeslagen: de database kon het "
+					    "niet op tijd aannemen. Probeer het opnieuw met dezelfde "
+					    "referentie.");
+		break;
+	case INGEST_UNCONFIRMED:
+		log_info("ingest %s: 503, outcome unknown (no commit result in time)", r->id);
+		http_problem_unavailable(
+			r, "Niet bekend of het bericht is opgeslagen: de database heeft het niet op "
+			   "tijd bevestigd en kan het nog opslaan (dan volgt de melding aan de "
+			   "ontvanger gewoon). Opnieuw versturen met dezelfde referentie is veilig: "
+			   "een opgeslagen bericht komt terug met 200 en zijn berichtId, anders wordt "
+			   "het alsnog opgeslagen (201).");
 		break;
 	}
 	free(it);
@@ -377,6 +545,7 @@ static void single_done(struct ingest_item *it)
 void ingest_http_post(struct http_req *r)
 {
 	struct app *app = r->app;
+	int64_t deadline = ingest_deadline(app->ingest); /* counted from arrival */
 	struct ingest_item *it = calloc(1, sizeof(*it));
 	json_t *invalid = json_array();
 
@@ -405,6 +574,7 @@ void ingest_http_post(struct http_req *r)
 		return;
 	}
 	it->agency_id = r->agency_id;
+	it->deadline_us = deadline;
 	it->done = single_done;
 	it->owner = r;
 	ingest_submit(app->ingest, it);

@@ -7,6 +7,13 @@
  * owner is told its outcome only after that commit. Redis is written after
  * the commit; a crash in between loses nothing (the reconciler finds the row).
  *
+ * Deadlines: every item carries its own, [postgres] ingest_timeout after its
+ * request arrived. An item still queued when it passes is dropped unsent
+ * (INGEST_EXPIRED: not stored); one whose statement is still running is
+ * answered INGEST_UNCONFIRMED while the statement goes on. If that statement
+ * commits after all, its notifications are scheduled all the same, and a
+ * retry with the same referentie finds the stored message.
+ *
  * Loop thread only.
  */
 #ifndef BERICHTD_INGEST_H
@@ -21,7 +28,9 @@ enum ingest_outcome {
 	INGEST_CONFLICT,      /* the same referentie with other content */
 	INGEST_NO_BOX,        /* no active message box for this BSN */
 	INGEST_UNKNOWN_TYPE,  /* berichttype not registered for this agency */
-	INGEST_UNAVAILABLE,   /* not stored: the database failed */
+	INGEST_UNAVAILABLE,   /* not stored: the database failed or was not reached */
+	INGEST_EXPIRED,       /* not stored: its deadline passed while it was queued */
+	INGEST_UNCONFIRMED,   /* may be stored: sent, but no commit result by its deadline */
 };
 
 struct ingest_item;
@@ -32,6 +41,7 @@ struct ingest_item {
 	struct message_in msg;
 	int64_t agency_id;
 	uuid_t7 id;                 /* the id it gets if created */
+	int64_t deadline_us;        /* monotonic, from ingest_deadline(); answered by then */
 	int attempts;
 	/* result */
 	enum ingest_outcome outcome;
@@ -45,7 +55,16 @@ struct ingest_item {
 struct ingest *ingest_new(struct app *app);
 void ingest_free(struct ingest *in);
 
-/* Queues an item; item->done runs later, after the commit (or the failure). */
+/* The deadline of an item whose request arrives now: now + ingest_timeout. */
+int64_t ingest_deadline(const struct ingest *in);
+
+/*
+ * Queues an item whose deadline_us is set. item->done runs once: after the
+ * commit, the failure or the deadline; usually later, but from inside this
+ * call when the deadline has passed already or the pool refuses the query.
+ * done must not submit items itself. Once done has run, ingest no longer
+ * refers to the item: the owner may free it.
+ */
 void ingest_submit(struct ingest *in, struct ingest_item *item);
 
 /* Items queued or being written. */

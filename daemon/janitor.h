@@ -1,15 +1,21 @@
 /*
- * janitor.h - retention: purges message metadata past the citizen's
- * bewaartermijnDagen (accounts.retention_days, bounded by [retention]
- * min_days/max_days, default_days when unset), and messages the citizen
- * deleted, but never before the message's statistics window has closed
- * (the end of its cohort day in [notify] timezone plus 42 days), so that
- * frozen reports never change.
+ * janitor.h - retention. Every [retention] interval, in batches of
+ * [retention] batch rows (one short statement each, FOR UPDATE SKIP LOCKED,
+ * so several instances share the work and no long lock is held; a full
+ * batch is followed at once by the next one), it deletes:
  *
- * Every [retention] interval it deletes in batches of [retention] batch rows
- * (one short statement each, FOR UPDATE SKIP LOCKED, so several instances
- * share the work and no long lock is held); a full batch is followed at once
- * by the next one. Their notifications go with them, in the same statement.
+ *  - messages [retention] agency_record_days after publication, the same
+ *    period for every message: the row is the agency's record (its GET,
+ *    the idempotency of its referentie), and nothing the citizen does may
+ *    change what the agency sees. Never before the statistics window has
+ *    closed (the end of the cohort day in [notify] timezone plus 42 days).
+ *    Their notifications go with them, in the same statement. The
+ *    citizen's copy leaves the box earlier, when the citizen deletes it or
+ *    its bewaartermijnDagen has passed (box.c, box_holds);
+ *  - verification mails whose code has expired ([portal] verify_ttl);
+ *  - mails (migrations/0009) older than both [bounce] max_age and
+ *    [delivery] retry_span, once none of their rows can still go out.
+ *
  * Asynchronous on the event loop; loop thread only.
  */
 #ifndef BERICHTD_JANITOR_H

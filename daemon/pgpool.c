@@ -29,6 +29,17 @@
 
 enum pgc_state { PGC_CONNECTING, PGC_IDLE, PGC_BUSY, PGC_BACKOFF };
 
+/* the errors of queries that failed in the queue (pgpool_never_sent) */
+static const char ERR_DOWN[] = "database unavailable";
+static const char ERR_CLOSING_QUEUED[] = "shutting down";
+/* a running query cancelled by pgpool_free: its outcome is unknown */
+static const char ERR_CLOSING_RUNNING[] = "shutting down while the query ran";
+
+bool pgpool_never_sent(const char *err)
+{
+	return err == ERR_DOWN || err == ERR_CLOSING_QUEUED;
+}
+
 struct pgq {
 	struct pgq *next;
 	char *sql;                     /* NULL for a prepared statement */
@@ -126,7 +137,7 @@ static void pool_fail_queued(evutil_socket_t fd, short what, void *arg)
 		if (!pool->head)
 			pool->tail = NULL;
 		pool->queued--;
-		q->cb(NULL, "database unavailable", q->arg);
+		q->cb(NULL, ERR_DOWN, q->arg);
 		pgq_free(q);
 	}
 }
@@ -508,14 +519,14 @@ void pgpool_free(struct pgpool *pool)
 	while (pool->head) {
 		struct pgq *q = pool->head;
 		pool->head = q->next;
-		q->cb(NULL, "shutting down", q->arg);
+		q->cb(NULL, ERR_CLOSING_QUEUED, q->arg);
 		pgq_free(q);
 	}
 	if (pool->conns) {
 		for (int i = 0; i < pool->size; i++) {
 			struct pgconn *c = &pool->conns[i];
 			if (c->conn || c->cur)
-				conn_backoff(c, "shutting down");
+				conn_backoff(c, ERR_CLOSING_RUNNING);
 			if (c->timer)
 				event_free(c->timer);
 		}

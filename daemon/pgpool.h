@@ -26,6 +26,16 @@ struct pgpool;
  */
 typedef void (*pgpool_cb)(const PGresult *res, const char *err, void *arg);
 
+/*
+ * Whether `err` of a callback without a result means the query never
+ * reached the server, so it did nothing there: it failed in the queue
+ * because no connection was up, or because the pool was being freed. Any
+ * other failure without a result (a connection lost, or the pool freed,
+ * while it ran) leaves the outcome unknown: its transaction may have
+ * committed. An error result (res not NULL) means it did not commit.
+ */
+bool pgpool_never_sent(const char *err);
+
 struct pgpool *pgpool_new(struct event_base *base, const char *conninfo, int size);
 
 /*
@@ -61,7 +71,8 @@ int pgpool_pending(const struct pgpool *pool);
 
 /*
  * Frees the pool. Queued queries get their callback with err "shutting down"
- * before this returns; running ones are cancelled the same way.
+ * before this returns (pgpool_never_sent is true); running ones are
+ * cancelled with an error of their own (their outcome is unknown).
  */
 void pgpool_free(struct pgpool *pool);
 

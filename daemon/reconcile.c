@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "pgpool.h"
@@ -18,12 +19,41 @@
 #define PAGE_SIZE_STR "5000"
 #define IDS_PER_LINE 50
 
+/*
+ * After PostgreSQL was unreachable, stale 'sending' rows are left alone
+ * this long: the workers of every instance hold the outcomes of what they
+ * sent during the outage and record them within a second or two of its
+ * end (delivery.c, record_outcome). Resetting those rows first would send
+ * accepted mails again.
+ */
+#define STALE_GRACE_MS 10000
+
 struct reconcile {
 	struct app *app;
 	struct event *timer;
 	int64_t last_id;
 	long long readded;
+	bool failed;            /* the last statement failed: PostgreSQL unreachable */
+	int64_t stale_after_ms; /* monotonic: no stale reset before this */
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Notes whether a statement reached PostgreSQL; the first success after a failure starts the grace. */
+static void note_result(struct reconcile *rc, bool ok)
+{
+	if (!ok)
+		rc->failed = true;
+	else if (rc->failed) {
+		rc->failed = false;
+		rc->stale_after_ms = now_ms() + STALE_GRACE_MS;
+	}
+}
 
 static void schedule_rows(struct reconcile *rc, const PGresult *res)
 {
@@ -60,6 +90,7 @@ static void on_page(const PGresult *res, const char *err, void *arg)
 {
 	struct reconcile *rc = arg;
 
+	note_result(rc, !err);
 	if (err) {
 		log_warn("reconcile: page failed: %.200s", err);
 		arm(rc);
@@ -93,10 +124,23 @@ static void next_page(struct reconcile *rc)
 		arm(rc);
 }
 
+/* A pass over every scheduled row, putting each back into the Redis schedule. */
+static void start_pass(struct reconcile *rc)
+{
+	if (!queue_loop_connected(rc->app->queue)) {
+		arm(rc); /* nothing to repair into; try again next interval */
+		return;
+	}
+	rc->last_id = 0;
+	rc->readded = 0;
+	next_page(rc);
+}
+
 static void on_stale(const PGresult *res, const char *err, void *arg)
 {
 	struct reconcile *rc = arg;
 
+	note_result(rc, !err);
 	if (err) {
 		log_warn("reconcile: failed: %.200s", err);
 		arm(rc);
@@ -104,8 +148,10 @@ static void on_stale(const PGresult *res, const char *err, void *arg)
 	}
 	if (PQntuples(res) > 0) {
 		/* the ids are logged: they are the only ones that may arrive twice */
-		log_warn("reconcile: %d notifications stuck in 'sending' rescheduled "
-			 "(a worker died; these may be sent twice, with the same Message-ID)",
+		log_warn("reconcile: %d notifications stuck in 'sending' for longer than the "
+			 "visibility timeout rescheduled (the process that claimed them stopped "
+			 "before recording them; their mails may arrive twice, the same mails "
+			 "with the same Message-IDs)",
 			 PQntuples(res));
 		for (int i = 0; i < PQntuples(res); i += IDS_PER_LINE) {
 			char list[IDS_PER_LINE * 21 + 1];
@@ -117,13 +163,7 @@ static void on_stale(const PGresult *res, const char *err, void *arg)
 		}
 		schedule_rows(rc, res);
 	}
-	if (!queue_loop_connected(rc->app->queue)) {
-		arm(rc); /* nothing to repair into; try again next interval */
-		return;
-	}
-	rc->last_id = 0;
-	rc->readded = 0;
-	next_page(rc);
+	start_pass(rc);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -133,6 +173,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
+	if (rc->failed || now_ms() < rc->stale_after_ms) {
+		/* PostgreSQL was (or is) away: repair Redis only, reset nothing */
+		start_pass(rc);
+		return;
+	}
 	snprintf(vis, sizeof(vis), "%" PRId64 " milliseconds", rc->app->cfg->delivery_visibility_ms);
 	const char *params[] = {vis};
 	if (!pgpool_query(rc->app->pg,

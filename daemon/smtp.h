@@ -13,9 +13,9 @@
 #include <stddef.h>
 
 enum smtp_result {
-	SMTP_SENT,      /* the relay accepted the mail (2xx after DATA) */
-	SMTP_TEMPFAIL,  /* 4xx, or the connection failed: try again later */
-	SMTP_PERMFAIL,  /* 5xx: hard bounce of the recipient */
+	SMTP_SENT,      /* the relay accepted the mail (2xx to the end of data) */
+	SMTP_TEMPFAIL,  /* 4xx, a refused sender, or the connection failed: try again later */
+	SMTP_PERMFAIL,  /* a 5xx for the recipient: hard bounce (table in smtp_verdict.c) */
 };
 
 struct smtp_mail {
@@ -26,7 +26,7 @@ struct smtp_mail {
 	/* out */
 	enum smtp_result result;
 	int code;
-	char reason[160];           /* the relay's reply, for logs and the row */
+	char reason[160];           /* the deciding step and the relay's reply, for logs and the row */
 };
 
 struct smtp_relay {

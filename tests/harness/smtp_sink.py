@@ -13,6 +13,8 @@ Behaviour controls for fault tests:
   * file <dir>/../smtp/mode (checked on every command):
         "tempfail" -> 421 on connect and for MAIL/RCPT/DATA
         "permfail" -> 554 5.7.1 for MAIL
+        "slow MS"  -> the reply to the end of data waits MS milliseconds
+                      (a slow relay: a batch's session lasts long)
 Uses Debian's aiosmtpd 1.4.x (asyncio server, no threads).
 """
 import argparse
@@ -79,8 +81,11 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        if self.mode() == "tempfail":
+        mode = self.mode()
+        if mode == "tempfail":
             return "421 4.3.2 Service not available (tempfail mode)"
+        if mode.startswith("slow "):
+            await asyncio.sleep(int(mode.split()[1]) / 1000.0)
         self.seq += 1
         self.count += 1
         base = "%08d-%s" % (self.seq, uuid.uuid4().hex)

@@ -34,7 +34,8 @@ def assert_valid_mail(m):
     parsed = BytesParser(policy=email.policy.strict).parsebytes(m.raw)
     for h in ("Date", "From", "To", "Subject", "Message-ID", "MIME-Version"):
         assert parsed[h], h
-    assert re.fullmatch(r"<notificatie\.\d+@%s>" % re.escape(DOMAIN), parsed["Message-ID"])
+    # random, not sequential: it tells the reader nothing about the mail volume
+    assert re.fullmatch(r"<[0-9a-f]{32}@%s>" % re.escape(DOMAIN), parsed["Message-ID"])
     assert parsed["Auto-Submitted"] == "auto-generated"
     assert parsed.get_content_type() == "text/plain"
     assert parsed["Content-Transfer-Encoding"] == "quoted-printable"
@@ -252,16 +253,19 @@ def test_kill9_while_delivering_5000_loses_nothing_and_duplicates_only_in_crash_
     got = mails_to(mailbox, addrs)
     per_rcpt = {}
     for m in got:
-        per_rcpt.setdefault(m.rcpt_tos[0], []).append(m["Message-ID"])
+        per_rcpt.setdefault(m.rcpt_tos[0], []).append(m)
     assert set(per_rcpt) == addrs
-    dups = {r: ids for r, ids in per_rcpt.items() if len(ids) > 1}
+    dups = {r: ms for r, ms in per_rcpt.items() if len(ms) > 1}
     crash_ids = set()
     for line in d.log_text().splitlines():
         if "crash window ids:" in line:
             crash_ids.update(int(x) for x in line.rsplit(":", 1)[1].split(","))
-    for r, ids in dups.items():
-        assert len(set(ids)) == 1, "a resend must carry the same Message-ID"
-        nid = int(re.search(r"notificatie\.(\d+)@", ids[0]).group(1))
+    for r, ms in dups.items():
+        assert len({m["Message-ID"] for m in ms}) == 1, "a resend must carry the same Message-ID"
+        assert len({m.raw for m in ms}) == 1, "a resend must be the same mail, byte for byte"
+        ref = ms[0]["Message-ID"][1:].split("@")[0]
+        [(nid,)] = services.psql("SELECT n.id FROM notifications n JOIN mails m "
+                                 "ON m.id = n.mail_id WHERE m.ref = %s", (ref,))
         assert nid in crash_ids, "duplicate %d not in the logged crash window" % nid
     states = services.psql(
         "SELECT n.state, count(*) FROM notifications n JOIN messages m ON m.id = n.message_id "
@@ -339,44 +343,74 @@ def test_550_at_smtp_time_marks_the_address_bounced(make_daemon, services, mailb
     assert "herstelEmail" in prompt_kinds(d, portal, account)
 
 
-DSN_TEMPLATE = (
-    "Return-Path: <>\r\nTo: bounce+{nid}@berichtenbox.example\r\n"
-    "From: MAILER-DAEMON@relay.example\r\nSubject: Undelivered Mail Returned to Sender\r\n"
-    "MIME-Version: 1.0\r\n"
-    "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\r\n"
-    "--b1\r\nContent-Type: text/plain\r\n\r\nCould not deliver.\r\n\r\n"
-    "--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; relay.example\r\n"
-    "\r\nFinal-Recipient: rfc822; {addr}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
-    "--b1\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-    "Message-ID: <notificatie.{nid}@berichtenbox.example>\r\n\r\n--b1--\r\n")
+def dsn_text(to, addr, envid=None, message_id=None, status="5.1.1", action="failed"):
+    """A Postfix-shaped DSN delivered to `to` about a mail to `addr`."""
+    return (
+        "Return-Path: <>\r\n" + ("To: %s\r\n" % to if to else "") +
+        "From: MAILER-DAEMON@relay.example\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\r\n"
+        "--b1\r\nContent-Type: text/plain\r\n\r\nCould not deliver.\r\n\r\n"
+        "--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; relay.example\r\n"
+        + ("Original-Envelope-Id: %s\r\n" % envid if envid else "") +
+        "\r\nFinal-Recipient: rfc822; %s\r\nAction: %s\r\nStatus: %s\r\n\r\n" % (addr, action, status)
+        + "--b1\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        + ("Message-ID: %s\r\n" % message_id if message_id else "") + "\r\n--b1--\r\n")
+
+
+def post_dsn(d, dsn, via="http"):
+    """Hands a DSN to the daemon; returns (status word, reason or None)."""
+    if via == "cli":
+        out = d.cli("bounce", input=dsn)
+        assert out.returncode == 0, out.stderr
+        line = out.stdout.strip()
+        if line.startswith("refused: "):
+            return "geweigerd", line.split(": ", 1)[1]
+        return ("verwerkt" if "recorded" in line else "genegeerd"), None
+    r = d.request("POST", "/v1/bounces", token=d.token("relay"), body=dsn.encode(),
+                  headers={"Content-Type": "message/rfc822"})
+    assert r.status == 202, r.text
+    return r.json()["status"], r.json().get("reden")
+
+
+def first_mail(d, mailbox, services, bsn, addr, a, ref):
+    """Posts a message to a citizen at addr; returns (message id, its notification, the mail)."""
+    mid = post(d, a["token"], bsn, ref)
+    [mail] = mailbox.wait_for(1, predicate=lambda m: addr in m.rcpt_tos
+                              and "Berichtenbox" in m["Subject"] and "code" not in m["Subject"])
+    [(nid,)] = services.psql(
+        "SELECT id FROM notifications WHERE message_id = %s AND kind = 'new'", (mid,))
+    wait_until(lambda: services.psql("SELECT state FROM notifications WHERE id = %s", (nid,))
+               == [("sent",)], what="recorded as sent")
+    return mid, nid, mail
+
+
+def refused_metric(d, reason):
+    text = d.ops_request("GET", "/metrics").text
+    m = re.search(r'^berichtd_dsn_refused_total\{reason="%s"\} (\d+)' % reason, text, re.M)
+    return int(m.group(1)) if m else None
 
 
 @pytest.mark.parametrize("via", ["http", "cli"])
-def test_dsn_marks_the_address_bounced(make_daemon, services, mailbox, new_bsn, via):
-    d = make_daemon("dsn-" + via)
+@pytest.mark.parametrize("by", ["verp", "envid"])
+def test_dsn_marks_the_address_bounced(make_daemon, services, mailbox, new_bsn, via, by):
+    d = make_daemon("dsn-%s-%s" % (via, by))
     a = make_agency(d)
     bsn, addr = new_bsn(), "dsn-%s@example.nl" % secrets.token_hex(4)
     portal = d.token("portal")
     account = make_citizen(d, portal, bsn, addr)
     assert "herstelEmail" not in prompt_kinds(d, portal, account)
-    mid = post(d, a["token"], bsn, "dsn-1")
-    [mail] = mailbox.wait_for(1, predicate=lambda m: addr in m.rcpt_tos
-                              and "Berichtenbox" in m["Subject"] and "code" not in m["Subject"])
-    nid = int(re.search(r"notificatie\.(\d+)@", mail["Message-ID"]).group(1))
-    assert mail.mail_from == "bounce+%d@berichtenbox.example" % nid
-    dsn = DSN_TEMPLATE.format(nid=nid, addr=addr)
+    mid, nid, mail = first_mail(d, mailbox, services, bsn, addr, a, "dsn-1")
+    envid = "berichtd-" + mail.mail_from[len("bounce+"):].split("@")[0]
+    dsn = (dsn_text(mail.mail_from, addr) if by == "verp"
+           else dsn_text(None, addr, envid=envid))
+    before = metric(d, "berichtd_dsn_applied_total")
+    assert post_dsn(d, dsn, via) == ("verwerkt", None)
     if via == "http":
-        relay = d.token("relay")
-        r = d.request("POST", "/v1/bounces", token=relay, body=dsn.encode(),
-                      headers={"Content-Type": "message/rfc822"})
-        assert r.status == 202, r.text
-        assert r.json()["status"] == "verwerkt"
+        assert metric(d, "berichtd_dsn_applied_total") == before + 1
         agency_try = d.request("POST", "/v1/bounces", token=a["token"], body=dsn.encode(),
                                headers={"Content-Type": "message/rfc822"})
         assert agency_try.status == 403
-    else:
-        out = d.cli("bounce", input=dsn)
-        assert out.returncode == 0, out.stderr
     assert services.psql("SELECT state FROM notifications WHERE id = %s", (nid,)) == [("bounced",)]
     assert services.psql("SELECT email_bounced_at IS NOT NULL FROM accounts WHERE id = %s",
                          (account,)) == [(True,)]
@@ -386,6 +420,73 @@ def test_dsn_marks_the_address_bounced(make_daemon, services, mailbox, new_bsn, 
     mid2 = post(d, a["token"], bsn, "dsn-2")
     assert services.psql("SELECT state FROM notifications WHERE message_id = %s AND "
                          "kind = 'new' AND state <> 'cancelled'", (mid2,)) == []
+
+
+FORGERIES = ["forged_tag", "other_mails_tag", "recipient_mismatch", "too_old",
+             "message_id_only", "old_sequential_form"]
+
+
+@pytest.mark.parametrize("via", ["http", "cli"])
+def test_forged_and_stale_dsns_are_refused(make_daemon, services, mailbox, new_bsn, via):
+    """Anyone can send mail to the bounce domain: a DSN must prove it is about
+    a mail we sent (keyed tag), to the address it went to, recently."""
+    d = make_daemon("dsn-forged-" + via)
+    a = make_agency(d)
+    portal = d.token("portal")
+    people = []
+    for i in range(2):
+        bsn, addr = new_bsn(), "forge%d-%s@example.nl" % (i, secrets.token_hex(4))
+        account = make_citizen(d, portal, bsn, addr)
+        mid, nid, mail = first_mail(d, mailbox, services, bsn, addr, a, "forge-%d" % i)
+        people.append((account, addr, nid, mail))
+    (account, addr, nid, mail), (_, addr2, nid2, mail2) = people
+    local, domain = mail.mail_from.split("@")
+    ref, tag = local[len("bounce+"):].split("-")
+    ref2, tag2 = mail2.mail_from.split("@")[0][len("bounce+"):].split("-")
+    cases = {
+        "forged_tag": (dsn_text("bounce+%s-%s@%s" % (ref, "0" * 16, domain), addr), "forged_tag"),
+        "other_mails_tag": (dsn_text("bounce+%s-%s@%s" % (ref, tag2, domain), addr), "forged_tag"),
+        "recipient_mismatch": (dsn_text(mail.mail_from, "someone-else@example.nl"),
+                               "recipient_mismatch"),
+        "too_old": (dsn_text(mail.mail_from, addr), "too_old"),
+        "message_id_only": (dsn_text(None, addr, message_id=mail["Message-ID"]), "unattributed"),
+        "old_sequential_form": (dsn_text("bounce+%d@%s" % (nid, domain), addr,
+                                         envid="berichtd-%d" % nid,
+                                         message_id="<notificatie.%d@%s>" % (nid, domain)),
+                                "unattributed"),
+    }
+    assert sorted(cases) == sorted(FORGERIES)
+    for name in FORGERIES:
+        dsn, reason = cases[name]
+        if name == "too_old":
+            services.psql("UPDATE mails SET created_at = now() - interval '8 days' WHERE ref = %s",
+                          (ref,))
+        before = refused_metric(d, reason) if via == "http" else None
+        assert post_dsn(d, dsn, via) == ("geweigerd", reason), name
+        if via == "http":
+            assert refused_metric(d, reason) == before + 1, name
+        assert services.psql("SELECT state FROM notifications WHERE id = %s",
+                             (nid,)) == [("sent",)], name
+        assert services.psql("SELECT email_bounced_at FROM accounts WHERE id = %s",
+                             (account,)) == [(None,)], name
+        assert "herstelEmail" not in prompt_kinds(d, portal, account), name
+    # the genuine report for the other mail still works
+    assert post_dsn(d, dsn_text(mail2.mail_from, addr2), via) == ("verwerkt", None)
+    assert services.psql("SELECT state FROM notifications WHERE id = %s",
+                         (nid2,)) == [("bounced",)]
+
+
+def test_a_temporary_dsn_changes_nothing(make_daemon, services, mailbox, new_bsn):
+    d = make_daemon("dsn-delayed")
+    a = make_agency(d)
+    bsn, addr = new_bsn(), "delayed-%s@example.nl" % secrets.token_hex(4)
+    account = make_citizen(d, d.token("portal"), bsn, addr)
+    mid, nid, mail = first_mail(d, mailbox, services, bsn, addr, a, "delayed-1")
+    dsn = dsn_text(mail.mail_from, addr, status="4.4.1", action="delayed")
+    assert post_dsn(d, dsn) == ("genegeerd", None)
+    assert services.psql("SELECT state FROM notifications WHERE id = %s", (nid,)) == [("sent",)]
+    assert services.psql("SELECT email_bounced_at FROM accounts WHERE id = %s",
+                         (account,)) == [(None,)]
 
 
 def test_bounce_endpoint_refuses_what_is_not_a_dsn(daemon):

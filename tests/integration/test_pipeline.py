@@ -51,8 +51,14 @@ def test_posted_message_arrives_as_mail_with_proper_headers(daemon, tokens, mail
 
     [(notif_id,)] = daemon.services.psql(
         "SELECT n.id FROM notifications n WHERE n.message_id = %s AND kind = 'new'", (bericht_id,))
-    assert mail["Message-ID"] == "<notificatie.%d@berichtenbox.example>" % notif_id
-    assert mail.mail_from == "bounce+%d@berichtenbox.example" % notif_id
+    # the mail's names come from its random ref, never from the sequential id
+    [(ref,)] = daemon.services.psql(
+        "SELECT m.ref FROM mails m JOIN notifications n ON n.mail_id = m.id WHERE n.id = %s",
+        (notif_id,))
+    assert re.fullmatch(r"[0-9a-f]{32}", ref)
+    assert mail["Message-ID"] == "<%s@berichtenbox.example>" % ref
+    assert re.fullmatch(r"bounce\+%s-[0-9a-f]{16}@berichtenbox\.example" % ref, mail.mail_from)
+    assert str(notif_id) not in mail["Message-ID"] + mail.mail_from
 
     body = mail.get_content()
     assert tokens["name"] in body

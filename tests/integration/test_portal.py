@@ -539,8 +539,22 @@ def agency_report(d, ministry, oin):
     return {"aantalBerichten": sum(o["aantalBerichten"] for o in rows), "rijen": rows}
 
 
-def test_janitor_purges_only_after_retention_and_statistics_window(make_daemon, new_bsn):
-    d = make_daemon("janitor", **{"retention.min_days": 1, "retention.interval": "200ms"})
+RETENTION = {"retention.min_days": 1, "retention.default_days": 30, "retention.max_days": 60,
+             "retention.agency_record_days": 60, "retention.interval": "200ms"}
+
+
+def in_box(d, portal, account):
+    r = d.request("GET", "/v1/accounts/%s/berichten?paginaGrootte=100" % account, token=portal)
+    assert r.status == 200, r.text
+    return {b["berichtId"] for b in r.json()["berichten"]}
+
+
+def janitor_passes(d):
+    return d.log_text().count("janitor: pass done")
+
+
+def test_janitor_keeps_the_agency_record_and_the_box_follows_the_citizen(make_daemon, new_bsn):
+    d = make_daemon("janitor", **RETENTION)
     portal = d.token("portal")
     agency = make_agency(d)
     accounts = {}
@@ -552,19 +566,23 @@ def test_janitor_purges_only_after_retention_and_statistics_window(make_daemon, 
                           json={"bewaartermijnDagen": days})
             assert r.json()["bewaartermijnDagen"] == days
         accounts[name] = (bsn, acc)
-    # name: (account, days since publication, deleted by the citizen, purged?)
+    # name: (account, days since publication, deleted by the citizen,
+    #        the agency's record purged?, in the citizen's box?)
     plan = {
-        "L50": ("long", 50, False, False),     # statistics closed, retention not
-        "L61": ("long", 61, False, True),      # both passed
-        "S2": ("short", 2, False, False),      # retention passed, statistics open
-        "S42": ("short", 42, False, False),    # window closes at the end of day 42
-        "S44": ("short", 44, False, True),
-        "DEL50": ("long", 50, True, True),     # deleted: only the window counts
-        "DEL10": ("short", 10, True, False),
-        "DEF100": ("default", 100, False, False),  # default 365 days
+        "L50": ("long", 50, False, False, True),     # within both
+        "L61": ("long", 61, False, True, False),     # the agency record's 60 days passed
+        "S2": ("short", 2, False, False, False),     # the citizen's retention passed
+        "S44": ("short", 44, False, False, False),
+        "DEL50": ("long", 50, True, False, False),   # deleted: out of the box, record kept
+        "DEL61": ("long", 61, True, True, False),
+        "DEL10": ("short", 10, True, False, False),
+        "DEF20": ("default", 20, False, False, True),   # default 30 days
+        "DEF40": ("default", 40, False, False, False),
+        # (not older: test_stats owns the cohorts from 3 months back)
+        "DEF70": ("default", 70, False, True, False),
     }
     ids = {}
-    for name, (who, _, _, _) in plan.items():
+    for name, (who, _, _, _, _) in plan.items():
         r = post_message(d, agency["token"], accounts[who][0], ref="ret-%s" % name)
         assert r.status == 201
         ids[name] = r.json()["berichtId"]
@@ -576,7 +594,7 @@ def test_janitor_purges_only_after_retention_and_statistics_window(make_daemon, 
     conn = d.services.pg_connect(autocommit=False)
     try:
         with conn.cursor() as cur:
-            for name, (_, days, deleted, _) in plan.items():
+            for name, (_, days, deleted, _, _) in plan.items():
                 cur.execute("UPDATE messages SET publicatie_tijdstip = now() - %s * interval "
                             "'1 day', deleted_at = CASE WHEN %s THEN now() END WHERE id = %s",
                             (days, deleted, ids[name]))
@@ -585,7 +603,7 @@ def test_janitor_purges_only_after_retention_and_statistics_window(make_daemon, 
         conn.commit()
     finally:
         conn.close()
-    assert before == [(3, 1, 1)]  # S2 (opened), S42, DEL10
+    assert before == [(4, 1, 1)]  # S2 (opened), DEL10, DEF20, DEF40
     ministry = d.token("ministry")
     report_before = agency_report(d, ministry, agency["oin"])
     assert report_before["aantalBerichten"] == len(plan)
@@ -603,13 +621,88 @@ def test_janitor_purges_only_after_retention_and_statistics_window(make_daemon, 
     # ministry's report (read from the rollups) is the same as before it
     assert d.services.psql(STATS_SQL, (agency["oin"],)) == before
     assert agency_report(d, ministry, agency["oin"]) == report_before
+    # the citizen's box follows the citizen's choices, not the agency record
+    for who in ("long", "short", "default"):
+        want = {ids[n] for n, p in plan.items() if p[0] == who and p[4]}
+        assert in_box(d, portal, accounts[who][1]) == want, who
+    # a copy out of the box can be neither opened nor deleted again
+    assert d.request("POST", "/v1/berichten/%s/openingen" % ids["S44"],
+                     token=portal).status == 404
+    assert d.request("DELETE", "/v1/berichten/%s" % ids["DEF40"], token=portal).status == 404
 
-    # once its retention passes too, L50 goes
+    # once its 60 days pass, L50 goes too
     d.services.psql("UPDATE messages SET publicatie_tijdstip = now() - interval '61 days' "
                     "WHERE id = %s", (ids["L50"],))
     poll(lambda: ids["L50"] not in present())
     assert present() == want_kept - {ids["L50"]}
     assert "janitor:" in d.log_text()
+
+
+def _agency_view(d, agency, bsn, mid, ref):
+    """What the agency can see of one of its messages: GET and a replay."""
+    g = d.request("GET", "/v1/berichten/%s" % mid, token=agency["token"])
+    p = d.request("POST", "/v1/berichten", token=agency["token"],
+                  json={"bsn": bsn, "berichttype": "T1", "referentie": ref})
+    skip = {"date", "x-request-id"}
+    heads = lambda r: sorted((k.lower(), v if k.lower() not in ("location",) else "loc")
+                             for k, v in r.headers.items() if k.lower() not in skip)
+    body = g.json() if g.status == 200 else None
+    if body:
+        body = {k: v for k, v in body.items() if k not in ("berichtId", "referentie",
+                                                           "publicatieTijdstip",
+                                                           "ontvangstTijdstip",
+                                                           "aanmaakTijdstip")}
+    replay = p.json() if p.status in (200, 201) else None
+    return {"get": g.status, "get_body": body, "get_headers": heads(g), "replay": p.status,
+            "replay_same_id": (replay or {}).get("berichtId") == mid,
+            "replay_headers": heads(p)}
+
+
+def test_a_deletion_is_invisible_to_the_agency(make_daemon, new_bsn):
+    """Issue 14.2: a deleted and an undeleted message, both past the
+    statistics window, look the same to the agency (status, body, headers,
+    idempotent replay) until the fixed period ends; then both go at the
+    same janitor pass."""
+    d = make_daemon("deletion", **RETENTION)
+    portal = d.token("portal")
+    agency = make_agency(d)
+    bsn = new_bsn()
+    acc = make_citizen(d, portal, bsn, "del-%s@example.nl" % secrets.token_hex(4))
+    assert d.request("PATCH", "/v1/accounts/%s" % acc, token=portal,
+                     json={"bewaartermijnDagen": 60}).status == 200
+    refs = {"kept": "del-kept-" + secrets.token_hex(3), "deleted": "del-gone-" + secrets.token_hex(3)}
+    ids = {k: post_message(d, agency["token"], bsn, ref=ref).json()["berichtId"]
+           for k, ref in refs.items()}
+    assert d.request("DELETE", "/v1/berichten/%s" % ids["deleted"], token=portal).status == 204
+    # both past the 6-week window, within the 60-day record period
+    d.services.psql("UPDATE messages SET publicatie_tijdstip = now() - interval '50 days' "
+                    "WHERE id = ANY(%s::uuid[])", (list(ids.values()),))
+    passes = janitor_passes(d)
+    poll(lambda: janitor_passes(d) >= passes + 3)
+    views = {k: _agency_view(d, agency, bsn, ids[k], refs[k]) for k in ids}
+    assert views["kept"]["get"] == 200 and views["kept"]["replay"] == 200
+    assert views["kept"]["replay_same_id"]
+    assert views["deleted"] == views["kept"]
+    # the replay put nothing back: still out of the box, no new notification
+    assert in_box(d, portal, acc) == {ids["kept"]}
+    assert d.services.psql("SELECT count(*) FROM messages WHERE referentie = ANY(%s)",
+                           (list(refs.values()),)) == [(2,)]
+
+    # the period ends for both at once: never one without the other
+    d.services.psql("UPDATE messages SET publicatie_tijdstip = now() - interval '61 days' "
+                    "WHERE id = ANY(%s::uuid[])", (list(ids.values()),))
+    seen = set()
+
+    def gone():
+        [(n,)] = d.services.psql("SELECT count(*) FROM messages WHERE id = ANY(%s::uuid[])",
+                                 (list(ids.values()),))
+        seen.add(n)
+        return n == 0
+    poll(gone, interval=0.02)
+    assert seen <= {2, 0}, "one went before the other"
+    for k in ids:
+        assert d.request("GET", "/v1/berichten/%s" % ids[k],
+                         token=agency["token"]).status == 404
 
 
 def test_retention_bounds_must_be_ordered(services, tmp_path):
@@ -625,7 +718,8 @@ def test_retention_bounds_must_be_ordered(services, tmp_path):
 # ---------------------------------------------------------------------- logs
 
 def test_no_bsn_or_address_in_the_log_after_a_full_scenario(make_daemon, new_bsn):
-    d = make_daemon("privacy")
+    # the level an operator runs (debug lines name request paths)
+    d = make_daemon("privacy", **{"log.level": "info"})
     portal = d.token("portal")
     agency = make_agency(d)
     bsns = [new_bsn() for _ in range(3)]
@@ -653,3 +747,45 @@ def test_no_bsn_or_address_in_the_log_after_a_full_scenario(make_daemon, new_bsn
     assert "verification mail" in log and "verified" in log
     for secret in bsns + emails + [code]:
         assert secret not in log, secret
+    # no line ties a message to an open or a deletion (docs/privacy.md)
+    for line in log.splitlines():
+        if mid in line:
+            assert not re.search(r"open|delet|verwijder", line, re.I), line
+
+
+# ------------------------------------------------- verification leftovers
+
+def test_a_verification_code_is_erased_once_its_mail_is_accepted(make_daemon, new_bsn):
+    d = make_daemon("code-erased")
+    portal = d.token("portal")
+    email = addr("erase")
+    acc = make_citizen(d, portal, new_bsn())
+    r = d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"emailadres": email})
+    assert r.status == 200, r.text
+    code = verification_code(wait_verification_mail(d, email))
+    poll(lambda: d.services.psql(
+        "SELECT state, payload FROM notifications WHERE account_id = %s AND kind = 'verify'",
+        (acc,)) == [("sent", None)])
+    rows = d.services.psql("SELECT count(*) FROM notifications WHERE payload::text LIKE %s",
+                           ("%" + code + "%",))
+    assert rows == [(0,)]
+    # the code still works: only its hash was ever needed to check it
+    r = d.request("POST", "/v1/accounts/%s/emailverificaties/_bevestig" % acc, token=portal,
+                  json={"code": code})
+    assert r.status == 200, r.text
+
+
+def test_verification_mails_go_once_their_code_expired(make_daemon, new_bsn):
+    d = make_daemon("verify-purge", **{"portal.verify_ttl": "2s", "retention.interval": "200ms",
+                                       "delivery.workers": 0})
+    portal = d.token("portal")
+    acc = make_citizen(d, portal, new_bsn())
+    unconfirmed = addr("never-confirmed")
+    r = d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"emailadres": unconfirmed})
+    assert r.status == 200, r.text
+    assert d.services.psql("SELECT count(*) FROM notifications WHERE recipient = %s",
+                           (unconfirmed,)) == [(1,)]
+    # the address the citizen never confirmed is gone with the expired code
+    poll(lambda: d.services.psql("SELECT count(*) FROM notifications WHERE recipient = %s",
+                                 (unconfirmed,)) == [(0,)], timeout=30)
+

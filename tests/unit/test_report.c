@@ -56,7 +56,7 @@ static PGresult *agency_result(const struct data *d, int year, int last)
 	PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
 	cr_assert(res && PQsetResultAttrs(res, NCOLS, attrs));
 	int row = 0;
-	char tot[16], buf[32];
+	char tot[24], buf[32];
 	snprintf(tot, sizeof(tot), "%04d-%02d-01", year, last);
 	for (int m = 1; m <= last; m++)
 		for (int t = 0; t < NTYPES; t++)
