@@ -513,3 +513,19 @@ def test_a_lookup_larger_than_the_burst_passes_a_full_bucket_and_leaves_debt(mak
     r = d.request("POST", "/v1/ontvangers/_zoek", token=a["token"], json={"bsns": [new_bsn()]})
     assert_problem(r, 429)
     assert int(r.headers["Retry-After"]) >= 4  # 5 taken from 2: 3 in debt, 1 more needed
+
+
+def test_chunk_extensions_and_trailers_are_taken(daemon, agency_token, new_bsn):
+    citizen = new_bsn()
+    make_citizen(daemon, daemon.token("portal"), citizen)
+    msg = json.dumps({"bsn": citizen, "berichttype": "T1",
+                      "referentie": "ext-" + secrets.token_hex(4)}).encode()
+    body = (b"%x;name=value\r\n" % 10 + msg[:10] + b"\r\n" +
+            b"%X ; quoted=\"a b\"\r\n" % (len(msg) - 10) + msg[10:] + b"\r\n" +
+            b"0\r\nX-Trailer: dropped\r\n\r\n")
+    st, headers, resp, _ = _raw_exchange(
+        daemon.base_url,
+        b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+        agency_token.encode() + b"\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: Chunked\r\nConnection: close\r\n\r\n" + body)
+    assert st == 201, resp
