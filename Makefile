@@ -27,7 +27,8 @@ SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover
 endif
 
 WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
-CPPFLAGS := -I. -D_GNU_SOURCE
+# daemon/ headers are included by their folder ("core/http.h"), common/ ones as "common/x.h"
+CPPFLAGS := -I. -Idaemon -D_GNU_SOURCE
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 $(WARN) $(SANFLAGS) -MMD -MP
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -36,13 +37,13 @@ LDLIBS   = $(PKG_LIBS) -lpthread
 LDFLAGS  += $(SANFLAGS)
 
 COMMON_SRC := $(wildcard common/*.c)
-DAEMON_SRC := $(wildcard daemon/*.c)
+DAEMON_SRC := $(wildcard daemon/*.c daemon/*/*.c)
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 # daemon modules without I/O that have unit tests of their own
-UNIT_OBJ   += $(BUILD)/daemon/ratelimit.o
+UNIT_OBJ   += $(BUILD)/daemon/core/ratelimit.o
 # docs/openapi.yaml as JSON inside the binary (GET /v1/openapi.json)
 OPENAPI_C  := $(BUILD)/gen/openapi_json.c
 DAEMON_OBJ += $(BUILD)/gen/openapi_json.o
@@ -53,7 +54,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
             python3-psycopg2 python3-yaml curl chromium
 
-.PHONY: all deps test unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-ingest bench-delivery bench-report
+.PHONY: all deps test layers unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-ingest bench-delivery bench-report
 
 all: $(BIN)
 
@@ -79,7 +80,7 @@ $(BIN): $(DAEMON_OBJ) $(BUILD)/libcommon.a
 $(UNIT_OBJ): CPPFLAGS += -Icommon
 
 # daemon modules without I/O that the unit tests specify directly
-UNIT_DAEMON_OBJ := $(BUILD)/daemon/report.o $(BUILD)/daemon/smtp_verdict.o
+UNIT_DAEMON_OBJ := $(BUILD)/daemon/stats/report.o $(BUILD)/daemon/notify/smtp_verdict.o
 
 $(UNIT_BIN): $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a \
@@ -119,7 +120,7 @@ valgrind: all
 	BERICHTD_BIN=$(abspath tests/harness/valgrind-berichtd.sh) tests/run-integration.sh -k "test_pipeline"
 
 test: deps
-	$(MAKE) all unit check-example openapi-lint integration SANITIZE=$(SANITIZE)
+	$(MAKE) layers all unit check-example openapi-lint integration SANITIZE=$(SANITIZE)
 
 # docs/openapi.yaml against the Dutch API Design Rules ruleset (shared/ is a
 # sibling of the clone in CI and on our machines). Spectral is pinned in
@@ -156,13 +157,17 @@ bench-delivery: deps all
 bench-report: all
 	BERICHTD_BIN=$(abspath $(BIN)) tests/bench/bench_report.sh
 
-lint:
+# The include rule of docs/architecture.md (layers, no circles); part of test and lint.
+layers:
+	$(PYTHON) tests/lint/check_layers.py .
+
+lint: layers
 	clang-tidy --quiet $(COMMON_SRC) $(DAEMON_SRC) -- $(CPPFLAGS) $(PKG_CFLAGS) -std=c11
 	cppcheck --quiet --enable=warning,performance,portability --std=c11 \
 		--suppress=missingIncludeSystem -I. common daemon
 
 fmt:
-	clang-format -i $(COMMON_SRC) $(DAEMON_SRC) common/*.h daemon/*.h $(UNIT_SRC)
+	clang-format -i $(COMMON_SRC) $(DAEMON_SRC) common/*.h daemon/*.h daemon/*/*.h $(UNIT_SRC)
 
 clean:
 	rm -rf build bin

@@ -9,13 +9,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "bounce.h"
-#include "cli.h"
+#include "notify/bounce.h"
+#include "admin/cli.h"
 #include "common/config.h"
 #include "common/log.h"
-#include "migrate.h"
+#include "admin/migrate.h"
 #include "server.h"
-#include "stats_cli.h"
+#include "admin/stats_cli.h"
 
 #define DEFAULT_CONFIG "/etc/berichtd/berichtd.conf"
 #define VERSION "0.1.0"

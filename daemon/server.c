@@ -18,18 +18,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app.h"
-#include "auth.h"
+#include "core/app.h"
+#include "core/auth.h"
 #include "common/log.h"
 #include "common/sdnotify.h"
-#include "delivery.h"
-#include "http.h"
-#include "ingest.h"
-#include "janitor.h"
-#include "ratelimit.h"
-#include "pgpool.h"
-#include "queue.h"
-#include "reconcile.h"
+#include "notify/delivery.h"
+#include "core/http.h"
+#include "agency/ingest.h"
+#include "core/janitor.h"
+#include "core/ratelimit.h"
+#include "core/pgpool.h"
+#include "core/queue.h"
+#include "notify/reconcile.h"
+#include "routes.h"
 
 #define SHUTDOWN_GRACE_MS 10000
 #define SHUTDOWN_POLL_MS 20
@@ -173,7 +174,7 @@ int server_run(struct config *cfg)
 	}
 	app->reconcile = reconcile_start(app);
 	app->janitor = janitor_start(app);
-	if (!app->reconcile || !app->janitor || !http_start(app))
+	if (!app->reconcile || !app->janitor || !http_start(app, &routes_api, &routes_ops))
 		goto out;
 
 	sdnotify("READY=1");

@@ -6,7 +6,7 @@
  */
 #include <criterion/criterion.h>
 
-#include "daemon/ratelimit.h"
+#include "daemon/core/ratelimit.h"
 
 #define T0 1000000
 

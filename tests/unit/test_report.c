@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/report.h"
+#include "daemon/stats/report.h"
 
 #define K 10
 #define NTYPES 4

@@ -9,7 +9,7 @@
  */
 #include <criterion/criterion.h>
 
-#include "daemon/smtp_verdict.h"
+#include "daemon/notify/smtp_verdict.h"
 
 #define LOST 0
 #define NOT_SENT false

@@ -1,0 +1,586 @@
+/*
+ * ingest.c - group commit of messages and their notifications (ingest.h).
+ *
+ * Why one statement: the CTE below inserts messages (only for BSNs with an
+ * active box), inserts a notification for each one whose account has an
+ * address, and reports per item what happened, all in one round trip and
+ * one implicit transaction. The items travel as one JSON parameter, so a
+ * group of a thousand costs about as much planning as a group of one.
+ *
+ * Concurrency: (agency_id, referentie) is unique; ON CONFLICT DO NOTHING
+ * means a racing duplicate is neither inserted nor (in this statement's
+ * snapshot) found as existing. Such an item goes round once more and then
+ * sees the committed row: 200 with the same id, or 409.
+ *
+ * Deadlines (ingest.h): the queue is kept in deadline order, so one timer at
+ * its head drops what has waited too long, and a group (taken from the head)
+ * is in deadline order too: its timer answers its items one deadline at a
+ * time. Nothing is sent whose deadline has passed. Items that go round once
+ * more keep their deadline and are put back in order.
+ */
+#include "agency/ingest.h"
+
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/timefmt.h"
+#include "core/pgpool.h"
+#include "core/queue.h"
+#include "core/ratelimit.h"
+
+#define GROUP_MAX 1000
+#define ATTEMPTS_MAX 3
+#define MS_PER_S 1000.0
+#define US_PER_S 1000000
+
+static const char INGEST_SQL[] =
+	"WITH input AS ("
+	"  SELECT * FROM json_to_recordset($1::json) AS t("
+	"    i int, id uuid, agency_id bigint, bsn_hash text, berichttype text, referentie text,"
+	"    content_hash text, aanmaak timestamptz, publicatie timestamptz, eind date, papier boolean)"
+	"), box AS ("
+	/* an active account that did not turn this agency off (or it is mandatory) */
+	"  SELECT i.i, a.id AS account_id,"
+	"    a.email IS NOT NULL AND a.email_notifications AND a.email_bounced_at IS NULL AS mail"
+	"  FROM input i"
+	"  JOIN accounts a ON a.bsn_hash = i.bsn_hash AND a.active"
+	"  WHERE NOT EXISTS (SELECT 1 FROM subscriptions s JOIN agencies ag ON ag.id = s.agency_id"
+	"    WHERE s.account_id = a.id AND s.agency_id = i.agency_id AND NOT s.active"
+	"      AND NOT ag.mandatory)"
+	"), typ AS ("
+	"  SELECT i.i FROM input i JOIN berichttypes t"
+	"    ON t.agency_id = i.agency_id AND t.code = i.berichttype"
+	"), ins AS ("
+	"  INSERT INTO messages (id, agency_id, account_id, berichttype, referentie, content_hash,"
+	"    aanmaak_tijdstip, publicatie_tijdstip, eind_datum_handelingstermijn, papieren_kopie)"
+	"  SELECT i.id, i.agency_id, b.account_id, i.berichttype, i.referentie, i.content_hash,"
+	"    i.aanmaak, coalesce(i.publicatie, now()), i.eind, i.papier"
+	"  FROM input i JOIN box b ON b.i = i.i JOIN typ ON typ.i = i.i ORDER BY i.i"
+	"  ON CONFLICT (agency_id, referentie) DO NOTHING"
+	"  RETURNING id, account_id, publicatie_tijdstip"
+	"), notif AS ("
+	"  INSERT INTO notifications (message_id, account_id, due_at)"
+	/* due after publication plus the digest window, so messages arriving
+	 * together for one account make one mail (delivery.c claims siblings) */
+	"  SELECT ins.id, ins.account_id, greatest(ins.publicatie_tijdstip, now()) + $2::interval"
+	"  FROM ins JOIN input i ON i.id = ins.id JOIN box b ON b.i = i.i WHERE b.mail"
+	"  RETURNING id, message_id, due_at"
+	"), old AS ("
+	/* a semi-join: a referentie twice in one group must not double its rows */
+	"  SELECT m.agency_id, m.referentie, m.id, m.content_hash, m.publicatie_tijdstip"
+	"  FROM messages m WHERE (m.agency_id, m.referentie) IN"
+	"    (SELECT i.agency_id, i.referentie FROM input i WHERE i.id NOT IN (SELECT id FROM ins))"
+	") "
+	"SELECT i.i, ins.id IS NOT NULL, old.id, old.content_hash = i.content_hash,"
+	"  b.account_id IS NOT NULL, n.id,"
+	"  (extract(epoch FROM n.due_at) * 1000)::bigint,"
+	"  (extract(epoch FROM coalesce(ins.publicatie_tijdstip, old.publicatie_tijdstip)) * 1000)::bigint,"
+	"  typ.i IS NOT NULL, i.agency_id "
+	"FROM input i"
+	" LEFT JOIN box b ON b.i = i.i"
+	" LEFT JOIN typ ON typ.i = i.i"
+	" LEFT JOIN ins ON ins.id = i.id"
+	" LEFT JOIN notif n ON n.message_id = i.id"
+	" LEFT JOIN old ON old.agency_id = i.agency_id AND old.referentie = i.referentie "
+	"ORDER BY i.i";
+
+static const struct pgpool_stmt INGEST_STMT = {"ingest", INGEST_SQL, 2};
+
+enum col { C_I, C_CREATED, C_OLD_ID, C_SAME, C_HAS_BOX, C_NOTIF, C_DUE, C_PUBL, C_TYPE_OK, C_AGENCY };
+
+struct ingest {
+	struct app *app;
+	struct ingest_item *head, *tail; /* queued, in deadline order */
+	int queued;
+	int inflight;       /* statements running */
+	int inflight_items;
+	int max_inflight;
+	int64_t timeout_us; /* [postgres] ingest_timeout */
+	struct event *expiry; /* at the deadline of the queue's head */
+	int64_t expiry_at;  /* the deadline it is armed for; 0 when not armed */
+	/* answered at their deadline since the last log line (one a second at most) */
+	int late_dropped, late_unconfirmed;
+	int64_t late_logged_us;
+};
+
+struct group {
+	struct ingest *in;
+	struct ingest_item **items; /* in deadline order; NULL once answered */
+	int n;
+	int expired;          /* items[0 .. expired) were answered at their deadline */
+	struct event *timer;  /* at the deadline of items[expired] */
+};
+
+static void try_flush(struct ingest *in);
+static void finish(struct ingest_item *it, enum ingest_outcome outcome);
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * US_PER_S + ts.tv_nsec / 1000;
+}
+
+/*
+ * During a stall items reach their deadline one by one, each with a timer
+ * of its own; a line for each would flood the log. So: a line at the first,
+ * then at most one a second with the counts since, and one when a statement
+ * ends (force).
+ */
+static void log_late(struct ingest *in, bool force)
+{
+	int64_t now = mono_us();
+
+	if (!in->late_dropped && !in->late_unconfirmed)
+		return;
+	if (!force && in->late_logged_us && now - in->late_logged_us < US_PER_S)
+		return;
+	log_warn("ingest: not committed within the ingest timeout: %d items dropped unsent "
+		 "(not stored), %d answered while their statement goes on (outcome unknown)",
+		 in->late_dropped, in->late_unconfirmed);
+	in->late_dropped = in->late_unconfirmed = 0;
+	in->late_logged_us = now;
+}
+
+/* Arms a timer to fire at a monotonic time (at once if it has passed). */
+static void arm_at(struct event *ev, int64_t at_us)
+{
+	int64_t left = at_us - mono_us();
+	if (left < 0)
+		left = 0;
+	struct timeval tv = {(time_t)(left / US_PER_S), (suseconds_t)(left % US_PER_S)};
+	evtimer_add(ev, &tv);
+}
+
+static void on_queue_expiry(evutil_socket_t fd, short what, void *arg)
+{
+	struct ingest *in = arg;
+	(void)fd;
+	(void)what;
+
+	in->expiry_at = 0;
+	try_flush(in); /* drops what has expired, re-arms for the new head */
+}
+
+struct ingest *ingest_new(struct app *app)
+{
+	struct ingest *in = calloc(1, sizeof(*in));
+	if (!in)
+		return NULL;
+	in->app = app;
+	/* leave connections for auth, reads and readiness checks */
+	in->max_inflight = app->cfg->pg_pool_size > 2 ? (int)app->cfg->pg_pool_size / 2 : 1;
+	in->timeout_us = app->cfg->pg_ingest_timeout_ms * 1000;
+	in->expiry = evtimer_new(app->base, on_queue_expiry, in);
+	if (!in->expiry) {
+		free(in);
+		return NULL;
+	}
+	return in;
+}
+
+static struct ingest_item *pop_head(struct ingest *in)
+{
+	struct ingest_item *it = in->head;
+	in->head = it->next;
+	if (!in->head)
+		in->tail = NULL;
+	in->queued--;
+	it->next = NULL;
+	return it;
+}
+
+void ingest_free(struct ingest *in)
+{
+	if (!in)
+		return;
+	/* pgpool_free ran first and failed every statement, so this is empty
+	 * unless memory ran out; never leave an owner without its answer */
+	while (in->head)
+		finish(pop_head(in), INGEST_UNAVAILABLE);
+	log_late(in, true);
+	event_free(in->expiry);
+	free(in);
+}
+
+int64_t ingest_deadline(const struct ingest *in)
+{
+	return mono_us() + in->timeout_us;
+}
+
+int ingest_pending(const struct ingest *in)
+{
+	return in->queued + in->inflight_items;
+}
+
+bool ingest_overloaded(const struct ingest *in, int n)
+{
+	return ingest_pending(in) + n > INGEST_PENDING_MAX;
+}
+
+void ingest_submit(struct ingest *in, struct ingest_item *item)
+{
+	if (!item->deadline_us)
+		item->deadline_us = ingest_deadline(in);
+	if (!in->tail || in->tail->deadline_us <= item->deadline_us) {
+		/* the usual case: requests arrive in deadline order */
+		item->next = NULL;
+		if (in->tail)
+			in->tail->next = item;
+		else
+			in->head = item;
+		in->tail = item;
+	} else {
+		/* going round once more with an older deadline: before the first later one */
+		struct ingest_item **p = &in->head;
+		while ((*p)->deadline_us <= item->deadline_us)
+			p = &(*p)->next;
+		item->next = *p;
+		*p = item;
+	}
+	in->queued++;
+	try_flush(in);
+}
+
+/* Drops queued items whose deadline has passed: never sent, so not stored. */
+static void expire_queue(struct ingest *in)
+{
+	int64_t now = mono_us();
+	int n = 0;
+
+	while (in->head && in->head->deadline_us <= now) {
+		n++;
+		finish(pop_head(in), INGEST_EXPIRED);
+	}
+	if (n) {
+		in->late_dropped += n;
+		log_late(in, false);
+	}
+}
+
+static void arm_expiry(struct ingest *in)
+{
+	if (!in->head) {
+		if (in->expiry_at)
+			evtimer_del(in->expiry);
+		in->expiry_at = 0;
+	} else if (in->expiry_at != in->head->deadline_us) {
+		in->expiry_at = in->head->deadline_us;
+		arm_at(in->expiry, in->expiry_at);
+	}
+}
+
+static json_t *item_json(int i, const struct ingest_item *it)
+{
+	char id[UUID_STR_LEN], ts[TIMEFMT_RFC3339_LEN], ts2[TIMEFMT_RFC3339_LEN];
+	const struct message_in *m = &it->msg;
+
+	uuid_format(&it->id, id);
+	json_t *o = json_pack("{s:i, s:s, s:I, s:s, s:s, s:s, s:s, s:b}", "i", i, "id", id,
+			      "agency_id", (json_int_t)it->agency_id, "bsn_hash", m->bsn_hash,
+			      "berichttype", m->berichttype, "referentie", m->referentie,
+			      "content_hash", m->content_hash, "papier", m->papieren_kopie);
+	if (!o)
+		return NULL;
+	if (m->has_aanmaak) {
+		timefmt_format_rfc3339(m->aanmaak_ms, ts);
+		json_object_set_new(o, "aanmaak", json_string(ts));
+	}
+	if (m->has_publicatie) {
+		timefmt_format_rfc3339(m->publicatie_ms, ts2);
+		json_object_set_new(o, "publicatie", json_string(ts2));
+	}
+	if (m->has_eind)
+		json_object_set_new(o, "eind", json_string(m->eind));
+	return o;
+}
+
+static void finish(struct ingest_item *it, enum ingest_outcome outcome)
+{
+	it->outcome = outcome;
+	it->done(it);
+}
+
+/*
+ * PostgreSQL is slow: the owners of the group's items whose deadline has
+ * passed get their answer now (outcome unknown), while the statement goes
+ * on. If it commits after all, nothing is lost: its notifications are still
+ * scheduled (group_done), and a retry of a message answers 200 with the
+ * same id. Never a 201 for a message that was not committed.
+ */
+static void on_group_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct group *g = arg;
+	int64_t now = mono_us();
+	int n = 0;
+	(void)fd;
+	(void)what;
+
+	while (g->expired < g->n && g->items[g->expired]->deadline_us <= now) {
+		struct ingest_item *it = g->items[g->expired];
+		g->items[g->expired++] = NULL;
+		n++;
+		finish(it, INGEST_UNCONFIRMED);
+	}
+	if (n) {
+		g->in->late_unconfirmed += n;
+		log_late(g->in, false);
+	}
+	if (g->expired < g->n)
+		arm_at(g->timer, g->items[g->expired]->deadline_us);
+}
+
+/*
+ * The statement's end. On an error without a result the statement may have
+ * committed (a connection lost while it ran) unless it never left (the pool
+ * says so, or may_have_run is false): only then is it "not stored".
+ */
+static void group_done(struct group *g, const PGresult *res, const char *err, bool may_have_run)
+{
+	struct ingest *in = g->in;
+	int64_t *ids = NULL, *dues = NULL, *lanes = NULL;
+	size_t nsched = 0;
+
+	in->inflight--;
+	in->inflight_items -= g->n;
+	if (g->timer)
+		event_free(g->timer);
+	log_late(in, true);
+
+	if (err) {
+		/* an error result means the transaction rolled back */
+		bool unknown = !res && may_have_run && !pgpool_never_sent(err);
+		log_warn("ingest: group of %d %s: %.200s", g->n,
+			 unknown ? "may or may not be stored" : "not stored", err);
+		for (int k = 0; k < g->n; k++)
+			if (g->items[k])
+				finish(g->items[k], unknown ? INGEST_UNCONFIRMED : INGEST_UNAVAILABLE);
+		goto out;
+	}
+	if (g->expired)
+		log_info("ingest: a group with %d items answered at their deadline has "
+			 "committed after all", g->expired);
+
+	int rows = PQntuples(res);
+	ids = calloc((size_t)rows + 1, sizeof(*ids));
+	dues = calloc((size_t)rows + 1, sizeof(*dues));
+	lanes = calloc((size_t)rows + 1, sizeof(*lanes));
+	for (int row = 0; row < rows; row++) {
+		int i = atoi(PQgetvalue(res, row, C_I));
+		if (i < 0 || i >= g->n)
+			continue;
+		bool created = PQgetvalue(res, row, C_CREATED)[0] == 't';
+		/* scheduled even when the owner was already answered (timeout) */
+		if (created && !PQgetisnull(res, row, C_NOTIF) && ids && dues && lanes) {
+			ids[nsched] = strtoll(PQgetvalue(res, row, C_NOTIF), NULL, 10);
+			dues[nsched] = strtoll(PQgetvalue(res, row, C_DUE), NULL, 10);
+			lanes[nsched] = strtoll(PQgetvalue(res, row, C_AGENCY), NULL, 10);
+			nsched++;
+		}
+		if (created)
+			atomic_fetch_add(&in->app->metrics.messages_accepted, 1);
+		struct ingest_item *it = g->items[i];
+		if (!it)
+			continue; /* answered already (deadline), or reported twice */
+		g->items[i] = NULL;
+		if (!PQgetisnull(res, row, C_PUBL))
+			it->publicatie_ms = strtoll(PQgetvalue(res, row, C_PUBL), NULL, 10);
+		if (created) {
+			uuid_format(&it->id, it->bericht_id);
+			finish(it, INGEST_CREATED);
+		} else if (!PQgetisnull(res, row, C_OLD_ID)) {
+			snprintf(it->bericht_id, sizeof(it->bericht_id), "%s",
+				 PQgetvalue(res, row, C_OLD_ID));
+			finish(it, PQgetvalue(res, row, C_SAME)[0] == 't' ? INGEST_DUPLICATE
+									 : INGEST_CONFLICT);
+		} else if (PQgetvalue(res, row, C_TYPE_OK)[0] != 't') {
+			finish(it, INGEST_UNKNOWN_TYPE);
+		} else if (PQgetvalue(res, row, C_HAS_BOX)[0] != 't') {
+			finish(it, INGEST_NO_BOX);
+		} else if (++it->attempts < ATTEMPTS_MAX) {
+			/* lost a race with a concurrent insert of the same referentie */
+			ingest_submit(in, it);
+		} else {
+			finish(it, INGEST_UNAVAILABLE);
+		}
+	}
+	/* items the committed statement did not report (cannot happen; never
+	 * leave one hanging, and do not claim it was not stored) */
+	for (int k = 0; k < g->n; k++)
+		if (g->items[k])
+			finish(g->items[k], INGEST_UNCONFIRMED);
+
+	atomic_fetch_add(&in->app->metrics.notifications_scheduled, (long long)nsched);
+	queue_loop_schedule_lanes(in->app->queue, ids, lanes, dues, nsched);
+out:
+	free(ids);
+	free(dues);
+	free(lanes);
+	free(g->items);
+	free(g);
+	try_flush(in);
+}
+
+static void on_group_done(const PGresult *res, const char *err, void *arg)
+{
+	group_done(arg, res, err, true);
+}
+
+/*
+ * A second statement runs beside the first only when a big group is
+ * waiting (batches): then two backends use two cores. Small groups of
+ * single messages wait for the running statement instead and go together
+ * in the next one; on a small machine that is faster than two statements
+ * with half as many items each (measured with make bench: about 1.5x),
+ * because per-statement costs (planning, commit) dominate small groups.
+ */
+#define GROUP_PARALLEL_MIN 256
+
+static void try_flush(struct ingest *in)
+{
+	expire_queue(in);
+	while (in->head && in->inflight < in->max_inflight &&
+	       (in->inflight == 0 || in->queued >= GROUP_PARALLEL_MIN)) {
+		struct group *g = calloc(1, sizeof(*g));
+		int n = in->queued < GROUP_MAX ? in->queued : GROUP_MAX;
+		json_t *arr = json_array();
+		if (!g || !arr || !(g->items = calloc((size_t)n, sizeof(*g->items)))) {
+			free(g);
+			json_decref(arr);
+			log_error("ingest: out of memory");
+			break;
+		}
+		g->in = in;
+		for (int k = 0; k < n; k++) {
+			struct ingest_item *it = pop_head(in);
+			g->items[g->n++] = it;
+			json_array_append_new(arr, item_json(k, it));
+		}
+		char *payload = json_dumps(arr, JSON_COMPACT);
+		json_decref(arr);
+		in->inflight++;
+		in->inflight_items += g->n;
+		g->timer = evtimer_new(in->app->base, on_group_deadline, g);
+		if (g->timer)
+			arm_at(g->timer, g->items[0]->deadline_us);
+		else
+			log_error("ingest: out of memory for a group's timer");
+		char digest[48];
+		snprintf(digest, sizeof(digest), "%" PRId64 " milliseconds",
+			 in->app->cfg->notify_digest_window_ms);
+		const char *params[] = {payload, digest};
+		if (!payload || !pgpool_query_stmt(in->app->pg, &INGEST_STMT, params, on_group_done, g))
+			group_done(g, NULL, "out of memory or shutting down", false);
+		free(payload);
+	}
+	arm_expiry(in);
+}
+
+/* ------------------------------------------------------------------ HTTP */
+
+static void single_done(struct ingest_item *it)
+{
+	struct http_req *r = it->owner;
+	char location[64];
+	json_t *body;
+
+	switch (it->outcome) {
+	case INGEST_CREATED:
+	case INGEST_DUPLICATE:
+		body = json_pack("{s:s, s:s, s:s}", "berichtId", it->bericht_id, "referentie",
+				 it->msg.referentie, "status", "aangenomen");
+		snprintf(location, sizeof(location), "/v1/berichten/%s", it->bericht_id);
+		if (it->outcome == INGEST_CREATED) {
+			log_info("ingest %s: message %s stored", r->id, it->bericht_id);
+			http_reply_created(r, location, body);
+		} else {
+			evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Location",
+					  location);
+			http_reply_json(r, 200, body);
+		}
+		break;
+	case INGEST_CONFLICT:
+		http_problem(r, 409, "referentie-bestaat-al", "Referentie bestaat al",
+			     "Deze referentie is al gebruikt voor een bericht met andere inhoud.");
+		break;
+	case INGEST_UNKNOWN_TYPE: {
+		json_t *invalid = json_array();
+		http_invalid_add(invalid, "berichttype", "unregistered",
+				 "Dit berichttype is niet geregistreerd voor deze afzender.");
+		http_problem_invalid(r, invalid);
+		break;
+	}
+	case INGEST_NO_BOX:
+		http_problem(r, 422, "geen-actieve-berichtenbox", "Geen actieve Berichtenbox",
+			     "Deze ontvanger heeft geen actieve Berichtenbox voor deze afzender.");
+		break;
+	case INGEST_UNAVAILABLE:
+		http_problem_unavailable(r, "Het bericht is niet opgeslagen; probeer het opnieuw "
+					    "met dezelfde referentie.");
+		break;
+	case INGEST_EXPIRED:
+		log_info("ingest %s: 503, not stored (not sent in time)", r->id);
+		http_problem_unavailable(r, "Het bericht is niet opgeslagen: de database kon het "
+					    "niet op tijd aannemen. Probeer het opnieuw met dezelfde "
+					    "referentie.");
+		break;
+	case INGEST_UNCONFIRMED:
+		log_info("ingest %s: 503, outcome unknown (no commit result in time)", r->id);
+		http_problem_unavailable(
+			r, "Niet bekend of het bericht is opgeslagen: de database heeft het niet op "
+			   "tijd bevestigd en kan het nog opslaan (dan volgt de melding aan de "
+			   "ontvanger gewoon). Opnieuw versturen met dezelfde referentie is veilig: "
+			   "een opgeslagen bericht komt terug met 200 en zijn berichtId, anders wordt "
+			   "het alsnog opgeslagen (201).");
+		break;
+	}
+	free(it);
+}
+
+void ingest_http_post(struct http_req *r)
+{
+	struct app *app = r->app;
+	int64_t deadline = ingest_deadline(app->ingest); /* counted from arrival */
+	struct ingest_item *it = calloc(1, sizeof(*it));
+	json_t *invalid = json_array();
+
+	if (!it || !invalid || !uuid7_generate(&it->id)) {
+		free(it);
+		json_decref(invalid);
+		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		return;
+	}
+	if (!message_parse(r->body, timefmt_now_ms(), app->cfg->bsn_key, app->cfg->bsn_key_len, "",
+			   invalid, &it->msg)) {
+		free(it);
+		http_problem_invalid(r, invalid);
+		return;
+	}
+	json_decref(invalid);
+	int64_t retry_s = 0;
+	if (!ratelimit_take(app->ratelimit, r->agency_id, 1, timefmt_now_ms(), &retry_s)) {
+		free(it);
+		http_problem_rate_limited(r, retry_s);
+		return;
+	}
+	if (ingest_overloaded(app->ingest, 1)) {
+		free(it);
+		http_problem_unavailable(r, "Te veel berichten in behandeling; probeer het opnieuw.");
+		return;
+	}
+	it->agency_id = r->agency_id;
+	it->deadline_us = deadline;
+	it->done = single_done;
+	it->owner = r;
+	ingest_submit(app->ingest, it);
+}
+
+const struct http_route ingest_routes[] = {
+	{EVHTTP_REQ_POST, "/v1/berichten", ROLE_AGENCY, true, ingest_http_post},
+	{0, NULL, 0, false, NULL},
+};

@@ -1,0 +1,707 @@
+/*
+ * framing.c - HTTP/1.1 message framing in front of evhttp (see framing.h).
+ *
+ * Per connection, a state machine over the byte stream:
+ *
+ *   HEAD --valid head, Content-Length <= max-------> BODY(n) --n bytes--> HEAD
+ *   HEAD --Content-Length > max (rewritten, 413)---> DISCARD(n) --n bytes--> HEAD
+ *   HEAD --chunked (head held)---------------------> CHUNKED --last chunk--> HEAD
+ *        passed on with a Content-Length at its end, or as the 413 as soon
+ *        as it grows over max (the rest is discarded)
+ *   HEAD --a fault (replaced by our own request)---> SINK (until evhttp closes)
+ *
+ * The input callback runs when bytes are added, before evhttp's read
+ * callback; the new bytes are the last n_added of the buffer. Bytes before
+ * them (`front`) are evhttp's, not yet read; what feed() lets through
+ * (`out`) goes after them.
+ */
+#include "core/framing.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define CHUNK_LINE_MAX 1024
+#define CL_DIGITS_MAX 18   /* fits int64 */
+#define CHUNK_HEX_MAX 15   /* fits int64 */
+#define SWEEP_S 1
+
+static const char CONTINUE_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+#define MARK(fault) FRAMING_HEADER ": " fault "\r\n"
+
+enum fr_state { FR_HEAD, FR_BODY, FR_DISCARD, FR_CHUNKED, FR_SINK };
+enum ch_state { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
+
+struct fr_conn {
+	struct fr_conn *next;
+	struct framing *fr;
+	struct bufferevent *bev;
+	struct evbuffer_cb_entry *cbent;
+	struct evbuffer *held, *front, *fresh, *out;
+	struct evbuffer *body; /* CHUNKED: the de-chunked body while within max_body */
+	char *head;            /* CHUNKED: its head, passed on at the end */
+	size_t head_len;
+	enum fr_state state;
+	enum ch_state ch;
+	int64_t remaining;     /* BODY, DISCARD: bytes left; CH_DATA: of this chunk */
+	int64_t total;         /* CHUNKED: body bytes so far (while not over) */
+	size_t trailer;        /* CHUNKED: trailer bytes so far */
+	bool over;             /* CHUNKED: over max_body, its 413 passed on */
+	bool busy;
+};
+
+struct framing {
+	int64_t max_body;
+	struct event *sweep;
+	struct fr_conn *conns;
+};
+
+/* What check_head learnt about a valid head. */
+struct head {
+	bool http11;
+	bool head_method;      /* HEAD has no body, whatever it says */
+	bool has_cl, chunked, expect_continue, expect_other, has_mark;
+	int64_t cl;
+};
+
+static const char *const METHODS[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
+
+static void conn_free(struct fr_conn *c)
+{
+	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->cbent);
+	evbuffer_free(c->held);
+	evbuffer_free(c->front);
+	evbuffer_free(c->fresh);
+	evbuffer_free(c->out);
+	if (c->body)
+		evbuffer_free(c->body);
+	free(c->head);
+	bufferevent_decref(c->bev);
+	free(c);
+}
+
+/* evhttp's bufferevent_free clears the callbacks; the error callback is never unset before. */
+static bool conn_gone(struct fr_conn *c)
+{
+	bufferevent_event_cb ecb = NULL;
+	bufferevent_getcb(c->bev, NULL, NULL, &ecb, NULL);
+	return ecb == NULL;
+}
+
+static void sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct framing *fr = arg;
+	(void)fd;
+	(void)what;
+
+	for (struct fr_conn **pp = &fr->conns; *pp;) {
+		struct fr_conn *c = *pp;
+		if (conn_gone(c)) {
+			*pp = c->next;
+			conn_free(c);
+		} else {
+			pp = &c->next;
+		}
+	}
+}
+
+/* ------------------------------------------------------------ the head */
+
+/* RFC 9110 5.6.2 token characters */
+static bool is_tchar(unsigned char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* The line at p without its LF or CRLF (as evhttp reads lines); *next follows it. */
+static size_t line_at(const char *p, const char *end, const char **next)
+{
+	const char *nl = memchr(p, '\n', (size_t)(end - p));
+	size_t l = (size_t)((nl ? nl : end) - p);
+	*next = nl ? nl + 1 : end;
+	if (l > 0 && p[l - 1] == '\r')
+		l--;
+	return l;
+}
+
+static bool name_is(const char *name, size_t len, const char *want)
+{
+	return len == strlen(want) && strncasecmp(name, want, len) == 0;
+}
+
+/* method SP request-target SP HTTP-version, nothing else (RFC 9112 3) */
+static const char *check_request_line(const char *p, size_t l, struct head *h)
+{
+	size_t m = 0;
+	while (m < l && is_tchar((unsigned char)p[m]))
+		m++;
+	if (m == 0 || m >= l || p[m] != ' ')
+		return FRAMING_BAD_REQUEST;
+	size_t t0 = m + 1, t = t0;
+	while (t < l && (unsigned char)p[t] > ' ' && (unsigned char)p[t] < 0x7f)
+		t++;
+	if (t == t0 || t >= l || p[t] != ' ')
+		return FRAMING_BAD_REQUEST;
+	const char *v = p + t + 1;
+	size_t vl = l - t - 1;
+	if (vl != 8 || (memcmp(v, "HTTP/1.1", 8) != 0 && memcmp(v, "HTTP/1.0", 8) != 0))
+		return FRAMING_BAD_REQUEST;
+	h->http11 = v[7] == '1';
+
+	bool known = false;
+	for (size_t i = 0; i < sizeof(METHODS) / sizeof(METHODS[0]) && !known; i++) {
+		known = m == strlen(METHODS[i]) && memcmp(p, METHODS[i], m) == 0;
+		h->head_method = known && strcmp(METHODS[i], "HEAD") == 0;
+	}
+	if (!known)
+		return FRAMING_METHOD; /* TRACE, CONNECT and anything unknown */
+
+	/* evhttp's own parser, with evhttp's flags: it must not refuse what passes */
+	char *target = strndup(p + t0, t - t0);
+	if (!target)
+		return FRAMING_INTERNAL;
+	struct evhttp_uri *u = evhttp_uri_parse_with_flags(target, EVHTTP_URI_NONCONFORMANT);
+	free(target);
+	if (!u)
+		return FRAMING_BAD_REQUEST;
+	evhttp_uri_free(u);
+	return NULL;
+}
+
+/* field-name ":" OWS field-value OWS (RFC 9112 5); the framing fields noted */
+static const char *check_field(const char *p, size_t l, struct head *h)
+{
+	if (p[0] == ' ' || p[0] == '\t')
+		return FRAMING_BAD_REQUEST; /* obs-fold: refused (RFC 9112 5.2) */
+	size_t n = 0;
+	while (n < l && is_tchar((unsigned char)p[n]))
+		n++;
+	if (n == 0 || n >= l || p[n] != ':')
+		return FRAMING_BAD_REQUEST; /* no whitespace before the colon either */
+	const char *v = p + n + 1, *ve = p + l;
+	for (const char *q = v; q < ve; q++) {
+		unsigned char ch = (unsigned char)*q;
+		if ((ch < ' ' && ch != '\t') || ch == 0x7f)
+			return FRAMING_BAD_REQUEST; /* NUL, CR, other controls */
+	}
+	while (v < ve && (*v == ' ' || *v == '\t'))
+		v++;
+	while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+		ve--;
+	size_t vl = (size_t)(ve - v);
+
+	if (name_is(p, n, "Content-Length")) {
+		int64_t x = 0;
+		if (vl == 0 || vl > CL_DIGITS_MAX)
+			return FRAMING_LENGTH;
+		for (size_t i = 0; i < vl; i++) {
+			if (v[i] < '0' || v[i] > '9')
+				return FRAMING_LENGTH; /* also "5, 5" and "+5" */
+			x = x * 10 + (v[i] - '0');
+		}
+		if (h->has_cl && x != h->cl)
+			return FRAMING_LENGTH;
+		h->has_cl = true;
+		h->cl = x;
+	} else if (name_is(p, n, "Transfer-Encoding")) {
+		if (h->chunked)
+			return FRAMING_LENGTH; /* chunked twice */
+		if (!(vl == strlen("chunked") && strncasecmp(v, "chunked", vl) == 0))
+			return FRAMING_CODING;
+		h->chunked = true;
+	} else if (name_is(p, n, "Expect")) {
+		if (vl == strlen("100-continue") && strncasecmp(v, "100-continue", vl) == 0)
+			h->expect_continue = true;
+		else
+			h->expect_other = true;
+	} else if (name_is(p, n, FRAMING_HEADER)) {
+		h->has_mark = true;
+	}
+	return NULL;
+}
+
+/* NULL for a head evhttp will take as it is (len bytes, ending with its empty line), else the fault. */
+static const char *check_head(const char *head, size_t len, struct head *h)
+{
+	const char *p = head, *end = head + len, *next;
+	const char *fault;
+
+	size_t l = line_at(p, end, &next);
+	if ((fault = check_request_line(p, l, h)) != NULL)
+		return fault;
+	for (p = next; p < end; p = next) {
+		l = line_at(p, end, &next);
+		if (l == 0)
+			break;
+		if ((fault = check_field(p, l, h)) != NULL)
+			return fault;
+	}
+	if (h->chunked && h->has_cl)
+		return FRAMING_CL_TE; /* request smuggling's favourite (RFC 9112 6.3) */
+	if (h->chunked && !h->http11)
+		return FRAMING_LENGTH; /* RFC 9112 6.1: faulty framing in HTTP/1.0 */
+	if (h->head_method && (h->chunked || h->cl > 0))
+		return FRAMING_LENGTH; /* evhttp would read the body as the next request */
+	if (h->http11 && h->expect_other)
+		return FRAMING_EXPECT;
+	return NULL;
+}
+
+/*
+ * Appends head to out without any FRAMING_HEADER of the client's and, when
+ * `reframe`, without Content-Length, Transfer-Encoding and Expect; `extra`
+ * (header lines, each ending in CRLF) goes before the empty line.
+ */
+static void emit_head(struct evbuffer *out, const char *head, size_t len, bool reframe,
+		      const char *extra)
+{
+	const char *p = head, *end = head + len, *next;
+
+	for (bool first = true; p < end; first = false, p = next) {
+		size_t l = line_at(p, end, &next);
+		if (l == 0)
+			break;
+		const char *colon = first ? NULL : memchr(p, ':', l);
+		size_t n = colon ? (size_t)(colon - p) : 0;
+		bool drop = colon && (name_is(p, n, FRAMING_HEADER) ||
+				      (reframe && (name_is(p, n, "Content-Length") ||
+						   name_is(p, n, "Transfer-Encoding") ||
+						   name_is(p, n, "Expect"))));
+		if (!drop)
+			evbuffer_add(out, p, (size_t)(next - p));
+	}
+	if (extra)
+		evbuffer_add(out, extra, strlen(extra));
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* Our own request instead of the client's; the connection is done. */
+static void pass_fault(struct fr_conn *c, const char *fault)
+{
+	evbuffer_add_printf(c->out,
+			    "GET / HTTP/1.1\r\nHost: berichtd\r\nConnection: close\r\n%s: %s\r\n\r\n",
+			    FRAMING_HEADER, fault);
+	c->state = FR_SINK;
+}
+
+/*
+ * evhttp would send 100 Continue itself, but it never sees this body. Only
+ * called when nothing of an earlier request is unanswered: then every
+ * earlier response is in the output buffer or already sent. evhttp leaves
+ * EV_WRITE off between responses and its write callback would finish a
+ * response that was already finished, so the bufferevent is not asked to
+ * write: with its output empty the 100 goes straight to the socket, and
+ * anything the socket did not take waits in the output buffer for the
+ * final response, which it precedes. With the output not empty evhttp is
+ * still writing an earlier response, and the 100 simply follows it.
+ */
+static void send_continue(struct fr_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t len = sizeof(CONTINUE_100) - 1;
+	ssize_t sent = 0;
+
+	if (evbuffer_get_length(out) == 0) {
+		sent = send(bufferevent_getfd(c->bev), CONTINUE_100, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (sent < 0)
+			sent = 0;
+	}
+	if ((size_t)sent < len)
+		evbuffer_add(out, CONTINUE_100 + sent, len - (size_t)sent);
+}
+
+static void chunked_start(struct fr_conn *c, const char *head, size_t len, const struct head *h,
+			  bool quiet)
+{
+	if (!c->body)
+		c->body = evbuffer_new();
+	c->head = malloc(len);
+	if (!c->body || !c->head) {
+		pass_fault(c, FRAMING_INTERNAL);
+		return;
+	}
+	memcpy(c->head, head, len);
+	c->head_len = len;
+	c->state = FR_CHUNKED;
+	c->ch = CH_SIZE;
+	c->total = 0;
+	c->trailer = 0;
+	c->over = false;
+	if (h->http11 && h->expect_continue && quiet)
+		send_continue(c);
+}
+
+/* Checks a complete head and lets it (or what stands for it) through. */
+static void take_head(struct fr_conn *c, const char *head, size_t len, bool quiet)
+{
+	struct head h = {0};
+	const char *fault = check_head(head, len, &h);
+
+	if (fault) {
+		pass_fault(c, fault);
+		return;
+	}
+	if (h.chunked) {
+		chunked_start(c, head, len, &h, quiet);
+		return;
+	}
+	if (h.cl > c->fr->max_body) {
+		/* a client that waits for 100 Continue never sends the body: then close */
+		emit_head(c->out, head, len, true,
+			  h.expect_continue ? "Content-Length: 0\r\nConnection: close\r\n" MARK(FRAMING_TOO_LARGE)
+					    : "Content-Length: 0\r\n" MARK(FRAMING_TOO_LARGE));
+		c->remaining = h.cl;
+		c->state = FR_DISCARD;
+		return;
+	}
+	if (h.has_mark)
+		emit_head(c->out, head, len, false, NULL);
+	else
+		evbuffer_add(c->out, head, len);
+	c->remaining = h.cl;
+	c->state = h.cl > 0 ? FR_BODY : FR_HEAD;
+}
+
+/* Looks for the end of a head in held; returns its length or 0. */
+static size_t head_end(struct evbuffer *held)
+{
+	struct evbuffer_ptr pos = evbuffer_search(held, "\n\r\n", 3, NULL);
+	struct evbuffer_ptr pos2 = evbuffer_search(held, "\n\n", 2, NULL);
+	size_t a = pos.pos >= 0 ? (size_t)pos.pos + 3 : 0;
+	size_t b = pos2.pos >= 0 ? (size_t)pos2.pos + 2 : 0;
+	if (a && b)
+		return a < b ? a : b;
+	return a ? a : b;
+}
+
+/* ------------------------------------------------------- chunked bodies */
+
+static void chunked_end(struct fr_conn *c)
+{
+	free(c->head);
+	c->head = NULL;
+	evbuffer_drain(c->body, evbuffer_get_length(c->body));
+	c->state = FR_HEAD;
+}
+
+static void chunked_fail(struct fr_conn *c)
+{
+	if (c->over)
+		c->state = FR_SINK; /* its 413 is on its way; nothing sensible follows */
+	else
+		pass_fault(c, FRAMING_CHUNKED);
+	free(c->head);
+	c->head = NULL;
+	evbuffer_drain(c->body, evbuffer_get_length(c->body));
+}
+
+/* Over max_body: the 413 goes to evhttp at once, the rest of the body nowhere. */
+static void chunked_over(struct fr_conn *c)
+{
+	emit_head(c->out, c->head, c->head_len, true,
+		  "Content-Length: 0\r\n" MARK(FRAMING_TOO_LARGE));
+	evbuffer_drain(c->body, evbuffer_get_length(c->body));
+	c->over = true;
+}
+
+/* chunk-size [ chunk-ext ] (RFC 9112 7.1); extensions are ignored */
+static bool chunk_size(const char *line, size_t l, int64_t *size)
+{
+	size_t i = 0;
+	int64_t x = 0;
+
+	for (; i < l; i++) {
+		char ch = line[i];
+		int d = ch >= '0' && ch <= '9' ? ch - '0'
+			: ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+			: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+		if (d < 0)
+			break;
+		if (i >= CHUNK_HEX_MAX)
+			return false;
+		x = x * 16 + d;
+	}
+	if (i == 0)
+		return false;
+	size_t j = i;
+	while (j < l && (line[j] == ' ' || line[j] == '\t'))
+		j++;
+	if (j < l && line[j] != ';')
+		return false;
+	for (; j < l; j++) {
+		unsigned char ch = (unsigned char)line[j];
+		if ((ch < ' ' && ch != '\t') || ch == 0x7f)
+			return false;
+	}
+	*size = x;
+	return true;
+}
+
+/* Moves fresh into held and finds a CRLF there: the line's length before it, or -1. */
+static ev_ssize_t held_line(struct fr_conn *c)
+{
+	evbuffer_add_buffer(c->held, c->fresh);
+	return evbuffer_search(c->held, "\r\n", 2, NULL).pos;
+}
+
+/* After a line or CRLF was taken from held, the rest goes back to fresh. */
+static void held_back(struct fr_conn *c, size_t taken)
+{
+	evbuffer_drain(c->held, taken);
+	evbuffer_add_buffer(c->fresh, c->held);
+}
+
+/* Runs the chunked parser over fresh; returns when it needs more bytes or is done. */
+static void feed_chunked(struct fr_conn *c)
+{
+	while (c->state == FR_CHUNKED) {
+		switch (c->ch) {
+		case CH_SIZE: {
+			char line[CHUNK_LINE_MAX];
+			int64_t size = 0;
+			ev_ssize_t l = held_line(c);
+			if (l < 0) {
+				if (evbuffer_get_length(c->held) > CHUNK_LINE_MAX)
+					chunked_fail(c);
+				return;
+			}
+			if ((size_t)l > sizeof(line) || evbuffer_copyout(c->held, line, (size_t)l) != l ||
+			    !chunk_size(line, (size_t)l, &size)) {
+				chunked_fail(c);
+				return;
+			}
+			held_back(c, (size_t)l + 2);
+			if (size == 0) {
+				c->ch = CH_TRAILER;
+				break;
+			}
+			if (!c->over && size > c->fr->max_body - c->total)
+				chunked_over(c);
+			c->remaining = size;
+			c->ch = CH_DATA;
+			break;
+		}
+		case CH_DATA: {
+			size_t n = evbuffer_get_length(c->fresh);
+			if (n == 0)
+				return;
+			size_t k = (int64_t)n < c->remaining ? n : (size_t)c->remaining;
+			if (c->over) {
+				evbuffer_drain(c->fresh, k);
+			} else {
+				evbuffer_remove_buffer(c->fresh, c->body, k);
+				c->total += (int64_t)k;
+			}
+			c->remaining -= (int64_t)k;
+			if (c->remaining == 0)
+				c->ch = CH_DATA_END;
+			break;
+		}
+		case CH_DATA_END: {
+			char crlf[2];
+			evbuffer_add_buffer(c->held, c->fresh);
+			if (evbuffer_get_length(c->held) < 2)
+				return;
+			evbuffer_copyout(c->held, crlf, 2);
+			if (crlf[0] != '\r' || crlf[1] != '\n') {
+				chunked_fail(c);
+				return;
+			}
+			held_back(c, 2);
+			c->ch = CH_SIZE;
+			break;
+		}
+		case CH_TRAILER: {
+			/* trailer fields are dropped (RFC 9112 7.1.2 allows it) */
+			ev_ssize_t l = held_line(c);
+			if (l < 0) {
+				if (c->trailer + evbuffer_get_length(c->held) > FRAMING_HEAD_MAX)
+					chunked_fail(c);
+				return;
+			}
+			held_back(c, (size_t)l + 2);
+			c->trailer += (size_t)l + 2;
+			if (c->trailer > FRAMING_HEAD_MAX) {
+				chunked_fail(c);
+				return;
+			}
+			if (l > 0)
+				break;
+			if (!c->over) {
+				char cl[48];
+				snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)c->total);
+				emit_head(c->out, c->head, c->head_len, true, cl);
+				evbuffer_add_buffer(c->out, c->body);
+			}
+			chunked_end(c);
+			return;
+		}
+		}
+	}
+}
+
+/* ---------------------------------------------------------- the stream */
+
+/*
+ * Feeds the fresh bytes through the state machine into out. idle: evhttp
+ * had read everything before them.
+ */
+static void feed(struct fr_conn *c, bool idle)
+{
+	while (evbuffer_get_length(c->fresh) > 0 || c->state == FR_HEAD) {
+		size_t n = evbuffer_get_length(c->fresh);
+		switch (c->state) {
+		case FR_SINK:
+			evbuffer_drain(c->fresh, n);
+			evbuffer_drain(c->held, evbuffer_get_length(c->held));
+			return;
+		case FR_CHUNKED:
+			feed_chunked(c);
+			if (c->state == FR_CHUNKED)
+				return;
+			break;
+		case FR_BODY:
+		case FR_DISCARD: {
+			size_t k = (int64_t)n < c->remaining ? n : (size_t)c->remaining;
+			if (c->state == FR_BODY)
+				evbuffer_remove_buffer(c->fresh, c->out, k);
+			else
+				evbuffer_drain(c->fresh, k);
+			c->remaining -= (int64_t)k;
+			if (c->remaining == 0)
+				c->state = FR_HEAD;
+			break;
+		}
+		case FR_HEAD: {
+			evbuffer_add_buffer(c->held, c->fresh);
+			/* empty lines between requests are allowed; drop them */
+			while (evbuffer_get_length(c->held) > 0) {
+				unsigned char ch;
+				evbuffer_copyout(c->held, &ch, 1);
+				if (ch != '\r' && ch != '\n')
+					break;
+				evbuffer_drain(c->held, 1);
+			}
+			size_t len = head_end(c->held);
+			if (len == 0 || len > FRAMING_HEAD_MAX) {
+				if (len > 0 || evbuffer_get_length(c->held) > FRAMING_HEAD_MAX) {
+					pass_fault(c, FRAMING_HEAD_TOO_LARGE);
+					evbuffer_add_buffer(c->fresh, c->held);
+					break;
+				}
+				return;
+			}
+			const char *head = (const char *)evbuffer_pullup(c->held, (ev_ssize_t)len);
+			if (!head) {
+				pass_fault(c, FRAMING_INTERNAL);
+				evbuffer_add_buffer(c->fresh, c->held);
+				break;
+			}
+			bool quiet = idle && evbuffer_get_length(c->out) == 0 &&
+				     evbuffer_get_length(c->held) == len;
+			take_head(c, head, len, quiet);
+			held_back(c, len);
+			break;
+		}
+		}
+	}
+}
+
+static void on_input(struct evbuffer *input, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct fr_conn *c = arg;
+	size_t len = evbuffer_get_length(input);
+
+	if (c->busy || info->n_added == 0)
+		return;
+	if (conn_gone(c)) {
+		evbuffer_drain(input, len); /* evhttp is done with it; the sweep frees it */
+		return;
+	}
+	size_t n = info->n_added < len ? info->n_added : len;
+	if (c->state == FR_BODY && (int64_t)n < c->remaining) {
+		c->remaining -= (int64_t)n; /* the common case: body bytes, nothing to move */
+		return;
+	}
+	c->busy = true;
+	evbuffer_remove_buffer(input, c->front, len - n);
+	evbuffer_add_buffer(c->fresh, input);
+	feed(c, len == n);
+	evbuffer_add_buffer(input, c->front);
+	evbuffer_add_buffer(input, c->out);
+	c->busy = false;
+}
+
+struct bufferevent *framing_bev(struct event_base *base, void *arg)
+{
+	struct framing *fr = arg;
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	struct fr_conn *c = calloc(1, sizeof(*c));
+
+	if (!bev || !c) {
+		free(c);
+		return bev; /* NULL makes evhttp use its own; without c, evhttp's checks apply */
+	}
+	c->fr = fr;
+	c->bev = bev;
+	c->held = evbuffer_new();
+	c->front = evbuffer_new();
+	c->fresh = evbuffer_new();
+	c->out = evbuffer_new();
+	if (c->held && c->front && c->fresh && c->out)
+		c->cbent = evbuffer_add_cb(bufferevent_get_input(bev), on_input, c);
+	if (!c->cbent) {
+		if (c->held)
+			evbuffer_free(c->held);
+		if (c->front)
+			evbuffer_free(c->front);
+		if (c->fresh)
+			evbuffer_free(c->fresh);
+		if (c->out)
+			evbuffer_free(c->out);
+		free(c);
+		return bev;
+	}
+	bufferevent_incref(bev);
+	c->next = fr->conns;
+	fr->conns = c;
+	return bev;
+}
+
+struct framing *framing_new(struct event_base *base, int64_t max_body)
+{
+	struct framing *fr = calloc(1, sizeof(*fr));
+	struct timeval every = {SWEEP_S, 0};
+
+	if (!fr)
+		return NULL;
+	fr->max_body = max_body;
+	fr->sweep = event_new(base, -1, EV_PERSIST, sweep, fr);
+	if (!fr->sweep || event_add(fr->sweep, &every) != 0) {
+		if (fr->sweep)
+			event_free(fr->sweep);
+		free(fr);
+		return NULL;
+	}
+	return fr;
+}
+
+void framing_free(struct framing *fr)
+{
+	if (!fr)
+		return;
+	event_free(fr->sweep);
+	while (fr->conns) {
+		struct fr_conn *c = fr->conns;
+		fr->conns = c->next;
+		conn_free(c);
+	}
+	free(fr);
+}

@@ -1,0 +1,117 @@
+/*
+ * http.h - the HTTP front: evhttp server, routing table, authentication
+ * dispatch and the response helpers every handler uses.
+ *
+ * A handler receives a `struct http_req`, may go asynchronous (queue a
+ * PostgreSQL query and return), and must eventually answer exactly once with
+ * one of the http_reply_* / http_problem* functions, which also free the
+ * request context. evhttp keeps an unanswered request alive even when the
+ * client has gone (the reply is then dropped), so late answers are safe.
+ *
+ * Loop thread only.
+ */
+#ifndef BERICHTD_HTTP_H
+#define BERICHTD_HTTP_H
+
+#include <event2/http.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/app.h"
+#include "core/roles.h"
+
+#define API_VERSION "1.0.0"
+#define PROBLEM_BASE "https://berichtd.nl/problemen/"
+
+
+#define HTTP_MAX_PARAMS 4
+
+struct http_route;
+
+struct http_req {
+	struct app *app;
+	struct evhttp_request *ev;
+	char id[20];              /* request id for log lines */
+	enum role role;
+	int64_t agency_id;        /* role agency: the token's agency */
+	const char *params[HTTP_MAX_PARAMS]; /* {placeholders} of the route, in order */
+	char *path;               /* decoded path, owns the params' storage */
+	json_t *body;             /* parsed JSON body, when the route wants one */
+	const struct http_route *route; /* the route being served */
+};
+
+typedef void (*http_handler)(struct http_req *r);
+
+struct http_route {
+	enum evhttp_cmd_type method;
+	/*
+	 * "/v1/accounts/{}": {} matches one segment. The query parameters the
+	 * route accepts follow as "{?name,name}" (RFC 6570 form-style); any
+	 * other parameter, and any at all without that list, is refused with
+	 * 400 before the handler runs, so that nothing (a BSN least of all)
+	 * travels in a URI unnoticed.
+	 */
+	const char *pattern;
+	unsigned roles;           /* ROLE_* bits allowed; 0 = no authentication */
+	bool json_body;           /* parse the body as a JSON object first */
+	http_handler handler;
+};
+
+/*
+ * Listens on [http] listen (the API, serving api) and [ops] listen (ops:
+ * /healthz, /readyz, /metrics for operators). On false, http_stop still
+ * frees what was made.
+ */
+/* The route tables of one listener (daemon/routes.c lists them). */
+struct http_routes {
+	const struct http_route *const *tables;
+	size_t n;
+};
+
+bool http_start(struct app *app, const struct http_routes *api, const struct http_routes *ops)
+	__attribute__((warn_unused_result));
+/* Closes both listening sockets; requests already received still get answers. */
+void http_stop_accepting(struct app *app);
+void http_stop(struct app *app);
+
+/* Answers with JSON (steals `body`; NULL means no body) and frees r. */
+void http_reply_json(struct http_req *r, int status, json_t *body);
+
+/* Answers with a text body of the given content type and frees r. */
+void http_reply_text(struct http_req *r, int status, const char *ctype, const char *text,
+		     size_t len);
+
+/* Answers with extra header `Location` set (for 201). Steals body, frees r. */
+void http_reply_created(struct http_req *r, const char *location, json_t *body);
+
+/*
+ * RFC 9457 problem: type is a slug appended to PROBLEM_BASE. Frees r.
+ * detail may be NULL.
+ */
+void http_problem(struct http_req *r, int status, const char *type, const char *title,
+		  const char *detail);
+
+/* 400 with invalidParams (steals the array of {name, code, reason}). Frees r. */
+void http_problem_invalid(struct http_req *r, json_t *invalid_params);
+
+/* 503 with Retry-After, for a store that is down or overloaded. Frees r. */
+void http_problem_unavailable(struct http_req *r, const char *detail);
+
+/* 429 with Retry-After: the agency's rate limit (ratelimit.h), messages and lookups. Frees r. */
+void http_problem_rate_limited(struct http_req *r, int64_t retry_after_s);
+
+/*
+ * For a handler whose route lists query parameters ("{?a,b}"): appends to
+ * its invalidParams array a problem for each parameter the route does not
+ * list (code unknownParameter) and each listed one given twice (duplicate).
+ * A query string that does not parse is left to the handler, which parses
+ * it for the values anyway. Routes without a list never reach their handler
+ * with a query parameter.
+ */
+void http_query_check(struct http_req *r, json_t *invalid);
+
+/* Appends {name, code, reason} to an invalidParams array. */
+void http_invalid_add(json_t *arr, const char *name, const char *code, const char *reason);
+
+#endif

@@ -1,0 +1,539 @@
+/*
+ * pgpool.c - asynchronous libpq connections driven by libevent (see pgpool.h).
+ *
+ * Each connection has an explicit state (STYLE.md habit 7):
+ *
+ *   CONNECTING --ok--> IDLE <--> BUSY
+ *        |                         |
+ *        +--fail--> BACKOFF <--lost+
+ *                      | timer (exponential, jittered)
+ *                      +--> CONNECTING
+ *
+ * PQsocket() is read again before every wait, because libpq may open a new
+ * socket while connecting (e.g. when it tries the next host).
+ *
+ * When no connection is up and all have failed at least once, queued queries
+ * fail at once with an error instead of hanging: the API answers 503 rather
+ * than holding requests open while PostgreSQL is down.
+ */
+#include "core/pgpool.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+enum pgc_state { PGC_CONNECTING, PGC_IDLE, PGC_BUSY, PGC_BACKOFF };
+
+/* the errors of queries that failed in the queue (pgpool_never_sent) */
+static const char ERR_DOWN[] = "database unavailable";
+static const char ERR_CLOSING_QUEUED[] = "shutting down";
+/* a running query cancelled by pgpool_free: its outcome is unknown */
+static const char ERR_CLOSING_RUNNING[] = "shutting down while the query ran";
+
+bool pgpool_never_sent(const char *err)
+{
+	return err == ERR_DOWN || err == ERR_CLOSING_QUEUED;
+}
+
+struct pgq {
+	struct pgq *next;
+	char *sql;                     /* NULL for a prepared statement */
+	const struct pgpool_stmt *stmt; /* or NULL */
+	int stmt_bit;                   /* its index in pool->stmts */
+	int nparams;
+	char **params;
+	pgpool_cb cb;
+	void *arg;
+};
+
+struct pgconn {
+	struct pgpool *pool;
+	int index;
+	enum pgc_state state;
+	PGconn *conn;
+	struct event *ev;
+	struct event *timer;
+	struct pgq *cur;
+	PGresult *result;
+	int backoff_ms;
+	bool tried;        /* has attempted to connect at least once */
+	bool preparing;    /* the running command is the PREPARE of cur->stmt */
+	uint32_t prepared; /* bit i: pool->stmts[i] is prepared on this connection */
+};
+
+struct pgpool {
+	struct event_base *base;
+	char *conninfo;
+	int size;
+	struct pgconn *conns;
+	struct pgq *head, *tail;
+	int queued;
+	int running;
+	struct event *fail_ev;
+	bool closing;
+	const struct pgpool_stmt *stmts[PGPOOL_STMT_MAX];
+	int nstmts;
+};
+
+static void conn_start(struct pgconn *c);
+static void conn_dispatch(struct pgpool *pool);
+static void conn_on_io(evutil_socket_t fd, short what, void *arg);
+static bool conn_prepared(struct pgconn *c);
+
+static void pgq_free(struct pgq *q)
+{
+	for (int i = 0; q->params && i < q->nparams; i++)
+		free(q->params[i]);
+	free(q->params);
+	free(q->sql);
+	free(q);
+}
+
+static const char *conn_error(PGconn *conn)
+{
+	const char *e = conn ? PQerrorMessage(conn) : NULL;
+	return (e && *e) ? e : "connection lost";
+}
+
+/* Arms a one-shot wait on the connection's current socket. */
+static void conn_wait(struct pgconn *c, short what)
+{
+	int fd = PQsocket(c->conn);
+
+	if (c->ev)
+		event_free(c->ev);
+	c->ev = event_new(c->pool->base, fd, what, conn_on_io, c);
+	if (!c->ev || event_add(c->ev, NULL) != 0)
+		log_error("pg[%d]: cannot watch socket", c->index);
+}
+
+static bool all_down(const struct pgpool *pool)
+{
+	for (int i = 0; i < pool->size; i++) {
+		const struct pgconn *c = &pool->conns[i];
+		if (c->state != PGC_BACKOFF || !c->tried)
+			return false;
+	}
+	return true;
+}
+
+/* Fails queued queries while no connection is usable (see file comment). */
+static void pool_fail_queued(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgpool *pool = arg;
+	(void)fd;
+	(void)what;
+
+	if (!all_down(pool))
+		return;
+	while (pool->head) {
+		struct pgq *q = pool->head;
+		pool->head = q->next;
+		if (!pool->head)
+			pool->tail = NULL;
+		pool->queued--;
+		q->cb(NULL, ERR_DOWN, q->arg);
+		pgq_free(q);
+	}
+}
+
+static void conn_backoff(struct pgconn *c, const char *reason)
+{
+	struct pgpool *pool = c->pool;
+
+	if (c->cur) {
+		struct pgq *q = c->cur;
+		c->cur = NULL;
+		pool->running--;
+		q->cb(NULL, reason, q->arg);
+		pgq_free(q);
+	}
+	if (c->result) {
+		PQclear(c->result);
+		c->result = NULL;
+	}
+	if (c->ev) {
+		event_free(c->ev);
+		c->ev = NULL;
+	}
+	if (c->conn) {
+		PQfinish(c->conn);
+		c->conn = NULL;
+	}
+	c->state = PGC_BACKOFF;
+	c->tried = true;
+	if (pool->closing)
+		return;
+
+	/* exponential backoff with full jitter in [backoff/2, backoff] */
+	int ms = c->backoff_ms / 2 + (int)(random() % (c->backoff_ms / 2 + 1));
+	c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evtimer_add(c->timer, &tv);
+	log_debug("pg[%d]: backing off %d ms", c->index, ms);
+	if (all_down(pool))
+		event_active(pool->fail_ev, 0, 0);
+}
+
+static void conn_lost(struct pgconn *c, const char *what)
+{
+	char reason[256];
+	const char *e = conn_error(c->conn);
+	size_t n = strcspn(e, "\n");
+
+	snprintf(reason, sizeof(reason), "%s: %.*s", what, (int)n, e);
+	log_warn("pg[%d]: %s", c->index, reason);
+	conn_backoff(c, reason);
+}
+
+static void conn_finish_query(struct pgconn *c)
+{
+	struct pgq *q = c->cur;
+	PGresult *res = c->result;
+	struct pgpool *pool = c->pool;
+
+	c->cur = NULL;
+	c->result = NULL;
+	c->state = PGC_IDLE;
+	pool->running--;
+
+	if (!res)
+		q->cb(NULL, "no result", q->arg);
+	else {
+		ExecStatusType st = PQresultStatus(res);
+		const char *err = (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+					  ? NULL
+					  : PQresultErrorMessage(res);
+		q->cb(res, err, q->arg);
+		PQclear(res);
+	}
+	pgq_free(q);
+	conn_dispatch(pool);
+}
+
+static void conn_read(struct pgconn *c)
+{
+	if (!PQconsumeInput(c->conn)) {
+		conn_lost(c, "read failed");
+		return;
+	}
+	while (!PQisBusy(c->conn)) {
+		PGresult *r = PQgetResult(c->conn);
+		if (!r) {
+			if (c->preparing && !conn_prepared(c))
+				return;
+			conn_finish_query(c);
+			return;
+		}
+		/* keep the first error, else the last result */
+		if (c->result && PQresultStatus(c->result) == PGRES_FATAL_ERROR)
+			PQclear(r);
+		else {
+			if (c->result)
+				PQclear(c->result);
+			c->result = r;
+		}
+	}
+	conn_wait(c, EV_READ);
+}
+
+static void conn_flush(struct pgconn *c);
+
+static int stmt_index(const struct pgpool *pool, const struct pgpool_stmt *stmt)
+{
+	for (int i = 0; i < pool->nstmts; i++)
+		if (pool->stmts[i] == stmt)
+			return i;
+	return -1;
+}
+
+static void conn_send_prepared(struct pgconn *c)
+{
+	struct pgq *q = c->cur;
+	if (!PQsendQueryPrepared(c->conn, q->stmt->name, q->nparams,
+				 (const char *const *)q->params, NULL, NULL, 0))
+		conn_lost(c, "send failed");
+	else
+		conn_flush(c);
+}
+
+/*
+ * The PREPARE of cur's statement has finished. On success the statement
+ * itself goes out now and the caller stops reading (returns false); a
+ * failed PREPARE is the query's error (returns true: finish the query).
+ */
+static bool conn_prepared(struct pgconn *c)
+{
+	c->preparing = false;
+	if (!c->result || PQresultStatus(c->result) != PGRES_COMMAND_OK)
+		return true;
+	PQclear(c->result);
+	c->result = NULL;
+	c->prepared |= 1u << c->cur->stmt_bit;
+	conn_send_prepared(c);
+	return false;
+}
+
+static void conn_flush(struct pgconn *c)
+{
+	int r = PQflush(c->conn);
+	if (r < 0)
+		conn_lost(c, "write failed");
+	else if (r == 1)
+		conn_wait(c, EV_READ | EV_WRITE);
+	else
+		conn_wait(c, EV_READ);
+}
+
+static void conn_poll_connect(struct pgconn *c)
+{
+	switch (PQconnectPoll(c->conn)) {
+	case PGRES_POLLING_READING:
+		conn_wait(c, EV_READ);
+		break;
+	case PGRES_POLLING_WRITING:
+		conn_wait(c, EV_WRITE);
+		break;
+	case PGRES_POLLING_OK:
+		if (PQsetnonblocking(c->conn, 1) != 0) {
+			conn_lost(c, "setnonblocking");
+			break;
+		}
+		if (c->ev) {
+			event_free(c->ev);
+			c->ev = NULL;
+		}
+		c->state = PGC_IDLE;
+		c->backoff_ms = BACKOFF_MIN_MS;
+		log_info("pg[%d]: connected", c->index);
+		conn_dispatch(c->pool);
+		break;
+	default:
+		conn_lost(c, "connect failed");
+		break;
+	}
+}
+
+static void conn_on_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgconn *c = arg;
+	(void)fd;
+
+	switch (c->state) {
+	case PGC_CONNECTING:
+		conn_poll_connect(c);
+		break;
+	case PGC_BUSY:
+		if (what & EV_WRITE) {
+			int r = PQflush(c->conn);
+			if (r < 0) {
+				conn_lost(c, "write failed");
+				return;
+			}
+			if (r == 1 && !(what & EV_READ)) {
+				conn_wait(c, EV_READ | EV_WRITE);
+				return;
+			}
+		}
+		conn_read(c);
+		break;
+	case PGC_IDLE:
+		/* an idle connection became readable: a notice, or the server went away */
+		if (!PQconsumeInput(c->conn) || PQstatus(c->conn) == CONNECTION_BAD) {
+			conn_lost(c, "idle connection closed");
+			return;
+		}
+		conn_wait(c, EV_READ);
+		break;
+	case PGC_BACKOFF:
+		break;
+	}
+}
+
+static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_start(arg);
+}
+
+static void conn_start(struct pgconn *c)
+{
+	c->state = PGC_CONNECTING;
+	c->prepared = 0; /* a new session has no prepared statements */
+	c->preparing = false;
+	c->conn = PQconnectStart(c->pool->conninfo);
+	if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD) {
+		conn_lost(c, "connect failed");
+		return;
+	}
+	conn_wait(c, EV_WRITE);
+}
+
+static void conn_send(struct pgconn *c, struct pgq *q)
+{
+	c->cur = q;
+	c->state = PGC_BUSY;
+	c->pool->running++;
+	if (q->stmt) {
+		if (c->prepared & (1u << q->stmt_bit)) {
+			conn_send_prepared(c);
+			return;
+		}
+		c->preparing = true;
+		if (!PQsendPrepare(c->conn, q->stmt->name, q->stmt->sql, q->nparams, NULL)) {
+			conn_lost(c, "send failed");
+			return;
+		}
+		conn_flush(c);
+		return;
+	}
+	if (!PQsendQueryParams(c->conn, q->sql, q->nparams, NULL, (const char *const *)q->params,
+			       NULL, NULL, 0)) {
+		conn_lost(c, "send failed");
+		return;
+	}
+	conn_flush(c);
+}
+
+static void conn_dispatch(struct pgpool *pool)
+{
+	for (int i = 0; i < pool->size && pool->head; i++) {
+		struct pgconn *c = &pool->conns[i];
+		if (c->state != PGC_IDLE)
+			continue;
+		struct pgq *q = pool->head;
+		pool->head = q->next;
+		if (!pool->head)
+			pool->tail = NULL;
+		pool->queued--;
+		q->next = NULL;
+		conn_send(c, q);
+	}
+}
+
+struct pgpool *pgpool_new(struct event_base *base, const char *conninfo, int size)
+{
+	struct pgpool *pool = calloc(1, sizeof(*pool));
+	if (!pool)
+		return NULL;
+	pool->base = base;
+	pool->size = size;
+	pool->conninfo = strdup(conninfo);
+	pool->conns = calloc((size_t)size, sizeof(*pool->conns));
+	pool->fail_ev = event_new(base, -1, 0, pool_fail_queued, pool);
+	if (!pool->conninfo || !pool->conns || !pool->fail_ev) {
+		pgpool_free(pool);
+		return NULL;
+	}
+	for (int i = 0; i < size; i++) {
+		struct pgconn *c = &pool->conns[i];
+		c->pool = pool;
+		c->index = i;
+		c->backoff_ms = BACKOFF_MIN_MS;
+		c->timer = evtimer_new(base, conn_on_timer, c);
+		if (!c->timer) {
+			pgpool_free(pool);
+			return NULL;
+		}
+	}
+	for (int i = 0; i < size; i++)
+		conn_start(&pool->conns[i]);
+	return pool;
+}
+
+static bool pool_enqueue(struct pgpool *pool, const char *sql, const struct pgpool_stmt *stmt,
+			 int stmt_bit, int nparams, const char *const *params, pgpool_cb cb,
+			 void *arg)
+{
+	if (pool->closing)
+		return false;
+	struct pgq *q = calloc(1, sizeof(*q));
+	if (!q)
+		return false;
+	q->sql = sql ? strdup(sql) : NULL;
+	q->stmt = stmt;
+	q->stmt_bit = stmt_bit;
+	q->nparams = nparams;
+	q->params = calloc((size_t)(nparams ? nparams : 1), sizeof(char *));
+	q->cb = cb;
+	q->arg = arg;
+	if ((sql && !q->sql) || !q->params) {
+		pgq_free(q);
+		return false;
+	}
+	for (int i = 0; i < nparams; i++) {
+		if (params[i] && !(q->params[i] = strdup(params[i]))) {
+			pgq_free(q);
+			return false;
+		}
+	}
+	if (pool->tail)
+		pool->tail->next = q;
+	else
+		pool->head = q;
+	pool->tail = q;
+	pool->queued++;
+	conn_dispatch(pool);
+	if (pool->head && all_down(pool))
+		event_active(pool->fail_ev, 0, 0);
+	return true;
+}
+
+bool pgpool_query(struct pgpool *pool, const char *sql, int nparams, const char *const *params,
+		  pgpool_cb cb, void *arg)
+{
+	return pool_enqueue(pool, sql, NULL, 0, nparams, params, cb, arg);
+}
+
+bool pgpool_query_stmt(struct pgpool *pool, const struct pgpool_stmt *stmt,
+		       const char *const *params, pgpool_cb cb, void *arg)
+{
+	int bit = stmt_index(pool, stmt);
+	if (bit < 0) {
+		if (pool->nstmts >= PGPOOL_STMT_MAX) {
+			log_error("pgpool: more than %d prepared statements", PGPOOL_STMT_MAX);
+			return false;
+		}
+		bit = pool->nstmts;
+		pool->stmts[pool->nstmts++] = stmt;
+	}
+	return pool_enqueue(pool, NULL, stmt, bit, stmt->nparams, params, cb, arg);
+}
+
+int pgpool_pending(const struct pgpool *pool)
+{
+	return pool->queued + pool->running;
+}
+
+void pgpool_free(struct pgpool *pool)
+{
+	if (!pool)
+		return;
+	pool->closing = true;
+	while (pool->head) {
+		struct pgq *q = pool->head;
+		pool->head = q->next;
+		q->cb(NULL, ERR_CLOSING_QUEUED, q->arg);
+		pgq_free(q);
+	}
+	if (pool->conns) {
+		for (int i = 0; i < pool->size; i++) {
+			struct pgconn *c = &pool->conns[i];
+			if (c->conn || c->cur)
+				conn_backoff(c, ERR_CLOSING_RUNNING);
+			if (c->timer)
+				event_free(c->timer);
+		}
+	}
+	if (pool->fail_ev)
+		event_free(pool->fail_ev);
+	free(pool->conns);
+	free(pool->conninfo);
+	free(pool);
+}

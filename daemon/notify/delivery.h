@@ -1,0 +1,30 @@
+/*
+ * delivery.h - the delivery worker threads (DESIGN.md sections 3 and 4).
+ *
+ * Each worker owns a blocking PostgreSQL connection, a blocking Redis
+ * connection and, per batch, one SMTP session. Its loop:
+ *
+ *   take due ids (Redis, Lua: due -> inflight)
+ *   claim rows (PostgreSQL: scheduled -> sending; skip what is not ours)
+ *   render and send the mails (libesmtp, one session for the batch)
+ *   record results (sent / retry later / bounced / failed)
+ *   ack (Redis: out of inflight)
+ *
+ * delivery_start/stop are called from the main thread.
+ */
+#ifndef BERICHTD_DELIVERY_H
+#define BERICHTD_DELIVERY_H
+
+#include <stdbool.h>
+
+#include "core/app.h"
+
+struct delivery;
+
+/* Loads the templates and starts cfg->delivery_workers threads. */
+struct delivery *delivery_start(struct app *app, char *err, size_t errlen);
+
+/* Asks the workers to finish their current batch, joins and frees them. */
+void delivery_stop(struct delivery *d);
+
+#endif

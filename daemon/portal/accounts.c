@@ -1,0 +1,277 @@
+/*
+ * accounts.c - portal account calls (see accounts.h).
+ */
+#include "portal/accounts.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/bsn.h"
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/mime.h"
+#include "common/uuid7.h"
+#include "core/pgpool.h"
+#include "portal/portal.h"
+#include "portal/verify.h"
+
+#define EMAIL_MAX 254
+#define INT_TEXT_MAX 24
+
+static bool is_true(const PGresult *res, int row, int col)
+{
+	return PQgetvalue(res, row, col)[0] == 't';
+}
+
+static void on_create(const PGresult *res, const char *err, void *arg)
+{
+	struct http_req *r = arg;
+
+	if (portal_store_failed(r, err))
+		return;
+	bool inserted = is_true(res, 0, 1);
+	char id[UUID_STR_LEN];
+	snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
+	if (inserted) {
+		char location[80];
+		snprintf(location, sizeof(location), "/v1/accounts/%s", id);
+		evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Location", location);
+		log_info("accounts %s: account %s created", r->id, id);
+	}
+	portal_reply_account(r, id, inserted ? 201 : 200);
+}
+
+void accounts_http_create(struct http_req *r)
+{
+	const struct config *cfg = r->app->cfg;
+	json_t *invalid = json_array();
+	const char *key;
+	json_t *val;
+	json_object_foreach(r->body, key, val) {
+		if (strcmp(key, "bsn") != 0)
+			http_invalid_add(invalid, key, "unknownField", "Onbekend veld.");
+	}
+	const json_t *jb = json_object_get(r->body, "bsn");
+	const char *bsn = json_string_value(jb);
+	if (!jb)
+		http_invalid_add(invalid, "bsn", "required", "Dit veld is verplicht.");
+	else if (!bsn || !bsn_valid(bsn))
+		http_invalid_add(invalid, "bsn", "invalidBsn",
+				 "Een BSN bestaat uit 9 cijfers en voldoet aan de elfproef.");
+	if (json_array_size(invalid) > 0) {
+		http_problem_invalid(r, invalid);
+		return;
+	}
+	json_decref(invalid);
+
+	char hash[CRYPTO_HEX256_LEN], id[UUID_STR_LEN];
+	uuid_t7 u;
+	if (!crypto_hmac_sha256_hex(cfg->bsn_key, cfg->bsn_key_len, bsn, strlen(bsn), hash) ||
+	    !uuid7_generate(&u)) {
+		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		return;
+	}
+	uuid_format(&u, id);
+	const char *params[] = {id, hash};
+	/* xmax = 0 tells a fresh insert from an update of an existing row */
+	if (!pgpool_query(r->app->pg,
+			  "INSERT INTO accounts (id, bsn_hash) VALUES ($1, $2) "
+			  "ON CONFLICT (bsn_hash) DO UPDATE SET active = true, updated_at = now() "
+			  "RETURNING id, xmax = 0",
+			  2, params, on_create, r))
+		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+}
+
+void accounts_http_get(struct http_req *r)
+{
+	if (!portal_account_id_ok(r, r->params[0]))
+		return;
+	portal_reply_account(r, r->params[0], 200);
+}
+
+/*
+ * One statement for every PATCH: the account row is locked first (a0), the
+ * preferences are updated, a new address starts a verification (replacing
+ * any earlier one) with its 'verify' mail, going back to the verified
+ * address or to none drops the pending one, and turning notifications off
+ * cancels what is scheduled.
+ *   $1 id  $2 emailadres given  $3 address or NULL  $4 code hash  $5 ttl ms
+ *   $6 emailNotificaties  $7 herhaalNotificaties  $8 bewaartermijnDagen
+ *   $9 taal  $10 code (travels in the mail's payload only)
+ */
+static const char PATCH_SQL[] =
+	"WITH a0 AS (SELECT id, email, active FROM accounts WHERE id = $1 FOR UPDATE),"
+	" upd AS (UPDATE accounts a SET"
+	"   email = CASE WHEN $2::boolean AND $3::text IS NULL THEN NULL ELSE a.email END,"
+	"   email_confirmed_at = CASE WHEN $2::boolean AND $3::text IS NULL THEN NULL"
+	"     ELSE a.email_confirmed_at END,"
+	"   email_notifications = coalesce($6::boolean, a.email_notifications),"
+	"   repeat_notifications = coalesce($7::boolean, a.repeat_notifications),"
+	"   retention_days = coalesce($8::integer, a.retention_days),"
+	"   language = coalesce($9::text, a.language), updated_at = now()"
+	"   WHERE a.id = $1 AND a.active RETURNING a.id),"
+	" ver AS (INSERT INTO email_verifications (account_id, address, code_hash, expires_at)"
+	"   SELECT id, $3::text, $4::text, now() + $5::bigint * interval '1 millisecond' FROM a0"
+	"   WHERE a0.active AND $2::boolean AND $3::text IS NOT NULL"
+	"     AND a0.email IS DISTINCT FROM $3::text"
+	"   ON CONFLICT (account_id) DO UPDATE SET address = EXCLUDED.address,"
+	"     code_hash = EXCLUDED.code_hash, expires_at = EXCLUDED.expires_at, attempts = 0,"
+	"     locked = false, created_at = now()"
+	"   RETURNING account_id, address),"
+	" forget AS (DELETE FROM email_verifications v USING a0"
+	"   WHERE v.account_id = a0.id AND a0.active AND $2::boolean"
+	"     AND ($3::text IS NULL OR a0.email = $3::text)),"
+	" cancel AS (UPDATE notifications n SET state = 'cancelled' FROM a0"
+	"   WHERE n.account_id = a0.id AND a0.active AND n.state = 'scheduled' AND ("
+	"     (n.kind = 'verify' AND $2::boolean)"
+	"     OR (n.kind = 'repeat' AND $7::boolean IS FALSE)"
+	"     OR (n.kind IN ('new', 'repeat') AND $6::boolean IS FALSE))),"
+	" mail AS (INSERT INTO notifications (account_id, kind, recipient, payload, due_at)"
+	"   SELECT account_id, 'verify', address, jsonb_build_object('code', $10::text), now()"
+	"   FROM ver RETURNING id, (extract(epoch FROM due_at) * 1000)::bigint AS due) "
+	"SELECT (SELECT active FROM a0), mail.id, mail.due "
+	"FROM (SELECT 1) one LEFT JOIN mail ON true";
+
+static void on_patched(const PGresult *res, const char *err, void *arg)
+{
+	struct http_req *r = arg;
+
+	if (portal_store_failed(r, err))
+		return;
+	if (PQgetisnull(res, 0, 0)) {
+		http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend account.");
+		return;
+	}
+	if (!is_true(res, 0, 0)) {
+		http_problem(r, 409, "account-niet-actief", "Account niet actief",
+			     "Activeer het account eerst (POST /v1/accounts).");
+		return;
+	}
+	if (!PQgetisnull(res, 0, 1)) {
+		log_info("accounts %s: verification mail %s scheduled for account %s", r->id,
+			 PQgetvalue(res, 0, 1), r->params[0]);
+		verify_schedule(r->app, res, 0, 1, 2);
+	}
+	portal_reply_account(r, r->params[0], 200);
+}
+
+/* A JSON boolean as "t"/"f" for a ::boolean parameter; NULL when absent. */
+static const char *opt_bool(json_t *invalid, const json_t *body, const char *name)
+{
+	const json_t *v = json_object_get(body, name);
+	if (!v)
+		return NULL;
+	if (!json_is_boolean(v)) {
+		http_invalid_add(invalid, name, "boolean", "Dit veld is true of false.");
+		return NULL;
+	}
+	return json_is_true(v) ? "t" : "f";
+}
+
+void accounts_http_patch(struct http_req *r)
+{
+	const struct config *cfg = r->app->cfg;
+	static const char *const fields[] = {"emailadres", "emailNotificaties",
+					     "herhaalNotificaties", "bewaartermijnDagen", "taal"};
+	if (!portal_account_id_ok(r, r->params[0]))
+		return;
+	json_t *invalid = json_array();
+	const char *key;
+	json_t *val;
+	json_object_foreach(r->body, key, val) {
+		bool known = false;
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+			known = known || strcmp(key, fields[i]) == 0;
+		if (!known)
+			http_invalid_add(invalid, key, "unknownField", "Onbekend veld.");
+	}
+	const json_t *je = json_object_get(r->body, "emailadres");
+	const char *email = NULL;
+	bool set_email = je != NULL;
+	if (je && !json_is_null(je)) {
+		email = json_string_value(je);
+		if (!email || strlen(email) > EMAIL_MAX || !mime_addr_valid(email))
+			http_invalid_add(invalid, "emailadres", "email", "Geen geldig e-mailadres.");
+	}
+	const char *notify = opt_bool(invalid, r->body, "emailNotificaties");
+	const char *repeat = opt_bool(invalid, r->body, "herhaalNotificaties");
+
+	char days[INT_TEXT_MAX];
+	const char *retention = NULL;
+	const json_t *jd = json_object_get(r->body, "bewaartermijnDagen");
+	if (jd) {
+		json_int_t d = json_is_integer(jd) ? json_integer_value(jd) : -1;
+		if (d < cfg->retention_min_days || d > cfg->retention_max_days) {
+			char reason[128];
+			snprintf(reason, sizeof(reason),
+				 "Een geheel aantal dagen van %" PRId64 " tot en met %" PRId64 ".",
+				 cfg->retention_min_days, cfg->retention_max_days);
+			http_invalid_add(invalid, "bewaartermijnDagen", "range", reason);
+		} else {
+			snprintf(days, sizeof(days), "%lld", (long long)d);
+			retention = days;
+		}
+	}
+	const json_t *jt = json_object_get(r->body, "taal");
+	const char *taal = jt ? json_string_value(jt) : NULL;
+	if (jt && (!taal || (strcmp(taal, "nl") != 0 && strcmp(taal, "en") != 0)))
+		http_invalid_add(invalid, "taal", "enum", "Kies nl of en.");
+	if (json_array_size(invalid) > 0) {
+		http_problem_invalid(r, invalid);
+		return;
+	}
+	json_decref(invalid);
+
+	char code[VERIFY_CODE_LEN] = "", hash[CRYPTO_HEX256_LEN] = "", ttl[INT_TEXT_MAX];
+	if (email && !verify_new_code(cfg, r->params[0], code, hash)) {
+		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		return;
+	}
+	snprintf(ttl, sizeof(ttl), "%" PRId64, cfg->portal_verify_ttl_ms);
+	const char *params[] = {r->params[0], set_email ? "t" : "f", email,
+				email ? hash : NULL, ttl, notify, repeat, retention, taal,
+				email ? code : NULL};
+	if (!pgpool_query(r->app->pg, PATCH_SQL, 10, params, on_patched, r))
+		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+}
+
+static void on_delete(const PGresult *res, const char *err, void *arg)
+{
+	struct http_req *r = arg;
+
+	if (portal_store_failed(r, err))
+		return;
+	if (PQntuples(res) != 1) {
+		http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend account.");
+		return;
+	}
+	log_info("accounts %s: account %s deactivated", r->id, PQgetvalue(res, 0, 0));
+	http_reply_json(r, 204, NULL);
+}
+
+void accounts_http_delete(struct http_req *r)
+{
+	if (!portal_account_id_ok(r, r->params[0]))
+		return;
+	const char *params[] = {r->params[0]};
+	/* deactivation stops all pending mail at once, verification mail included */
+	if (!pgpool_query(r->app->pg,
+			  "WITH a AS (UPDATE accounts SET active = false, updated_at = now() "
+			  "  WHERE id = $1 RETURNING id), "
+			  "c AS (UPDATE notifications SET state = 'cancelled' "
+			  "  WHERE account_id IN (SELECT id FROM a) AND state = 'scheduled'), "
+			  "v AS (DELETE FROM email_verifications WHERE account_id IN (SELECT id FROM a)) "
+			  "SELECT id FROM a",
+			  1, params, on_delete, r))
+		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+}
+
+const struct http_route accounts_routes[] = {
+	{EVHTTP_REQ_POST, "/v1/accounts", ROLE_PORTAL, true, accounts_http_create},
+	{EVHTTP_REQ_GET, "/v1/accounts/{}", ROLE_PORTAL, false, accounts_http_get},
+	{EVHTTP_REQ_PATCH, "/v1/accounts/{}", ROLE_PORTAL, true, accounts_http_patch},
+	{EVHTTP_REQ_DELETE, "/v1/accounts/{}", ROLE_PORTAL, false, accounts_http_delete},
+	{0, NULL, 0, false, NULL},
+};
