@@ -27,13 +27,10 @@
 #include "core/framing.h"
 #include "common/config.h"
 #include "common/log.h"
-#include "common/utf8.h"
+#include "core/http_impl.h"
+#include "core/route.h"
 
-#define RETRY_AFTER_S "5"
 #define HOST_MAX 256
-#define QUERY_NAME_ECHO_MAX 64
-
-#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* One listening evhttp: its routes, and whether it is the API. */
 struct http_side {
@@ -53,31 +50,6 @@ struct http_front {
 
 static atomic_ullong request_seq;
 
-
-static const char *status_reason(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Content Too Large";
-	case 415: return "Unsupported Media Type";
-	case 417: return "Expectation Failed";
-	case 422: return "Unprocessable Content";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 503: return "Service Unavailable";
-	default: return "";
-	}
-}
 
 static const char *method_name(enum evhttp_cmd_type m)
 {
@@ -101,188 +73,6 @@ static void add_standard_headers(struct evhttp_request *ev)
 	evhttp_add_header(h, "Content-Security-Policy", "frame-ancestors 'none'");
 	evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
 	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
-}
-
-static void req_free(struct http_req *r)
-{
-	if (r->body)
-		json_decref(r->body);
-	free(r->path);
-	free(r);
-}
-
-static void send_body(struct http_req *r, int status, const char *ctype, json_t *body)
-{
-	struct evbuffer *buf = NULL;
-
-	if (body) {
-		char *text = json_dumps(body, JSON_COMPACT);
-		json_decref(body);
-		buf = evbuffer_new();
-		if (text && buf) {
-			evbuffer_add(buf, text, strlen(text));
-			evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Type",
-					  ctype);
-		}
-		free(text);
-	}
-	log_debug("http %s: %d", r->id, status);
-	evhttp_send_reply(r->ev, status, status_reason(status), buf);
-	if (buf)
-		evbuffer_free(buf);
-	req_free(r);
-}
-
-void http_reply_json(struct http_req *r, int status, json_t *body)
-{
-	send_body(r, status, "application/json", body);
-}
-
-void http_reply_text(struct http_req *r, int status, const char *ctype, const char *text,
-		     size_t len)
-{
-	struct evbuffer *buf = evbuffer_new();
-
-	if (buf) {
-		evbuffer_add(buf, text, len);
-		evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Type", ctype);
-	}
-	evhttp_send_reply(r->ev, status, status_reason(status), buf);
-	if (buf)
-		evbuffer_free(buf);
-	req_free(r);
-}
-
-void http_reply_created(struct http_req *r, const char *location, json_t *body)
-{
-	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Location", location);
-	send_body(r, 201, "application/json", body);
-}
-
-static json_t *problem_body(int status, const char *type, const char *title, const char *detail)
-{
-	char typeuri[256];
-	snprintf(typeuri, sizeof(typeuri), "%s%s", PROBLEM_BASE, type);
-	json_t *p = json_pack("{s:s, s:s, s:i}", "type", typeuri, "title", title, "status", status);
-	if (p && detail)
-		json_object_set_new(p, "detail", json_string(detail));
-	return p;
-}
-
-void http_problem(struct http_req *r, int status, const char *type, const char *title,
-		  const char *detail)
-{
-	send_body(r, status, "application/problem+json", problem_body(status, type, title, detail));
-}
-
-void http_problem_invalid(struct http_req *r, json_t *invalid_params)
-{
-	json_t *p = problem_body(400, "ongeldige-invoer", "Ongeldige invoer",
-				 "Een of meer velden zijn ongeldig; zie invalidParams.");
-	if (p)
-		json_object_set_new(p, "invalidParams", invalid_params);
-	else
-		json_decref(invalid_params);
-	send_body(r, 400, "application/problem+json", p);
-}
-
-void http_problem_unavailable(struct http_req *r, const char *detail)
-{
-	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", RETRY_AFTER_S);
-	http_problem(r, 503, "niet-beschikbaar", "Tijdelijk niet beschikbaar", detail);
-}
-
-void http_problem_rate_limited(struct http_req *r, int64_t retry_after_s)
-{
-	char secs[24];
-	snprintf(secs, sizeof(secs), "%lld", (long long)retry_after_s);
-	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Retry-After", secs);
-	http_problem(r, 429, "te-veel-verzoeken", "Te veel verzoeken",
-		     "De afzender stuurt meer berichten, of zoekt meer BSN's op, per seconde dan "
-		     "is toegestaan; probeer het na Retry-After seconden opnieuw.");
-}
-
-void http_invalid_add(json_t *arr, const char *name, const char *code, const char *reason)
-{
-	json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "name", name, "code", code,
-					     "reason", reason));
-}
-
-/* The path part of a route pattern ends at its "{?...}" query list. */
-static bool pattern_end(const char *p)
-{
-	return *p == '\0' || (p[0] == '{' && p[1] == '?');
-}
-
-/*
- * Matches path against pattern; {} matches one non-empty segment, captured
- * into r->params. `path` is modified (segments NUL-terminated) on success.
- */
-static bool route_match(const char *pattern, char *path, const char **params, int *nparams)
-{
-	const char *p = pattern;
-	char *s = path;
-	int n = 0;
-
-	while (!pattern_end(p) && *s) {
-		if (p[0] == '{' && p[1] == '}') {
-			size_t seg = strcspn(s, "/");
-			if (seg == 0 || n >= HTTP_MAX_PARAMS)
-				return false;
-			params[n++] = s;
-			s += seg;
-			p += 2;
-			if (*s == '/' && *p == '/') {
-				*s++ = '\0';
-				p++;
-			} else if (*s == '\0' && pattern_end(p)) {
-				break;
-			} else {
-				return false;
-			}
-			continue;
-		}
-		if (*p != *s)
-			return false;
-		p++;
-		s++;
-	}
-	if (!pattern_end(p) || *s)
-		return false;
-	*nparams = n;
-	return true;
-}
-
-/* Whether the pattern's "{?a,b}" list names this query parameter. */
-static bool query_listed(const char *pattern, const char *name)
-{
-	const char *q = strstr(pattern, "{?");
-	size_t n = strlen(name);
-
-	for (q = q ? q + 2 : ""; *q && *q != '}';) {
-		size_t len = strcspn(q, ",}");
-		if (len == n && strncmp(q, name, n) == 0)
-			return true;
-		q += len;
-		if (*q == ',')
-			q++;
-	}
-	return false;
-}
-
-/* A parameter name worth echoing in invalidParams: short, printable UTF-8. */
-static bool echoable(const char *name)
-{
-	size_t len = strlen(name);
-	if (len == 0 || len > QUERY_NAME_ECHO_MAX)
-		return false;
-	for (size_t i = 0; i < len;) {
-		size_t k = utf8_seq_len((const unsigned char *)name + i, len - i);
-		if (k == 0 || (k == 1 && ((unsigned char)name[i] < ' ' || name[i] == 0x7f)))
-			return false;
-		i += k;
-	}
-	return true;
 }
 
 /*
@@ -309,8 +99,8 @@ static bool query_problems(const struct http_req *r, const struct http_route *ro
 		return !syntax;
 	}
 	for (struct evkeyval *kv = q.tqh_first; kv; kv = kv->next.tqe_next) {
-		const char *name = echoable(kv->key) ? kv->key : "query";
-		if (!query_listed(route->pattern, kv->key)) {
+		const char *name = route_name_echoable(kv->key) ? kv->key : "query";
+		if (!route_query_listed(route->pattern, kv->key)) {
 			http_invalid_add(invalid, name, "unknownParameter",
 					 "Deze operatie kent deze query-parameter niet.");
 			ok = false;
@@ -333,58 +123,6 @@ void http_query_check(struct http_req *r, json_t *invalid)
 {
 	if (r->route)
 		query_problems(r, r->route, invalid, false);
-}
-
-/*
- * The answer to a request framing.c replaced or marked. All but the 413
- * close the connection (the request asked for that): after a malformed
- * head nothing on it can be trusted.
- */
-static void framing_problem(struct http_req *r, const char *fault)
-{
-	static const struct {
-		const char *fault;
-		int status;
-		const char *type, *title, *detail;
-	} faults[] = {
-		{FRAMING_BAD_REQUEST, 400, "ongeldig-verzoek", "Ongeldig verzoek",
-		 "De request-line of een header voldoet niet aan HTTP/1.1 (RFC 9112)."},
-		{FRAMING_LENGTH, 400, "ongeldig-verzoek", "Ongeldig verzoek",
-		 "De lengte van de body is onduidelijk: een ongeldige of dubbele Content-Length, "
-		 "Transfer-Encoding in HTTP/1.0, of een body bij HEAD."},
-		{FRAMING_CL_TE, 400, "ongeldig-verzoek", "Ongeldig verzoek",
-		 "Content-Length en Transfer-Encoding samen zijn niet toegestaan."},
-		{FRAMING_CHUNKED, 400, "ongeldig-verzoek", "Ongeldig verzoek",
-		 "De chunked body is onjuist opgebouwd."},
-		{FRAMING_HEAD_TOO_LARGE, 431, "headers-te-groot", "Headers te groot",
-		 "De request-line en de headers zijn samen groter dan 64 KiB."},
-		{FRAMING_EXPECT, 417, "expect-niet-ondersteund", "Expect niet ondersteund",
-		 "Alleen Expect: 100-continue wordt ondersteund."},
-		{FRAMING_METHOD, 501, "methode-niet-ondersteund", "Methode niet ondersteund",
-		 "Deze API kent alleen GET, POST, PUT, PATCH, DELETE, HEAD en OPTIONS."},
-		{FRAMING_CODING, 501, "codering-niet-ondersteund", "Transfer-Encoding niet ondersteund",
-		 "Alleen Transfer-Encoding: chunked wordt ondersteund."},
-	};
-
-	if (strcmp(fault, FRAMING_TOO_LARGE) == 0) {
-		char detail[128];
-		snprintf(detail, sizeof(detail), "De body is groter dan %lld bytes.",
-			 (long long)r->app->cfg->http_max_body);
-		http_problem(r, 413, "te-groot", "Body te groot", detail);
-		return;
-	}
-	if (strcmp(fault, FRAMING_INTERNAL) == 0) {
-		http_problem_unavailable(r, "Geen geheugen vrij voor dit verzoek.");
-		return;
-	}
-	for (size_t i = 0; i < NELEMS(faults); i++) {
-		if (strcmp(fault, faults[i].fault) == 0) {
-			http_problem(r, faults[i].status, faults[i].type, faults[i].title,
-				     faults[i].detail);
-			return;
-		}
-	}
-	http_problem(r, 400, "ongeldig-verzoek", "Ongeldig verzoek", NULL);
 }
 
 static void on_auth(const struct auth_result *res, void *arg);
@@ -468,7 +206,7 @@ static void dispatch(struct http_req *r, const struct http_route *route)
 	 * here. One with a list validates its values itself and adds these
 	 * problems through http_query_check, so that all are listed at once.
 	 */
-	if (!strstr(route->pattern, "{?")) {
+	if (!route_has_query_list(route->pattern)) {
 		json_t *invalid = json_array();
 		if (!query_problems(r, route, invalid, true)) {
 			http_problem_invalid(r, invalid);
@@ -534,6 +272,49 @@ static void on_auth(const struct auth_result *res, void *arg)
 	dispatch(r, route);
 }
 
+/*
+ * The route for r->path and method among the tables. The methods of every
+ * route the path matches are listed in allow (for a 405) and *path_known
+ * set; on a match r->path is replaced by the copy the captures point into.
+ */
+static const struct http_route *find_route(const struct http_routes *routes, struct http_req *r,
+					   enum evhttp_cmd_type method, char *allow,
+					   size_t allow_size, bool *path_known)
+{
+	const struct http_route *found = NULL;
+	char *found_path = NULL;
+
+	for (size_t t = 0; t < routes->n; t++)
+	for (const struct http_route *rt = routes->tables[t]; rt->pattern; rt++) {
+		char *copy = strdup(r->path);
+		const char *params[HTTP_MAX_PARAMS];
+		int n = 0;
+		if (!copy)
+			break;
+		if (route_match(rt->pattern, copy, params, &n)) {
+			*path_known = true;
+			const char *m = method_name(rt->method);
+			if (m && strlen(allow) + strlen(m) + 3 < allow_size) {
+				if (*allow)
+					strcat(allow, ", ");
+				strcat(allow, m);
+			}
+			if (rt->method == method && !found) {
+				found = rt;
+				found_path = copy; /* the captures point into it */
+				memcpy(r->params, params, sizeof(params));
+				continue;
+			}
+		}
+		free(copy);
+	}
+	if (found_path) {
+		free(r->path);
+		r->path = found_path;
+	}
+	return found;
+}
+
 static void http_on_request(struct evhttp_request *ev, void *arg)
 {
 	const struct http_side *side = arg;
@@ -554,7 +335,7 @@ static void http_on_request(struct evhttp_request *ev, void *arg)
 	/* framing.c refused the request (or its body) before evhttp saw it */
 	const char *fault = evhttp_find_header(evhttp_request_get_input_headers(ev), FRAMING_HEADER);
 	if (fault) {
-		framing_problem(r, fault);
+		http_problem_framing(r, fault);
 		return;
 	}
 
@@ -568,46 +349,17 @@ static void http_on_request(struct evhttp_request *ev, void *arg)
 	enum evhttp_cmd_type method = evhttp_request_get_command(ev);
 	log_debug("http %s: %d %s", r->id, (int)method, rawpath ? rawpath : "/");
 
-	const struct http_route *found = NULL;
-	char *found_path = NULL;
-	bool path_known = false;
 	char allow[128] = "";
-	for (size_t t = 0; t < side->routes->n; t++)
-	for (const struct http_route *rt = side->routes->tables[t]; rt->pattern; rt++) {
-		char *copy = strdup(r->path);
-		const char *params[HTTP_MAX_PARAMS];
-		int n = 0;
-		if (!copy)
-			break;
-		if (route_match(rt->pattern, copy, params, &n)) {
-			path_known = true;
-			const char *m = method_name(rt->method);
-			if (m && strlen(allow) + strlen(m) + 3 < sizeof(allow)) {
-				if (*allow)
-					strcat(allow, ", ");
-				strcat(allow, m);
-			}
-			if (rt->method == method && !found) {
-				found = rt;
-				found_path = copy; /* the captures point into it */
-				memcpy(r->params, params, sizeof(params));
-				continue;
-			}
-		}
-		free(copy);
-	}
-	if (found_path) {
-		free(r->path);
-		r->path = found_path;
-	}
+	bool path_known = false;
+	const struct http_route *found = find_route(side->routes, r, method, allow, sizeof(allow),
+						    &path_known);
 	if (!found) {
 		if (path_known) {
 			evhttp_add_header(evhttp_request_get_output_headers(ev), "Allow", allow);
 			http_problem(r, 405, "methode-niet-toegestaan", "Methode niet toegestaan",
 				     NULL);
 		} else {
-			http_problem(r, 404, "niet-gevonden", "Niet gevonden",
-				     "Deze resource bestaat niet.");
+			http_problem_not_found(r, "Deze resource bestaat niet.");
 		}
 		return;
 	}
@@ -627,7 +379,7 @@ static void http_on_request(struct evhttp_request *ev, void *arg)
 	}
 	struct pending_auth *pa = malloc(sizeof(*pa));
 	if (!pa) {
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 		return;
 	}
 	pa->r = r;

@@ -18,14 +18,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/uuid7.h"
 #include "core/app.h"
 #include "core/roles.h"
+#include "core/route.h"
 
 #define API_VERSION "1.0.0"
 #define PROBLEM_BASE "https://berichtd.nl/problemen/"
 
-
-#define HTTP_MAX_PARAMS 4
+#define HTTP_MAX_PARAMS ROUTE_MAX_PARAMS
 
 struct http_route;
 
@@ -92,6 +93,20 @@ void http_reply_created(struct http_req *r, const char *location, json_t *body);
 void http_problem(struct http_req *r, int status, const char *type, const char *title,
 		  const char *detail);
 
+/* 500 "interne-fout" without detail: out of memory and the like. Frees r. */
+void http_problem_internal(struct http_req *r);
+
+/* 404 "niet-gevonden" with the given detail (may be NULL). Frees r. */
+void http_problem_not_found(struct http_req *r, const char *detail);
+
+/*
+ * The route's {} capture i as a UUID into out (may be NULL to only check).
+ * When it is not one, answers 404 with detail (the resource cannot exist),
+ * frees r and returns false.
+ */
+bool http_uuid_param(struct http_req *r, int i, uuid_t7 *out, const char *detail)
+	__attribute__((warn_unused_result));
+
 /* 400 with invalidParams (steals the array of {name, code, reason}). Frees r. */
 void http_problem_invalid(struct http_req *r, json_t *invalid_params);
 
@@ -113,5 +128,11 @@ void http_query_check(struct http_req *r, json_t *invalid);
 
 /* Appends {name, code, reason} to an invalidParams array. */
 void http_invalid_add(json_t *arr, const char *name, const char *code, const char *reason);
+
+/*
+ * http_invalid_add for validators that report through a callback and know
+ * nothing of HTTP (message.h): arr is the invalidParams json_t array.
+ */
+void http_invalid_sink(void *arr, const char *name, const char *code, const char *reason);
 
 #endif
