@@ -207,8 +207,8 @@ void batch_http_post(struct http_req *r)
 		struct batch_item *bi = &b->items[b->nitems];
 		json_t *inv = json_array();
 		snprintf(prefix, sizeof(prefix), "berichten[%zu].", i);
-		if (!message_parse(obj, now, app->cfg->bsn_key, app->cfg->bsn_key_len, prefix, inv,
-				   &bi->it.msg) ||
+		if (!message_parse(obj, now, app->cfg->bsn_key, app->cfg->bsn_key_len, prefix,
+				   http_invalid_sink, inv, &bi->it.msg) ||
 		    !uuid7_generate(&bi->it.id)) {
 			json_object_set_new(res, "invalidParams", inv);
 			set_status(b, res, BS_ONGELDIG);

@@ -556,7 +556,7 @@ void ingest_http_post(struct http_req *r)
 		return;
 	}
 	if (!message_parse(r->body, timefmt_now_ms(), app->cfg->bsn_key, app->cfg->bsn_key_len, "",
-			   invalid, &it->msg)) {
+			   http_invalid_sink, invalid, &it->msg)) {
 		free(it);
 		http_problem_invalid(r, invalid);
 		return;

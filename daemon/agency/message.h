@@ -30,12 +30,21 @@ struct message_in {
 };
 
 /*
+ * Told of one invalid field: its name (with the prefix), a code and a
+ * reason for people (Dutch). ctx is message_parse's.
+ */
+typedef void (*message_invalid_fn)(void *ctx, const char *name, const char *code,
+				   const char *reason);
+
+/*
  * Validates `obj` (a message object) against the rules of DESIGN.md
- * section 9 at time now_ms; appends one {name, code, reason} per problem to
- * `invalid` (names prefixed with `prefix`, e.g. "berichten[3]." in a batch).
- * bsn_key hashes the BSN. Returns true when the message is valid.
+ * section 9 at time now_ms; calls report once per problem (names prefixed
+ * with `prefix`, e.g. "berichten[3]." in a batch), so every invalid field
+ * is reported at once. bsn_key hashes the BSN. Returns true when the
+ * message is valid.
  */
 bool message_parse(const json_t *obj, int64_t now_ms, const uint8_t *bsn_key, size_t keylen,
-		   const char *prefix, json_t *invalid, struct message_in *out);
+		   const char *prefix, message_invalid_fn report, void *ctx,
+		   struct message_in *out);
 
 #endif
