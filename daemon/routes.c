@@ -6,7 +6,7 @@
 #include "routes.h"
 
 #include "agency/agency.h"
-#include "agency/ingest.h"
+#include "agency/ingest_http.h"
 #include "core/health.h"
 #include "notify/bounce.h"
 #include "portal/accounts.h"

@@ -29,9 +29,10 @@
 
 #include "common/log.h"
 #include "common/timefmt.h"
+#include "agency/ingest_group.h"
 #include "core/pgpool.h"
+#include "core/pgval.h"
 #include "core/queue.h"
-#include "core/ratelimit.h"
 
 #define GROUP_MAX 1000
 #define ATTEMPTS_MAX 3
@@ -95,8 +96,7 @@ enum col { C_I, C_CREATED, C_OLD_ID, C_SAME, C_HAS_BOX, C_NOTIF, C_DUE, C_PUBL, 
 
 struct ingest {
 	struct app *app;
-	struct ingest_item *head, *tail; /* queued, in deadline order */
-	int queued;
+	struct ingest_queue q; /* queued, in deadline order */
 	int inflight;       /* statements running */
 	int inflight_items;
 	int max_inflight;
@@ -184,25 +184,14 @@ struct ingest *ingest_new(struct app *app)
 	return in;
 }
 
-static struct ingest_item *pop_head(struct ingest *in)
-{
-	struct ingest_item *it = in->head;
-	in->head = it->next;
-	if (!in->head)
-		in->tail = NULL;
-	in->queued--;
-	it->next = NULL;
-	return it;
-}
-
 void ingest_free(struct ingest *in)
 {
 	if (!in)
 		return;
 	/* pgpool_free ran first and failed every statement, so this is empty
 	 * unless memory ran out; never leave an owner without its answer */
-	while (in->head)
-		finish(pop_head(in), INGEST_UNAVAILABLE);
+	while (in->q.head)
+		finish(ingest_queue_pop(&in->q), INGEST_UNAVAILABLE);
 	log_late(in, true);
 	event_free(in->expiry);
 	free(in);
@@ -215,7 +204,7 @@ int64_t ingest_deadline(const struct ingest *in)
 
 int ingest_pending(const struct ingest *in)
 {
-	return in->queued + in->inflight_items;
+	return in->q.n + in->inflight_items;
 }
 
 bool ingest_overloaded(const struct ingest *in, int n)
@@ -227,23 +216,7 @@ void ingest_submit(struct ingest *in, struct ingest_item *item)
 {
 	if (!item->deadline_us)
 		item->deadline_us = ingest_deadline(in);
-	if (!in->tail || in->tail->deadline_us <= item->deadline_us) {
-		/* the usual case: requests arrive in deadline order */
-		item->next = NULL;
-		if (in->tail)
-			in->tail->next = item;
-		else
-			in->head = item;
-		in->tail = item;
-	} else {
-		/* going round once more with an older deadline: before the first later one */
-		struct ingest_item **p = &in->head;
-		while ((*p)->deadline_us <= item->deadline_us)
-			p = &(*p)->next;
-		item->next = *p;
-		*p = item;
-	}
-	in->queued++;
+	ingest_queue_push(&in->q, item);
 	try_flush(in);
 }
 
@@ -253,9 +226,9 @@ static void expire_queue(struct ingest *in)
 	int64_t now = mono_us();
 	int n = 0;
 
-	while (in->head && in->head->deadline_us <= now) {
+	while (in->q.head && in->q.head->deadline_us <= now) {
 		n++;
-		finish(pop_head(in), INGEST_EXPIRED);
+		finish(ingest_queue_pop(&in->q), INGEST_EXPIRED);
 	}
 	if (n) {
 		in->late_dropped += n;
@@ -265,39 +238,14 @@ static void expire_queue(struct ingest *in)
 
 static void arm_expiry(struct ingest *in)
 {
-	if (!in->head) {
+	if (!in->q.head) {
 		if (in->expiry_at)
 			evtimer_del(in->expiry);
 		in->expiry_at = 0;
-	} else if (in->expiry_at != in->head->deadline_us) {
-		in->expiry_at = in->head->deadline_us;
+	} else if (in->expiry_at != in->q.head->deadline_us) {
+		in->expiry_at = in->q.head->deadline_us;
 		arm_at(in->expiry, in->expiry_at);
 	}
-}
-
-static json_t *item_json(int i, const struct ingest_item *it)
-{
-	char id[UUID_STR_LEN], ts[TIMEFMT_RFC3339_LEN], ts2[TIMEFMT_RFC3339_LEN];
-	const struct message_in *m = &it->msg;
-
-	uuid_format(&it->id, id);
-	json_t *o = json_pack("{s:i, s:s, s:I, s:s, s:s, s:s, s:s, s:b}", "i", i, "id", id,
-			      "agency_id", (json_int_t)it->agency_id, "bsn_hash", m->bsn_hash,
-			      "berichttype", m->berichttype, "referentie", m->referentie,
-			      "content_hash", m->content_hash, "papier", m->papieren_kopie);
-	if (!o)
-		return NULL;
-	if (m->has_aanmaak) {
-		timefmt_format_rfc3339(m->aanmaak_ms, ts);
-		json_object_set_new(o, "aanmaak", json_string(ts));
-	}
-	if (m->has_publicatie) {
-		timefmt_format_rfc3339(m->publicatie_ms, ts2);
-		json_object_set_new(o, "publicatie", json_string(ts2));
-	}
-	if (m->has_eind)
-		json_object_set_new(o, "eind", json_string(m->eind));
-	return o;
 }
 
 static void finish(struct ingest_item *it, enum ingest_outcome outcome)
@@ -335,6 +283,84 @@ static void on_group_deadline(evutil_socket_t fd, short what, void *arg)
 		arm_at(g->timer, g->items[g->expired]->deadline_us);
 }
 
+/* The notifications a committed group created, for Redis. */
+struct sched {
+	int64_t *ids, *dues, *lanes;
+	size_t n;
+};
+
+/* One result row of a committed statement: its notification and its item's answer. */
+static void group_row(struct group *g, const PGresult *res, int row, struct sched *s)
+{
+	struct ingest *in = g->in;
+	int i = (int)pg_bigint(res, row, C_I);
+	if (i < 0 || i >= g->n)
+		return;
+	struct ingest_row flags = {
+		.created = pg_bool(res, row, C_CREATED),
+		.has_old = !PQgetisnull(res, row, C_OLD_ID),
+		.same = pg_bool(res, row, C_SAME),
+		.type_ok = pg_bool(res, row, C_TYPE_OK),
+		.has_box = pg_bool(res, row, C_HAS_BOX),
+	};
+	/* scheduled even when the owner was already answered (timeout) */
+	if (flags.created && !PQgetisnull(res, row, C_NOTIF) && s->ids && s->dues && s->lanes) {
+		s->ids[s->n] = pg_bigint(res, row, C_NOTIF);
+		s->dues[s->n] = pg_bigint(res, row, C_DUE);
+		s->lanes[s->n] = pg_bigint(res, row, C_AGENCY);
+		s->n++;
+	}
+	if (flags.created)
+		atomic_fetch_add(&in->app->metrics.messages_accepted, 1);
+	struct ingest_item *it = g->items[i];
+	if (!it)
+		return; /* answered already (deadline), or reported twice */
+	g->items[i] = NULL;
+	if (!PQgetisnull(res, row, C_PUBL))
+		it->publicatie_ms = pg_bigint(res, row, C_PUBL);
+	bool again;
+	enum ingest_outcome outcome = ingest_row_outcome(&flags, &again);
+	if (outcome == INGEST_CREATED)
+		uuid_format(&it->id, it->bericht_id);
+	else if (flags.has_old)
+		snprintf(it->bericht_id, sizeof(it->bericht_id), "%s",
+			 PQgetvalue(res, row, C_OLD_ID));
+	if (again && ++it->attempts < ATTEMPTS_MAX)
+		ingest_submit(in, it);
+	else
+		finish(it, outcome);
+}
+
+/* A statement that committed: every row, then Redis for its notifications. */
+static void group_committed(struct group *g, const PGresult *res)
+{
+	struct ingest *in = g->in;
+	int rows = PQntuples(res);
+	struct sched s = {
+		calloc((size_t)rows + 1, sizeof(int64_t)),
+		calloc((size_t)rows + 1, sizeof(int64_t)),
+		calloc((size_t)rows + 1, sizeof(int64_t)),
+		0,
+	};
+
+	if (g->expired)
+		log_info("ingest: a group with %d items answered at their deadline has "
+			 "committed after all", g->expired);
+	for (int row = 0; row < rows; row++)
+		group_row(g, res, row, &s);
+	/* items the committed statement did not report (cannot happen; never
+	 * leave one hanging, and do not claim it was not stored) */
+	for (int k = 0; k < g->n; k++)
+		if (g->items[k])
+			finish(g->items[k], INGEST_UNCONFIRMED);
+
+	atomic_fetch_add(&in->app->metrics.notifications_scheduled, (long long)s.n);
+	queue_loop_schedule_lanes(in->app->queue, s.ids, s.lanes, s.dues, s.n);
+	free(s.ids);
+	free(s.dues);
+	free(s.lanes);
+}
+
 /*
  * The statement's end. On an error without a result the statement may have
  * committed (a connection lost while it ran) unless it never left (the pool
@@ -343,8 +369,6 @@ static void on_group_deadline(evutil_socket_t fd, short what, void *arg)
 static void group_done(struct group *g, const PGresult *res, const char *err, bool may_have_run)
 {
 	struct ingest *in = g->in;
-	int64_t *ids = NULL, *dues = NULL, *lanes = NULL;
-	size_t nsched = 0;
 
 	in->inflight--;
 	in->inflight_items -= g->n;
@@ -360,67 +384,9 @@ static void group_done(struct group *g, const PGresult *res, const char *err, bo
 		for (int k = 0; k < g->n; k++)
 			if (g->items[k])
 				finish(g->items[k], unknown ? INGEST_UNCONFIRMED : INGEST_UNAVAILABLE);
-		goto out;
+	} else {
+		group_committed(g, res);
 	}
-	if (g->expired)
-		log_info("ingest: a group with %d items answered at their deadline has "
-			 "committed after all", g->expired);
-
-	int rows = PQntuples(res);
-	ids = calloc((size_t)rows + 1, sizeof(*ids));
-	dues = calloc((size_t)rows + 1, sizeof(*dues));
-	lanes = calloc((size_t)rows + 1, sizeof(*lanes));
-	for (int row = 0; row < rows; row++) {
-		int i = atoi(PQgetvalue(res, row, C_I));
-		if (i < 0 || i >= g->n)
-			continue;
-		bool created = PQgetvalue(res, row, C_CREATED)[0] == 't';
-		/* scheduled even when the owner was already answered (timeout) */
-		if (created && !PQgetisnull(res, row, C_NOTIF) && ids && dues && lanes) {
-			ids[nsched] = strtoll(PQgetvalue(res, row, C_NOTIF), NULL, 10);
-			dues[nsched] = strtoll(PQgetvalue(res, row, C_DUE), NULL, 10);
-			lanes[nsched] = strtoll(PQgetvalue(res, row, C_AGENCY), NULL, 10);
-			nsched++;
-		}
-		if (created)
-			atomic_fetch_add(&in->app->metrics.messages_accepted, 1);
-		struct ingest_item *it = g->items[i];
-		if (!it)
-			continue; /* answered already (deadline), or reported twice */
-		g->items[i] = NULL;
-		if (!PQgetisnull(res, row, C_PUBL))
-			it->publicatie_ms = strtoll(PQgetvalue(res, row, C_PUBL), NULL, 10);
-		if (created) {
-			uuid_format(&it->id, it->bericht_id);
-			finish(it, INGEST_CREATED);
-		} else if (!PQgetisnull(res, row, C_OLD_ID)) {
-			snprintf(it->bericht_id, sizeof(it->bericht_id), "%s",
-				 PQgetvalue(res, row, C_OLD_ID));
-			finish(it, PQgetvalue(res, row, C_SAME)[0] == 't' ? INGEST_DUPLICATE
-									 : INGEST_CONFLICT);
-		} else if (PQgetvalue(res, row, C_TYPE_OK)[0] != 't') {
-			finish(it, INGEST_UNKNOWN_TYPE);
-		} else if (PQgetvalue(res, row, C_HAS_BOX)[0] != 't') {
-			finish(it, INGEST_NO_BOX);
-		} else if (++it->attempts < ATTEMPTS_MAX) {
-			/* lost a race with a concurrent insert of the same referentie */
-			ingest_submit(in, it);
-		} else {
-			finish(it, INGEST_UNAVAILABLE);
-		}
-	}
-	/* items the committed statement did not report (cannot happen; never
-	 * leave one hanging, and do not claim it was not stored) */
-	for (int k = 0; k < g->n; k++)
-		if (g->items[k])
-			finish(g->items[k], INGEST_UNCONFIRMED);
-
-	atomic_fetch_add(&in->app->metrics.notifications_scheduled, (long long)nsched);
-	queue_loop_schedule_lanes(in->app->queue, ids, lanes, dues, nsched);
-out:
-	free(ids);
-	free(dues);
-	free(lanes);
 	free(g->items);
 	free(g);
 	try_flush(in);
@@ -444,25 +410,19 @@ static void on_group_done(const PGresult *res, const char *err, void *arg)
 static void try_flush(struct ingest *in)
 {
 	expire_queue(in);
-	while (in->head && in->inflight < in->max_inflight &&
-	       (in->inflight == 0 || in->queued >= GROUP_PARALLEL_MIN)) {
+	while (in->q.head && in->inflight < in->max_inflight &&
+	       (in->inflight == 0 || in->q.n >= GROUP_PARALLEL_MIN)) {
 		struct group *g = calloc(1, sizeof(*g));
-		int n = in->queued < GROUP_MAX ? in->queued : GROUP_MAX;
-		json_t *arr = json_array();
-		if (!g || !arr || !(g->items = calloc((size_t)n, sizeof(*g->items)))) {
+		int n = in->q.n < GROUP_MAX ? in->q.n : GROUP_MAX;
+		if (!g || !(g->items = calloc((size_t)n, sizeof(*g->items)))) {
 			free(g);
-			json_decref(arr);
 			log_error("ingest: out of memory");
 			break;
 		}
 		g->in = in;
-		for (int k = 0; k < n; k++) {
-			struct ingest_item *it = pop_head(in);
-			g->items[g->n++] = it;
-			json_array_append_new(arr, item_json(k, it));
-		}
-		char *payload = json_dumps(arr, JSON_COMPACT);
-		json_decref(arr);
+		while (g->n < n)
+			g->items[g->n++] = ingest_queue_pop(&in->q);
+		char *payload = ingest_group_param(g->items, g->n);
 		in->inflight++;
 		in->inflight_items += g->n;
 		g->timer = evtimer_new(in->app->base, on_group_deadline, g);
@@ -480,107 +440,3 @@ static void try_flush(struct ingest *in)
 	}
 	arm_expiry(in);
 }
-
-/* ------------------------------------------------------------------ HTTP */
-
-static void single_done(struct ingest_item *it)
-{
-	struct http_req *r = it->owner;
-	char location[64];
-	json_t *body;
-
-	switch (it->outcome) {
-	case INGEST_CREATED:
-	case INGEST_DUPLICATE:
-		body = json_pack("{s:s, s:s, s:s}", "berichtId", it->bericht_id, "referentie",
-				 it->msg.referentie, "status", "aangenomen");
-		snprintf(location, sizeof(location), "/v1/berichten/%s", it->bericht_id);
-		if (it->outcome == INGEST_CREATED) {
-			log_info("ingest %s: message %s stored", r->id, it->bericht_id);
-			http_reply_created(r, location, body);
-		} else {
-			evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Location",
-					  location);
-			http_reply_json(r, 200, body);
-		}
-		break;
-	case INGEST_CONFLICT:
-		http_problem(r, 409, "referentie-bestaat-al", "Referentie bestaat al",
-			     "Deze referentie is al gebruikt voor een bericht met andere inhoud.");
-		break;
-	case INGEST_UNKNOWN_TYPE: {
-		json_t *invalid = json_array();
-		http_invalid_add(invalid, "berichttype", "unregistered",
-				 "Dit berichttype is niet geregistreerd voor deze afzender.");
-		http_problem_invalid(r, invalid);
-		break;
-	}
-	case INGEST_NO_BOX:
-		http_problem(r, 422, "geen-actieve-berichtenbox", "Geen actieve Berichtenbox",
-			     "Deze ontvanger heeft geen actieve Berichtenbox voor deze afzender.");
-		break;
-	case INGEST_UNAVAILABLE:
-		http_problem_unavailable(r, "Het bericht is niet opgeslagen; probeer het opnieuw "
-					    "met dezelfde referentie.");
-		break;
-	case INGEST_EXPIRED:
-		log_info("ingest %s: 503, not stored (not sent in time)", r->id);
-		http_problem_unavailable(r, "Het bericht is niet opgeslagen: de database kon het "
-					    "niet op tijd aannemen. Probeer het opnieuw met dezelfde "
-					    "referentie.");
-		break;
-	case INGEST_UNCONFIRMED:
-		log_info("ingest %s: 503, outcome unknown (no commit result in time)", r->id);
-		http_problem_unavailable(
-			r, "Niet bekend of het bericht is opgeslagen: de database heeft het niet op "
-			   "tijd bevestigd en kan het nog opslaan (dan volgt de melding aan de "
-			   "ontvanger gewoon). Opnieuw versturen met dezelfde referentie is veilig: "
-			   "een opgeslagen bericht komt terug met 200 en zijn berichtId, anders wordt "
-			   "het alsnog opgeslagen (201).");
-		break;
-	}
-	free(it);
-}
-
-void ingest_http_post(struct http_req *r)
-{
-	struct app *app = r->app;
-	int64_t deadline = ingest_deadline(app->ingest); /* counted from arrival */
-	struct ingest_item *it = calloc(1, sizeof(*it));
-	json_t *invalid = json_array();
-
-	if (!it || !invalid || !uuid7_generate(&it->id)) {
-		free(it);
-		json_decref(invalid);
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
-		return;
-	}
-	if (!message_parse(r->body, timefmt_now_ms(), app->cfg->bsn_key, app->cfg->bsn_key_len, "",
-			   http_invalid_sink, invalid, &it->msg)) {
-		free(it);
-		http_problem_invalid(r, invalid);
-		return;
-	}
-	json_decref(invalid);
-	int64_t retry_s = 0;
-	if (!ratelimit_take(app->ratelimit, r->agency_id, 1, timefmt_now_ms(), &retry_s)) {
-		free(it);
-		http_problem_rate_limited(r, retry_s);
-		return;
-	}
-	if (ingest_overloaded(app->ingest, 1)) {
-		free(it);
-		http_problem_unavailable(r, "Te veel berichten in behandeling; probeer het opnieuw.");
-		return;
-	}
-	it->agency_id = r->agency_id;
-	it->deadline_us = deadline;
-	it->done = single_done;
-	it->owner = r;
-	ingest_submit(app->ingest, it);
-}
-
-const struct http_route ingest_routes[] = {
-	{EVHTTP_REQ_POST, "/v1/berichten", ROLE_AGENCY, true, ingest_http_post},
-	{0, NULL, 0, false, NULL},
-};

@@ -14,43 +14,20 @@
  * commits after all, its notifications are scheduled all the same, and a
  * retry with the same referentie finds the stored message.
  *
+ * The engine knows nothing of HTTP: owners learn outcomes through
+ * ingest_item.done (ingest_http.c answers POST /v1/berichten, batch.c
+ * POST /v1/batches).
+ *
  * Loop thread only.
  */
 #ifndef BERICHTD_INGEST_H
 #define BERICHTD_INGEST_H
 
-#include "core/http.h"
-#include "agency/message.h"
+#include <stdbool.h>
+#include <stdint.h>
 
-enum ingest_outcome {
-	INGEST_CREATED,       /* stored now */
-	INGEST_DUPLICATE,     /* the same referentie with the same content: the first id */
-	INGEST_CONFLICT,      /* the same referentie with other content */
-	INGEST_NO_BOX,        /* no active message box for this BSN */
-	INGEST_UNKNOWN_TYPE,  /* berichttype not registered for this agency */
-	INGEST_UNAVAILABLE,   /* not stored: the database failed or was not reached */
-	INGEST_EXPIRED,       /* not stored: its deadline passed while it was queued */
-	INGEST_UNCONFIRMED,   /* may be stored: sent, but no commit result by its deadline */
-};
-
-struct ingest_item;
-typedef void (*ingest_done_cb)(struct ingest_item *item);
-
-struct ingest_item {
-	struct ingest_item *next;
-	struct message_in msg;
-	int64_t agency_id;
-	uuid_t7 id;                 /* the id it gets if created */
-	int64_t deadline_us;        /* monotonic, from ingest_deadline(); answered by then */
-	int attempts;
-	/* result */
-	enum ingest_outcome outcome;
-	char bericht_id[UUID_STR_LEN];
-	int64_t publicatie_ms;
-	/* owner */
-	ingest_done_cb done;
-	void *owner;
-};
+#include "agency/ingest_item.h"
+#include "core/app.h"
 
 struct ingest *ingest_new(struct app *app);
 void ingest_free(struct ingest *in);
@@ -78,11 +55,5 @@ int ingest_pending(const struct ingest *in);
 
 /* Whether n more items would exceed INGEST_PENDING_MAX. */
 bool ingest_overloaded(const struct ingest *in, int n);
-
-/* POST /v1/berichten */
-void ingest_http_post(struct http_req *r);
-
-/* The agency routes this module serves (NULL-terminated, listed in routes.c). */
-extern const struct http_route ingest_routes[];
 
 #endif
