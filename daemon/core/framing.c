@@ -16,6 +16,7 @@
  * (`out`) goes after them.
  */
 #include "core/framing.h"
+#include "core/framing_impl.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -28,7 +29,6 @@
 #include <sys/socket.h>
 
 #define CHUNK_LINE_MAX 1024
-#define CL_DIGITS_MAX 18   /* fits int64 */
 #define CHUNK_HEX_MAX 15   /* fits int64 */
 #define SWEEP_S 1
 
@@ -62,15 +62,6 @@ struct framing {
 	struct fr_conn *conns;
 };
 
-/* What check_head learnt about a valid head. */
-struct head {
-	bool http11;
-	bool head_method;      /* HEAD has no body, whatever it says */
-	bool has_cl, chunked, expect_continue, expect_other, has_mark;
-	int64_t cl;
-};
-
-static const char *const METHODS[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
 
 static void conn_free(struct fr_conn *c)
 {
@@ -109,177 +100,6 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
 			pp = &c->next;
 		}
 	}
-}
-
-/* ------------------------------------------------------------ the head */
-
-/* RFC 9110 5.6.2 token characters */
-static bool is_tchar(unsigned char ch)
-{
-	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	       (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
-/* The line at p without its LF or CRLF (as evhttp reads lines); *next follows it. */
-static size_t line_at(const char *p, const char *end, const char **next)
-{
-	const char *nl = memchr(p, '\n', (size_t)(end - p));
-	size_t l = (size_t)((nl ? nl : end) - p);
-	*next = nl ? nl + 1 : end;
-	if (l > 0 && p[l - 1] == '\r')
-		l--;
-	return l;
-}
-
-static bool name_is(const char *name, size_t len, const char *want)
-{
-	return len == strlen(want) && strncasecmp(name, want, len) == 0;
-}
-
-/* method SP request-target SP HTTP-version, nothing else (RFC 9112 3) */
-static const char *check_request_line(const char *p, size_t l, struct head *h)
-{
-	size_t m = 0;
-	while (m < l && is_tchar((unsigned char)p[m]))
-		m++;
-	if (m == 0 || m >= l || p[m] != ' ')
-		return FRAMING_BAD_REQUEST;
-	size_t t0 = m + 1, t = t0;
-	while (t < l && (unsigned char)p[t] > ' ' && (unsigned char)p[t] < 0x7f)
-		t++;
-	if (t == t0 || t >= l || p[t] != ' ')
-		return FRAMING_BAD_REQUEST;
-	const char *v = p + t + 1;
-	size_t vl = l - t - 1;
-	if (vl != 8 || (memcmp(v, "HTTP/1.1", 8) != 0 && memcmp(v, "HTTP/1.0", 8) != 0))
-		return FRAMING_BAD_REQUEST;
-	h->http11 = v[7] == '1';
-
-	bool known = false;
-	for (size_t i = 0; i < sizeof(METHODS) / sizeof(METHODS[0]) && !known; i++) {
-		known = m == strlen(METHODS[i]) && memcmp(p, METHODS[i], m) == 0;
-		h->head_method = known && strcmp(METHODS[i], "HEAD") == 0;
-	}
-	if (!known)
-		return FRAMING_METHOD; /* TRACE, CONNECT and anything unknown */
-
-	/* evhttp's own parser, with evhttp's flags: it must not refuse what passes */
-	char *target = strndup(p + t0, t - t0);
-	if (!target)
-		return FRAMING_INTERNAL;
-	struct evhttp_uri *u = evhttp_uri_parse_with_flags(target, EVHTTP_URI_NONCONFORMANT);
-	free(target);
-	if (!u)
-		return FRAMING_BAD_REQUEST;
-	evhttp_uri_free(u);
-	return NULL;
-}
-
-/* field-name ":" OWS field-value OWS (RFC 9112 5); the framing fields noted */
-static const char *check_field(const char *p, size_t l, struct head *h)
-{
-	if (p[0] == ' ' || p[0] == '\t')
-		return FRAMING_BAD_REQUEST; /* obs-fold: refused (RFC 9112 5.2) */
-	size_t n = 0;
-	while (n < l && is_tchar((unsigned char)p[n]))
-		n++;
-	if (n == 0 || n >= l || p[n] != ':')
-		return FRAMING_BAD_REQUEST; /* no whitespace before the colon either */
-	const char *v = p + n + 1, *ve = p + l;
-	for (const char *q = v; q < ve; q++) {
-		unsigned char ch = (unsigned char)*q;
-		if ((ch < ' ' && ch != '\t') || ch == 0x7f)
-			return FRAMING_BAD_REQUEST; /* NUL, CR, other controls */
-	}
-	while (v < ve && (*v == ' ' || *v == '\t'))
-		v++;
-	while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-		ve--;
-	size_t vl = (size_t)(ve - v);
-
-	if (name_is(p, n, "Content-Length")) {
-		int64_t x = 0;
-		if (vl == 0 || vl > CL_DIGITS_MAX)
-			return FRAMING_LENGTH;
-		for (size_t i = 0; i < vl; i++) {
-			if (v[i] < '0' || v[i] > '9')
-				return FRAMING_LENGTH; /* also "5, 5" and "+5" */
-			x = x * 10 + (v[i] - '0');
-		}
-		if (h->has_cl && x != h->cl)
-			return FRAMING_LENGTH;
-		h->has_cl = true;
-		h->cl = x;
-	} else if (name_is(p, n, "Transfer-Encoding")) {
-		if (h->chunked)
-			return FRAMING_LENGTH; /* chunked twice */
-		if (!(vl == strlen("chunked") && strncasecmp(v, "chunked", vl) == 0))
-			return FRAMING_CODING;
-		h->chunked = true;
-	} else if (name_is(p, n, "Expect")) {
-		if (vl == strlen("100-continue") && strncasecmp(v, "100-continue", vl) == 0)
-			h->expect_continue = true;
-		else
-			h->expect_other = true;
-	} else if (name_is(p, n, FRAMING_HEADER)) {
-		h->has_mark = true;
-	}
-	return NULL;
-}
-
-/* NULL for a head evhttp will take as it is (len bytes, ending with its empty line), else the fault. */
-static const char *check_head(const char *head, size_t len, struct head *h)
-{
-	const char *p = head, *end = head + len, *next;
-	const char *fault;
-
-	size_t l = line_at(p, end, &next);
-	if ((fault = check_request_line(p, l, h)) != NULL)
-		return fault;
-	for (p = next; p < end; p = next) {
-		l = line_at(p, end, &next);
-		if (l == 0)
-			break;
-		if ((fault = check_field(p, l, h)) != NULL)
-			return fault;
-	}
-	if (h->chunked && h->has_cl)
-		return FRAMING_CL_TE; /* request smuggling's favourite (RFC 9112 6.3) */
-	if (h->chunked && !h->http11)
-		return FRAMING_LENGTH; /* RFC 9112 6.1: faulty framing in HTTP/1.0 */
-	if (h->head_method && (h->chunked || h->cl > 0))
-		return FRAMING_LENGTH; /* evhttp would read the body as the next request */
-	if (h->http11 && h->expect_other)
-		return FRAMING_EXPECT;
-	return NULL;
-}
-
-/*
- * Appends head to out without any FRAMING_HEADER of the client's and, when
- * `reframe`, without Content-Length, Transfer-Encoding and Expect; `extra`
- * (header lines, each ending in CRLF) goes before the empty line.
- */
-static void emit_head(struct evbuffer *out, const char *head, size_t len, bool reframe,
-		      const char *extra)
-{
-	const char *p = head, *end = head + len, *next;
-
-	for (bool first = true; p < end; first = false, p = next) {
-		size_t l = line_at(p, end, &next);
-		if (l == 0)
-			break;
-		const char *colon = first ? NULL : memchr(p, ':', l);
-		size_t n = colon ? (size_t)(colon - p) : 0;
-		bool drop = colon && (name_is(p, n, FRAMING_HEADER) ||
-				      (reframe && (name_is(p, n, "Content-Length") ||
-						   name_is(p, n, "Transfer-Encoding") ||
-						   name_is(p, n, "Expect"))));
-		if (!drop)
-			evbuffer_add(out, p, (size_t)(next - p));
-	}
-	if (extra)
-		evbuffer_add(out, extra, strlen(extra));
-	evbuffer_add(out, "\r\n", 2);
 }
 
 /* Our own request instead of the client's; the connection is done. */
@@ -342,7 +162,7 @@ static void chunked_start(struct fr_conn *c, const char *head, size_t len, const
 static void take_head(struct fr_conn *c, const char *head, size_t len, bool quiet)
 {
 	struct head h = {0};
-	const char *fault = check_head(head, len, &h);
+	const char *fault = framing_check_head(head, len, &h);
 
 	if (fault) {
 		pass_fault(c, fault);
@@ -354,7 +174,7 @@ static void take_head(struct fr_conn *c, const char *head, size_t len, bool quie
 	}
 	if (h.cl > c->fr->max_body) {
 		/* a client that waits for 100 Continue never sends the body: then close */
-		emit_head(c->out, head, len, true,
+		framing_emit_head(c->out, head, len, true,
 			  h.expect_continue ? "Content-Length: 0\r\nConnection: close\r\n" MARK(FRAMING_TOO_LARGE)
 					    : "Content-Length: 0\r\n" MARK(FRAMING_TOO_LARGE));
 		c->remaining = h.cl;
@@ -362,7 +182,7 @@ static void take_head(struct fr_conn *c, const char *head, size_t len, bool quie
 		return;
 	}
 	if (h.has_mark)
-		emit_head(c->out, head, len, false, NULL);
+		framing_emit_head(c->out, head, len, false, NULL);
 	else
 		evbuffer_add(c->out, head, len);
 	c->remaining = h.cl;
@@ -405,7 +225,7 @@ static void chunked_fail(struct fr_conn *c)
 /* Over max_body: the 413 goes to evhttp at once, the rest of the body nowhere. */
 static void chunked_over(struct fr_conn *c)
 {
-	emit_head(c->out, c->head, c->head_len, true,
+	framing_emit_head(c->out, c->head, c->head_len, true,
 		  "Content-Length: 0\r\n" MARK(FRAMING_TOO_LARGE));
 	evbuffer_drain(c->body, evbuffer_get_length(c->body));
 	c->over = true;
@@ -459,90 +279,108 @@ static void held_back(struct fr_conn *c, size_t taken)
 }
 
 /* Runs the chunked parser over fresh; returns when it needs more bytes or is done. */
+/*
+ * One step of the de-chunking per state; each returns false when it needs
+ * more bytes or the connection is done, true to go on.
+ */
+static bool chunk_size_line(struct fr_conn *c)
+{
+	char line[CHUNK_LINE_MAX];
+	int64_t size = 0;
+	ev_ssize_t l = held_line(c);
+	if (l < 0) {
+		if (evbuffer_get_length(c->held) > CHUNK_LINE_MAX)
+			chunked_fail(c);
+		return false;
+	}
+	if ((size_t)l > sizeof(line) || evbuffer_copyout(c->held, line, (size_t)l) != l ||
+	    !chunk_size(line, (size_t)l, &size)) {
+		chunked_fail(c);
+		return false;
+	}
+	held_back(c, (size_t)l + 2);
+	if (size == 0) {
+		c->ch = CH_TRAILER;
+		return true;
+	}
+	if (!c->over && size > c->fr->max_body - c->total)
+		chunked_over(c);
+	c->remaining = size;
+	c->ch = CH_DATA;
+	return true;
+}
+
+static bool chunk_data(struct fr_conn *c)
+{
+	size_t n = evbuffer_get_length(c->fresh);
+	if (n == 0)
+		return false;
+	size_t k = (int64_t)n < c->remaining ? n : (size_t)c->remaining;
+	if (c->over) {
+		evbuffer_drain(c->fresh, k);
+	} else {
+		evbuffer_remove_buffer(c->fresh, c->body, k);
+		c->total += (int64_t)k;
+	}
+	c->remaining -= (int64_t)k;
+	if (c->remaining == 0)
+		c->ch = CH_DATA_END;
+	return true;
+}
+
+static bool chunk_data_end(struct fr_conn *c)
+{
+	char crlf[2];
+	evbuffer_add_buffer(c->held, c->fresh);
+	if (evbuffer_get_length(c->held) < 2)
+		return false;
+	evbuffer_copyout(c->held, crlf, 2);
+	if (crlf[0] != '\r' || crlf[1] != '\n') {
+		chunked_fail(c);
+		return false;
+	}
+	held_back(c, 2);
+	c->ch = CH_SIZE;
+	return true;
+}
+
+/* trailer fields are dropped (RFC 9112 7.1.2 allows it) */
+static bool chunk_trailer(struct fr_conn *c)
+{
+	ev_ssize_t l = held_line(c);
+	if (l < 0) {
+		if (c->trailer + evbuffer_get_length(c->held) > FRAMING_HEAD_MAX)
+			chunked_fail(c);
+		return false;
+	}
+	held_back(c, (size_t)l + 2);
+	c->trailer += (size_t)l + 2;
+	if (c->trailer > FRAMING_HEAD_MAX) {
+		chunked_fail(c);
+		return false;
+	}
+	if (l > 0)
+		return true;
+	if (!c->over) {
+		char cl[48];
+		snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)c->total);
+		framing_emit_head(c->out, c->head, c->head_len, true, cl);
+		evbuffer_add_buffer(c->out, c->body);
+	}
+	chunked_end(c);
+	return false;
+}
+
 static void feed_chunked(struct fr_conn *c)
 {
-	while (c->state == FR_CHUNKED) {
+	bool more = true;
+
+	while (more && c->state == FR_CHUNKED) {
 		switch (c->ch) {
-		case CH_SIZE: {
-			char line[CHUNK_LINE_MAX];
-			int64_t size = 0;
-			ev_ssize_t l = held_line(c);
-			if (l < 0) {
-				if (evbuffer_get_length(c->held) > CHUNK_LINE_MAX)
-					chunked_fail(c);
-				return;
-			}
-			if ((size_t)l > sizeof(line) || evbuffer_copyout(c->held, line, (size_t)l) != l ||
-			    !chunk_size(line, (size_t)l, &size)) {
-				chunked_fail(c);
-				return;
-			}
-			held_back(c, (size_t)l + 2);
-			if (size == 0) {
-				c->ch = CH_TRAILER;
-				break;
-			}
-			if (!c->over && size > c->fr->max_body - c->total)
-				chunked_over(c);
-			c->remaining = size;
-			c->ch = CH_DATA;
-			break;
-		}
-		case CH_DATA: {
-			size_t n = evbuffer_get_length(c->fresh);
-			if (n == 0)
-				return;
-			size_t k = (int64_t)n < c->remaining ? n : (size_t)c->remaining;
-			if (c->over) {
-				evbuffer_drain(c->fresh, k);
-			} else {
-				evbuffer_remove_buffer(c->fresh, c->body, k);
-				c->total += (int64_t)k;
-			}
-			c->remaining -= (int64_t)k;
-			if (c->remaining == 0)
-				c->ch = CH_DATA_END;
-			break;
-		}
-		case CH_DATA_END: {
-			char crlf[2];
-			evbuffer_add_buffer(c->held, c->fresh);
-			if (evbuffer_get_length(c->held) < 2)
-				return;
-			evbuffer_copyout(c->held, crlf, 2);
-			if (crlf[0] != '\r' || crlf[1] != '\n') {
-				chunked_fail(c);
-				return;
-			}
-			held_back(c, 2);
-			c->ch = CH_SIZE;
-			break;
-		}
-		case CH_TRAILER: {
-			/* trailer fields are dropped (RFC 9112 7.1.2 allows it) */
-			ev_ssize_t l = held_line(c);
-			if (l < 0) {
-				if (c->trailer + evbuffer_get_length(c->held) > FRAMING_HEAD_MAX)
-					chunked_fail(c);
-				return;
-			}
-			held_back(c, (size_t)l + 2);
-			c->trailer += (size_t)l + 2;
-			if (c->trailer > FRAMING_HEAD_MAX) {
-				chunked_fail(c);
-				return;
-			}
-			if (l > 0)
-				break;
-			if (!c->over) {
-				char cl[48];
-				snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)c->total);
-				emit_head(c->out, c->head, c->head_len, true, cl);
-				evbuffer_add_buffer(c->out, c->body);
-			}
-			chunked_end(c);
-			return;
-		}
+		case CH_SIZE: more = chunk_size_line(c); break;
+		case CH_DATA: more = chunk_data(c); break;
+		case CH_DATA_END: more = chunk_data_end(c); break;
+		case CH_TRAILER: more = chunk_trailer(c); break;
 		}
 	}
 }
