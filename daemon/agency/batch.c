@@ -182,7 +182,7 @@ void batch_http_post(struct http_req *r)
 		if (b)
 			free(b->items);
 		free(b);
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 		return;
 	}
 	b->r = r;

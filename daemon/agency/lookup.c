@@ -15,6 +15,7 @@
 #include "common/uuid7.h"
 #include "core/pgpool.h"
 #include "core/ratelimit.h"
+#include "core/pgval.h"
 
 #define NAME_MAX_LEN 32
 
@@ -62,31 +63,31 @@ static void on_ontvangers(const PGresult *res, const char *err, void *arg)
 	json_t *list = json_array();
 	int rows = PQntuples(res);
 	for (int row = 0; row < rows; row++) {
-		long i = strtol(PQgetvalue(res, row, 0), NULL, 10) - 1; /* ORDINALITY is 1-based */
+		long i = (long)pg_bigint(res, row, 0) - 1; /* ORDINALITY is 1-based */
 		json_t *bsn = json_array_get(z->bsns, (size_t)i);
 		if (!bsn)
 			continue;
 		json_array_append_new(list, json_pack("{s:O, s:b}", "bsn", bsn, "berichtenbox",
-						      PQgetvalue(res, row, 1)[0] == 't'));
+						      pg_bool(res, row, 1)));
 	}
 	json_decref(z->bsns);
 	free(z);
 	http_reply_json(r, 200, json_pack("{s:o}", "ontvangers", list));
 }
 
-void lookup_http_ontvangers(struct http_req *r)
+/* The body's problems: unknown fields, and bsns a list of 1 to 250 valid BSNs. */
+static json_t *ontvangers_invalid(const json_t *body)
 {
-	const struct config *cfg = r->app->cfg;
 	json_t *invalid = json_array();
 	const char *key;
 	json_t *val;
 	char name[NAME_MAX_LEN];
 
-	json_object_foreach(r->body, key, val) {
+	json_object_foreach((json_t *)body, key, val) {
 		if (strcmp(key, "bsns") != 0)
 			http_invalid_add(invalid, key, "unknownField", "Onbekend veld.");
 	}
-	json_t *bsns = json_object_get(r->body, "bsns");
+	json_t *bsns = json_object_get(body, "bsns");
 	if (!bsns)
 		http_invalid_add(invalid, "bsns", "required", "Dit veld is verplicht.");
 	else if (!json_is_array(bsns))
@@ -103,6 +104,40 @@ void lookup_http_ontvangers(struct http_req *r)
 						 "Een BSN bestaat uit 9 cijfers en voldoet aan de elfproef.");
 			}
 		}
+	return invalid;
+}
+
+/*
+ * "{h1,h2,...}" of the keyed hashes of the (valid) BSNs: hex hashes need no
+ * quoting in an array literal. malloc'd; NULL when out of memory.
+ */
+static char *hash_literal(const struct config *cfg, const json_t *bsns)
+{
+	size_t n = json_array_size(bsns), i;
+	json_t *b;
+	char *lit = malloc(n * CRYPTO_HEX256_LEN + 3);
+	if (!lit)
+		return NULL;
+	char *p = lit;
+	*p++ = '{';
+	json_array_foreach(bsns, i, b) {
+		const char *bsn = json_string_value(b);
+		if (i > 0)
+			*p++ = ',';
+		if (!crypto_hmac_sha256_hex(cfg->bsn_key, cfg->bsn_key_len, bsn, strlen(bsn), p)) {
+			free(lit);
+			return NULL;
+		}
+		p += strlen(p);
+	}
+	*p++ = '}';
+	*p = '\0';
+	return lit;
+}
+
+void lookup_http_ontvangers(struct http_req *r)
+{
+	json_t *invalid = ontvangers_invalid(r->body);
 	if (json_array_size(invalid) > 0) {
 		http_problem_invalid(r, invalid);
 		return;
@@ -115,6 +150,7 @@ void lookup_http_ontvangers(struct http_req *r)
 	 * a box and whether they turned this agency off, so it is limited like
 	 * sending them something (docs/architecture.md).
 	 */
+	json_t *bsns = json_object_get(r->body, "bsns");
 	size_t n = json_array_size(bsns);
 	int64_t retry_s = 0;
 	if (!ratelimit_take(r->app->ratelimit, r->agency_id, (int64_t)n, timefmt_now_ms(),
@@ -123,32 +159,14 @@ void lookup_http_ontvangers(struct http_req *r)
 		return;
 	}
 
-	/* "{h1,h2,...}": hex hashes need no quoting in an array literal */
-	char *lit = malloc(n * CRYPTO_HEX256_LEN + 3);
+	char *lit = hash_literal(r->app->cfg, bsns);
 	struct zoek *z = calloc(1, sizeof(*z));
 	if (!lit || !z) {
 		free(lit);
 		free(z);
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 		return;
 	}
-	char *p = lit;
-	*p++ = '{';
-	json_array_foreach(bsns, i, b) {
-		const char *bsn = json_string_value(b);
-		if (i > 0)
-			*p++ = ',';
-		if (!crypto_hmac_sha256_hex(cfg->bsn_key, cfg->bsn_key_len, bsn, strlen(bsn), p)) {
-			free(lit);
-			free(z);
-			http_problem(r, 500, "interne-fout", "Interne fout", NULL);
-			return;
-		}
-		p += strlen(p);
-	}
-	*p++ = '}';
-	*p = '\0';
-
 	char agency[24];
 	snprintf(agency, sizeof(agency), "%" PRId64, r->agency_id);
 	z->r = r;
@@ -157,7 +175,7 @@ void lookup_http_ontvangers(struct http_req *r)
 	if (!pgpool_query(r->app->pg, ONTVANGERS_SQL, 2, params, on_ontvangers, z)) {
 		json_decref(z->bsns);
 		free(z);
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 	}
 	free(lit);
 }
@@ -167,7 +185,7 @@ static void set_time(json_t *o, const char *key, const PGresult *res, int row, i
 	char ts[TIMEFMT_RFC3339_LEN];
 	if (PQgetisnull(res, row, col))
 		return;
-	timefmt_format_rfc3339(strtoll(PQgetvalue(res, row, col), NULL, 10), ts);
+	timefmt_format_rfc3339(pg_bigint(res, row, col), ts);
 	json_object_set_new(o, key, json_string(ts));
 }
 
@@ -178,13 +196,13 @@ static void on_bericht(const PGresult *res, const char *err, void *arg)
 	if (store_failed(r, err))
 		return;
 	if (PQntuples(res) != 1) {
-		http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend bericht.");
+		http_problem_not_found(r, "Onbekend bericht.");
 		return;
 	}
 	json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:s}", "berichtId", PQgetvalue(res, 0, B_ID),
 			      "berichttype", PQgetvalue(res, 0, B_TYPE), "referentie",
 			      PQgetvalue(res, 0, B_REF), "papierenKopie",
-			      PQgetvalue(res, 0, B_PAPIER)[0] == 't', "status", "aangenomen");
+			      pg_bool(res, 0, B_PAPIER), "status", "aangenomen");
 	if (o) {
 		set_time(o, "aanmaakTijdstip", res, 0, B_AANMAAK);
 		set_time(o, "publicatieTijdstip", res, 0, B_PUBL);
@@ -201,13 +219,11 @@ void lookup_http_bericht(struct http_req *r)
 	uuid_t7 u;
 	char id[UUID_STR_LEN], agency[24];
 
-	if (!uuid_parse(r->params[0], &u)) {
-		http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend bericht.");
+	if (!http_uuid_param(r, 0, &u, "Onbekend bericht."))
 		return;
-	}
 	uuid_format(&u, id);
 	snprintf(agency, sizeof(agency), "%" PRId64, r->agency_id);
 	const char *params[] = {id, agency};
 	if (!pgpool_query(r->app->pg, BERICHT_SQL, 2, params, on_bericht, r))
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 }

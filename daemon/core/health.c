@@ -54,7 +54,7 @@ void health_readyz(struct http_req *r)
 {
 	struct ready *st = calloc(1, sizeof(*st));
 	if (!st) {
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 		return;
 	}
 	/* either callback may run at once and the last one frees r: keep app */

@@ -15,6 +15,7 @@
 #include "common/dsn.h"
 #include "common/log.h"
 #include "core/pgpool.h"
+#include "core/pgval.h"
 
 #define DSN_MAX_BYTES (1024 * 1024)
 #define MAX_AGE_TEXT 48
@@ -106,7 +107,7 @@ static void on_bounce(const PGresult *res, const char *err, void *arg)
 		reply_refused(r, why);
 		return;
 	}
-	bool marked = PQgetvalue(res, 0, 2)[0] == 't';
+	bool marked = pg_bool(res, 0, 2);
 	atomic_fetch_add(&r->app->metrics.dsn_applied, 1);
 	log_info("bounce %s: hard bounce of %s notifications%s", r->id, PQgetvalue(res, 0, 1),
 		 marked ? ", address marked" : "");
@@ -123,7 +124,7 @@ static void bounce_http_post(struct http_req *r)
 	struct bounce_req *b = calloc(1, sizeof(*b));
 
 	if (!b) {
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 		return;
 	}
 	if (!data || !dsn_parse(data, len, cfg->smtp_bounce_domain, cfg->bounce_key,
@@ -153,7 +154,7 @@ static void bounce_http_post(struct http_req *r)
 	b->r = r;
 	if (!pgpool_query(r->app->pg, BOUNCE_SQL, 4, params, on_bounce, b)) {
 		free(b);
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 	}
 }
 
@@ -205,7 +206,7 @@ int bounce_cli(const struct config *cfg, FILE *in)
 		else
 			printf("hard bounce recorded for %s notifications%s\n",
 			       PQgetvalue(res, 0, 1),
-			       PQgetvalue(res, 0, 2)[0] == 't' ? ", address marked" : "");
+			       pg_bool(res, 0, 2) ? ", address marked" : "");
 		rc = 0;
 	} else {
 		fprintf(stderr, "berichtd: %s", PQresultErrorMessage(res));

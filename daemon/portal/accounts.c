@@ -14,16 +14,12 @@
 #include "common/mime.h"
 #include "common/uuid7.h"
 #include "core/pgpool.h"
+#include "core/pgval.h"
 #include "portal/portal.h"
 #include "portal/verify.h"
 
 #define EMAIL_MAX 254
 #define INT_TEXT_MAX 24
-
-static bool is_true(const PGresult *res, int row, int col)
-{
-	return PQgetvalue(res, row, col)[0] == 't';
-}
 
 static void on_create(const PGresult *res, const char *err, void *arg)
 {
@@ -31,7 +27,7 @@ static void on_create(const PGresult *res, const char *err, void *arg)
 
 	if (portal_store_failed(r, err))
 		return;
-	bool inserted = is_true(res, 0, 1);
+	bool inserted = pg_bool(res, 0, 1);
 	char id[UUID_STR_LEN];
 	snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
 	if (inserted) {
@@ -70,7 +66,7 @@ void accounts_http_create(struct http_req *r)
 	uuid_t7 u;
 	if (!crypto_hmac_sha256_hex(cfg->bsn_key, cfg->bsn_key_len, bsn, strlen(bsn), hash) ||
 	    !uuid7_generate(&u)) {
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 		return;
 	}
 	uuid_format(&u, id);
@@ -81,7 +77,7 @@ void accounts_http_create(struct http_req *r)
 			  "ON CONFLICT (bsn_hash) DO UPDATE SET active = true, updated_at = now() "
 			  "RETURNING id, xmax = 0",
 			  2, params, on_create, r))
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 }
 
 void accounts_http_get(struct http_req *r)
@@ -141,10 +137,10 @@ static void on_patched(const PGresult *res, const char *err, void *arg)
 	if (portal_store_failed(r, err))
 		return;
 	if (PQgetisnull(res, 0, 0)) {
-		http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend account.");
+		http_problem_not_found(r, "Onbekend account.");
 		return;
 	}
-	if (!is_true(res, 0, 0)) {
+	if (!pg_bool(res, 0, 0)) {
 		http_problem(r, 409, "account-niet-actief", "Account niet actief",
 			     "Activeer het account eerst (POST /v1/accounts).");
 		return;
@@ -226,7 +222,7 @@ void accounts_http_patch(struct http_req *r)
 
 	char code[VERIFY_CODE_LEN] = "", hash[CRYPTO_HEX256_LEN] = "", ttl[INT_TEXT_MAX];
 	if (email && !verify_new_code(cfg, r->params[0], code, hash)) {
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 		return;
 	}
 	snprintf(ttl, sizeof(ttl), "%" PRId64, cfg->portal_verify_ttl_ms);
@@ -234,7 +230,7 @@ void accounts_http_patch(struct http_req *r)
 				email ? hash : NULL, ttl, notify, repeat, retention, taal,
 				email ? code : NULL};
 	if (!pgpool_query(r->app->pg, PATCH_SQL, 10, params, on_patched, r))
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 }
 
 static void on_delete(const PGresult *res, const char *err, void *arg)
@@ -244,7 +240,7 @@ static void on_delete(const PGresult *res, const char *err, void *arg)
 	if (portal_store_failed(r, err))
 		return;
 	if (PQntuples(res) != 1) {
-		http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend account.");
+		http_problem_not_found(r, "Onbekend account.");
 		return;
 	}
 	log_info("accounts %s: account %s deactivated", r->id, PQgetvalue(res, 0, 0));
@@ -265,7 +261,7 @@ void accounts_http_delete(struct http_req *r)
 			  "v AS (DELETE FROM email_verifications WHERE account_id IN (SELECT id FROM a)) "
 			  "SELECT id FROM a",
 			  1, params, on_delete, r))
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 }
 
 const struct http_route accounts_routes[] = {

@@ -19,6 +19,7 @@
 #include "common/timefmt.h"
 #include "common/uuid7.h"
 #include "core/pgpool.h"
+#include "core/pgval.h"
 
 #define PAGE_DEFAULT 1
 #define PAGE_SIZE_DEFAULT 20
@@ -80,7 +81,7 @@ static json_t *time_or_null(const PGresult *res, int row, int col)
 	char ts[TIMEFMT_RFC3339_LEN];
 	if (PQgetisnull(res, row, col))
 		return json_null();
-	timefmt_format_rfc3339(strtoll(PQgetvalue(res, row, col), NULL, 10), ts);
+	timefmt_format_rfc3339(pg_bigint(res, row, col), ts);
 	return json_string(ts);
 }
 
@@ -91,7 +92,7 @@ static json_t *message_json(const PGresult *res, int row)
 			      PQgetvalue(res, row, L_OIN), "naam", PQgetvalue(res, row, L_NAME),
 			      "berichttype", PQgetvalue(res, row, L_TYPE), "referentie",
 			      PQgetvalue(res, row, L_REF), "papierenKopie",
-			      PQgetvalue(res, row, L_PAPER)[0] == 't');
+			      pg_bool(res, row, L_PAPER));
 	if (!o)
 		return NULL;
 	json_object_set_new(o, "publicatieTijdstip", time_or_null(res, row, L_PUBL));
@@ -122,10 +123,10 @@ static void on_list(const PGresult *res, const char *err, void *arg)
 	if (portal_store_failed(r, err))
 		return;
 	if (strcmp(PQgetvalue(res, 0, L_ACCOUNT), "0") == 0) {
-		http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend account.");
+		http_problem_not_found(r, "Onbekend account.");
 		return;
 	}
-	int64_t total = strtoll(PQgetvalue(res, 0, L_TOTAL), NULL, 10);
+	int64_t total = pg_bigint(res, 0, L_TOTAL);
 	int64_t pages = total > 0 ? (total + size - 1) / size : 1;
 	json_t *list = json_array();
 	for (int i = 0; i < PQntuples(res); i++)
@@ -203,7 +204,7 @@ void box_http_list(struct http_req *r)
 
 	struct page *p = malloc(sizeof(*p));
 	if (!p) {
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 		return;
 	}
 	*p = (struct page){r, page, size};
@@ -214,7 +215,7 @@ void box_http_list(struct http_req *r)
 	const char *params[] = {r->params[0], limit, offset, rt.def, rt.min, rt.max};
 	if (!pgpool_query(r->app->pg, LIST_SQL, 6, params, on_list, p)) {
 		free(p);
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 	}
 }
 
@@ -222,11 +223,7 @@ void box_http_list(struct http_req *r)
 
 static bool message_id_ok(struct http_req *r)
 {
-	uuid_t7 u;
-	if (uuid_parse(r->params[0], &u))
-		return true;
-	http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend bericht.");
-	return false;
+	return http_uuid_param(r, 0, NULL, "Onbekend bericht.");
 }
 
 static void reply_open(struct http_req *r, int status, const PGresult *res)
@@ -244,7 +241,7 @@ static void on_open_reread(const PGresult *res, const char *err, void *arg)
 		return;
 	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
 		/* unknown, or deleted before it was ever opened */
-		http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend bericht.");
+		http_problem_not_found(r, "Onbekend bericht.");
 		return;
 	}
 	reply_open(r, 200, res);
@@ -271,7 +268,7 @@ static void on_open(const PGresult *res, const char *err, void *arg)
 			  "JOIN accounts a ON a.id = m.account_id "
 			  "WHERE m.id = $1 AND " IN_BOX("m", "a", "$2", "$3", "$4"),
 			  4, params, on_open_reread, r))
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 }
 
 void box_http_open(struct http_req *r)
@@ -292,7 +289,7 @@ void box_http_open(struct http_req *r)
 			  "     AND EXISTS (SELECT 1 FROM u)) "
 			  "SELECT (extract(epoch FROM opened_at) * 1000)::bigint FROM u",
 			  4, params, on_open, r))
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 }
 
 /* ---------------------------------------------------------------- delete */
@@ -304,7 +301,7 @@ static void on_delete(const PGresult *res, const char *err, void *arg)
 	if (portal_store_failed(r, err))
 		return;
 	if (PQntuples(res) != 1) {
-		http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend bericht.");
+		http_problem_not_found(r, "Onbekend bericht.");
 		return;
 	}
 	log_debug("box %s: a message deleted by the citizen", r->id);
@@ -336,7 +333,7 @@ void box_http_delete(struct http_req *r)
 			  "     AND mail_id IS NULL) "
 			  "SELECT id FROM u",
 			  4, params, on_delete, r))
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 }
 
 const struct http_route box_routes[] = {

@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/uuid7.h"
 #include "core/pgpool.h"
+#include "core/pgval.h"
 
 /* What GET answers with; shared by every call that returns the account. */
 static const char ACCOUNT_SQL[] =
@@ -19,11 +20,6 @@ static const char ACCOUNT_SQL[] =
 	"WHERE a.id = $1";
 
 enum account_col { A_ID, A_ACTIVE, A_EMAIL, A_VERIFIED, A_NOTIFY, A_REPEAT, A_RETENTION, A_LANG };
-
-static bool is_true(const PGresult *res, int row, int col)
-{
-	return PQgetvalue(res, row, col)[0] == 't';
-}
 
 int64_t portal_retention_days(const struct config *cfg, const char *stored)
 {
@@ -39,9 +35,9 @@ static json_t *account_json(const struct config *cfg, const PGresult *res, int r
 {
 	json_t *o = json_pack(
 		"{s:s, s:b, s:b, s:b, s:b, s:I, s:s}", "accountId", PQgetvalue(res, row, A_ID),
-		"actief", is_true(res, row, A_ACTIVE), "emailGeverifieerd",
-		is_true(res, row, A_VERIFIED), "emailNotificaties", is_true(res, row, A_NOTIFY),
-		"herhaalNotificaties", is_true(res, row, A_REPEAT), "bewaartermijnDagen",
+		"actief", pg_bool(res, row, A_ACTIVE), "emailGeverifieerd",
+		pg_bool(res, row, A_VERIFIED), "emailNotificaties", pg_bool(res, row, A_NOTIFY),
+		"herhaalNotificaties", pg_bool(res, row, A_REPEAT), "bewaartermijnDagen",
 		(json_int_t)portal_retention_days(cfg, PQgetvalue(res, row, A_RETENTION)), "taal",
 		PQgetvalue(res, row, A_LANG));
 	if (o)
@@ -57,7 +53,7 @@ bool portal_account_id_ok(struct http_req *r, const char *id)
 	uuid_t7 u;
 	if (uuid_parse(id, &u))
 		return true;
-	http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend account.");
+	http_problem_not_found(r, "Onbekend account.");
 	return false;
 }
 
@@ -85,7 +81,7 @@ static void on_account_row(const PGresult *res, const char *err, void *arg)
 	if (portal_store_failed(r, err))
 		return;
 	if (PQntuples(res) != 1) {
-		http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend account.");
+		http_problem_not_found(r, "Onbekend account.");
 		return;
 	}
 	http_reply_json(r, status, account_json(r->app->cfg, res, 0));
@@ -96,14 +92,14 @@ void portal_reply_account(struct http_req *r, const char *id, int status)
 	struct reply_ctx *c = malloc(sizeof(*c));
 	const char *params[] = {id};
 	if (!c) {
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 		return;
 	}
 	c->r = r;
 	c->status = status;
 	if (!pgpool_query(r->app->pg, ACCOUNT_SQL, 1, params, on_account_row, c)) {
 		free(c);
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 	}
 }
 

@@ -46,7 +46,7 @@ static void on_list(const PGresult *res, const char *err, void *arg)
 	if (portal_store_failed(r, err))
 		return;
 	if (PQntuples(res) != 1) {
-		http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend account.");
+		http_problem_not_found(r, "Onbekend account.");
 		return;
 	}
 	json_t *list = json_array();
@@ -65,7 +65,7 @@ void prompts_http_list(struct http_req *r)
 	snprintf(interval, sizeof(interval), "%" PRId64, r->app->cfg->portal_prompt_interval_ms);
 	const char *params[] = {r->params[0], interval};
 	if (!pgpool_query(r->app->pg, LIST_SQL, 2, params, on_list, r))
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 }
 
 static void on_ack(const PGresult *res, const char *err, void *arg)
@@ -75,7 +75,7 @@ static void on_ack(const PGresult *res, const char *err, void *arg)
 	if (portal_store_failed(r, err))
 		return;
 	if (PQntuples(res) != 1) {
-		http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend account.");
+		http_problem_not_found(r, "Onbekend account.");
 		return;
 	}
 	log_info("prompts %s: %s acknowledged for account %s", r->id, r->params[1], r->params[0]);
@@ -93,9 +93,8 @@ void prompts_http_ack(struct http_req *r)
 		if (strcmp(r->params[1], kinds[k].soort) == 0)
 			kind = &kinds[k];
 	if (!kind) {
-		http_problem(r, 404, "niet-gevonden", "Niet gevonden",
-			     "Onbekende soort melding: bevestigGeenEmail, controleerEmail of "
-			     "herstelEmail.");
+		http_problem_not_found(r, "Onbekende soort melding: bevestigGeenEmail, "
+					  "controleerEmail of herstelEmail.");
 		return;
 	}
 	/* the column name comes from the table above, never from the request */
@@ -103,7 +102,7 @@ void prompts_http_ack(struct http_req *r)
 		 kind->ack_column);
 	const char *params[] = {r->params[0]};
 	if (!pgpool_query(r->app->pg, sql, 1, params, on_ack, r))
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 }
 
 const struct http_route prompts_routes[] = {

@@ -9,6 +9,7 @@
 #include "common/bsn.h"
 #include "common/log.h"
 #include "core/pgpool.h"
+#include "core/pgval.h"
 
 /* $1 account, $2 OIN or NULL for all; the first column tells whether the account exists */
 static const char LIST_SQL[] =
@@ -28,21 +29,21 @@ static json_t *subscription_json(const PGresult *res, int row)
 {
 	return json_pack("{s:s, s:s, s:b, s:b}", "oin", PQgetvalue(res, row, L_OIN), "naam",
 			 PQgetvalue(res, row, L_NAME), "actief",
-			 PQgetvalue(res, row, L_ACTIVE)[0] == 't', "verplicht",
-			 PQgetvalue(res, row, L_MANDATORY)[0] == 't');
+			 pg_bool(res, row, L_ACTIVE), "verplicht",
+			 pg_bool(res, row, L_MANDATORY));
 }
 
 static bool account_known(struct http_req *r, const PGresult *res)
 {
 	if (strcmp(PQgetvalue(res, 0, L_ACCOUNT), "0") != 0)
 		return true;
-	http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend account.");
+	http_problem_not_found(r, "Onbekend account.");
 	return false;
 }
 
 static void agency_unknown(struct http_req *r)
 {
-	http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekende afzender (OIN).");
+	http_problem_not_found(r, "Onbekende afzender (OIN).");
 }
 
 static void on_list(const PGresult *res, const char *err, void *arg)
@@ -77,7 +78,7 @@ void subscriptions_http_list(struct http_req *r)
 		return;
 	const char *params[] = {r->params[0], NULL};
 	if (!pgpool_query(r->app->pg, LIST_SQL, 2, params, on_list, r))
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 }
 
 void subscriptions_http_get(struct http_req *r)
@@ -90,7 +91,7 @@ void subscriptions_http_get(struct http_req *r)
 	}
 	const char *params[] = {r->params[0], r->params[1]};
 	if (!pgpool_query(r->app->pg, LIST_SQL, 2, params, on_one, r))
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 }
 
 /*
@@ -125,7 +126,7 @@ static void on_put(const PGresult *res, const char *err, void *arg)
 		return;
 	}
 	bool want = json_is_true(json_object_get(r->body, "actief"));
-	if (!want && PQgetvalue(res, 0, L_MANDATORY)[0] == 't') {
+	if (!want && pg_bool(res, 0, L_MANDATORY)) {
 		http_problem(r, 409, "verplichte-afzender", "Verplichte afzender",
 			     "Berichten van deze afzender komen altijd in de Berichtenbox; "
 			     "deze afzender kan niet worden uitgezet.");
@@ -163,7 +164,7 @@ void subscriptions_http_put(struct http_req *r)
 	json_decref(invalid);
 	const char *params[] = {r->params[0], r->params[1], json_is_true(ja) ? "t" : "f"};
 	if (!pgpool_query(r->app->pg, PUT_SQL, 3, params, on_put, r))
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 }
 
 const struct http_route subscriptions_routes[] = {

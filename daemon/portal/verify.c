@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "core/pgpool.h"
 #include "core/queue.h"
+#include "core/pgval.h"
 
 #define CODE_SPACE 1000000u /* 10^VERIFY_CODE_DIGITS */
 #define INT_TEXT_MAX 24
@@ -51,8 +52,8 @@ void verify_schedule(struct app *app, const PGresult *res, int row, int id_col, 
 {
 	if (PQgetisnull(res, row, id_col))
 		return;
-	int64_t id = strtoll(PQgetvalue(res, row, id_col), NULL, 10);
-	int64_t due = strtoll(PQgetvalue(res, row, due_col), NULL, 10);
+	int64_t id = pg_bigint(res, row, id_col);
+	int64_t due = pg_bigint(res, row, due_col);
 	atomic_fetch_add(&app->metrics.notifications_scheduled, 1);
 	queue_loop_schedule(app->queue, &id, &due, 1);
 }
@@ -82,7 +83,7 @@ static void on_resent(const PGresult *res, const char *err, void *arg)
 	if (portal_store_failed(r, err))
 		return;
 	if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
-		http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend account.");
+		http_problem_not_found(r, "Onbekend account.");
 		return;
 	}
 	if (PQgetisnull(res, 0, 1)) {
@@ -108,13 +109,13 @@ void verify_http_resend(struct http_req *r)
 	if (!portal_account_id_ok(r, r->params[0]))
 		return;
 	if (!verify_new_code(cfg, r->params[0], code, hash)) {
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 		return;
 	}
 	snprintf(ttl, sizeof(ttl), "%" PRId64, cfg->portal_verify_ttl_ms);
 	const char *params[] = {r->params[0], hash, ttl, code};
 	if (!pgpool_query(r->app->pg, RESEND_SQL, 4, params, on_resent, r))
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 }
 
 /* --------------------------------------------------------------- confirm */
@@ -183,7 +184,7 @@ static void on_attempt(const PGresult *res, const char *err, void *arg)
 	if (portal_store_failed(r, err))
 		return;
 	if (strcmp(PQgetvalue(res, 0, T_ACCOUNT), "0") == 0) {
-		http_problem(r, 404, "niet-gevonden", "Niet gevonden", "Onbekend account.");
+		http_problem_not_found(r, "Onbekend account.");
 		return;
 	}
 	if (PQgetisnull(res, 0, T_LOCKED)) {
@@ -192,7 +193,7 @@ static void on_attempt(const PGresult *res, const char *err, void *arg)
 		return;
 	}
 	if (PQgetisnull(res, 0, T_HASH)) {
-		if (PQgetvalue(res, 0, T_FRESH)[0] != 't')
+		if (!pg_bool(res, 0, T_FRESH))
 			http_problem(r, 409, "code-verlopen", "Code verlopen",
 				     "Deze code is verlopen; vraag een nieuwe code aan.");
 		else
@@ -204,7 +205,7 @@ static void on_attempt(const PGresult *res, const char *err, void *arg)
 	if (!code_hash(cfg, r->params[0], code, want) || strlen(stored) != strlen(want) ||
 	    !crypto_ct_equal(want, stored, strlen(want))) {
 		int64_t left = cfg->portal_verify_attempts -
-			       strtoll(PQgetvalue(res, 0, T_ATTEMPTS), NULL, 10);
+			       pg_bigint(res, 0, T_ATTEMPTS);
 		log_info("verify %s: wrong code for account %s, %" PRId64 " attempts left", r->id,
 			 r->params[0], left);
 		char detail[160];
@@ -218,7 +219,7 @@ static void on_attempt(const PGresult *res, const char *err, void *arg)
 	}
 	const char *params[] = {r->params[0], PQgetvalue(res, 0, T_ADDRESS)};
 	if (!pgpool_query(r->app->pg, CONFIRM_SQL, 2, params, on_confirmed, r))
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 }
 
 static bool code_format_ok(const char *s)
@@ -256,7 +257,7 @@ void verify_http_confirm(struct http_req *r)
 	json_decref(invalid);
 	struct confirm *c = malloc(sizeof(*c));
 	if (!c) {
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 		return;
 	}
 	c->r = r;
@@ -265,7 +266,7 @@ void verify_http_confirm(struct http_req *r)
 	const char *params[] = {r->params[0], attempts};
 	if (!pgpool_query(r->app->pg, ATTEMPT_SQL, 2, params, on_attempt, c)) {
 		free(c);
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 	}
 }
 

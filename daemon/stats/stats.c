@@ -96,7 +96,7 @@ static struct stats_query *query_new(struct http_req *r, bool allow_maand)
 		return NULL;
 	struct stats_query *q = calloc(1, sizeof(*q));
 	if (!q) {
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 		return NULL;
 	}
 	q->r = r;
@@ -120,7 +120,7 @@ static void reply_json(struct http_req *r, json_t *body)
 	char *text = body ? json_dumps(body, REPORT_JSON_FLAGS) : NULL;
 	json_decref(body);
 	if (!text) {
-		http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(r);
 		return;
 	}
 	http_reply_text(r, 200, "application/json", text, strlen(text));
@@ -131,7 +131,7 @@ static void send_query(struct stats_query *q, const char *sql, int n, const char
 		       pgpool_cb cb)
 {
 	if (!pgpool_query(q->r->app->pg, sql, n, params, cb, q)) {
-		http_problem(q->r, 500, "interne-fout", "Interne fout", NULL);
+		http_problem_internal(q->r);
 		free(q);
 	}
 }
@@ -149,7 +149,7 @@ static void on_ministry_rates(const PGresult *res, const char *err, void *arg)
 		if (csv)
 			http_reply_text(r, 200, "text/csv; charset=utf-8", csv, strlen(csv));
 		else
-			http_problem(r, 500, "interne-fout", "Interne fout", NULL);
+			http_problem_internal(r);
 		free(csv);
 	} else {
 		reply_json(r, rep);
@@ -178,7 +178,7 @@ static void on_agency_rates(const PGresult *res, const char *err, void *arg)
 		return;
 	json_t *rep = report_agency_build(res, q->p.jaar, (long long)q->r->app->cfg->stats_min_cell);
 	if (!rep)
-		http_problem(q->r, 404, "niet-gevonden", "Niet gevonden", "Onbekende organisatie.");
+		http_problem_not_found(q->r, "Onbekende organisatie.");
 	else
 		reply_json(q->r, rep);
 	free(q);
