@@ -45,14 +45,12 @@ static const char INGEST_SQL[] =
 	"    i int, id uuid, agency_id bigint, bsn_hash text, berichttype text, referentie text,"
 	"    content_hash text, aanmaak timestamptz, publicatie timestamptz, eind date, papier boolean)"
 	"), box AS ("
-	/* an active account that did not turn this agency off (or it is mandatory) */
-	"  SELECT i.i, a.id AS account_id,"
-	"    a.email IS NOT NULL AND a.email_notifications AND a.email_bounced_at IS NULL AS mail"
+	/* an active account that did not turn this agency off (migration 0011's rules) */
+	"  SELECT i.i, a.id AS account_id, may_get_mail(a) AS mail"
 	"  FROM input i"
 	"  JOIN accounts a ON a.bsn_hash = i.bsn_hash AND a.active"
-	"  WHERE NOT EXISTS (SELECT 1 FROM subscriptions s JOIN agencies ag ON ag.id = s.agency_id"
-	"    WHERE s.account_id = a.id AND s.agency_id = i.agency_id AND NOT s.active"
-	"      AND NOT ag.mandatory)"
+	"  WHERE NOT EXISTS (SELECT 1 FROM agencies_turned_off o"
+	"    WHERE o.account_id = a.id AND o.agency_id = i.agency_id)"
 	"), typ AS ("
 	"  SELECT i.i FROM input i JOIN berichttypes t"
 	"    ON t.agency_id = i.agency_id AND t.code = i.berichttype"

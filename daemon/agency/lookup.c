@@ -19,11 +19,11 @@
 
 #define NAME_MAX_LEN 32
 
-/* The same rule as ingest's `box` CTE: active, and not turned off unless mandatory. */
+/* The same rule as ingest's `box` CTE: active, and not turned off (migration 0011). */
 static const char ONTVANGERS_SQL[] =
 	"SELECT h.i, EXISTS (SELECT 1 FROM accounts a WHERE a.bsn_hash = h.bsn_hash AND a.active"
-	"  AND NOT EXISTS (SELECT 1 FROM subscriptions s JOIN agencies ag ON ag.id = s.agency_id"
-	"    WHERE s.account_id = a.id AND s.agency_id = $2 AND NOT s.active AND NOT ag.mandatory))"
+	"  AND NOT EXISTS (SELECT 1 FROM agencies_turned_off o"
+	"    WHERE o.account_id = a.id AND o.agency_id = $2))"
 	" FROM unnest($1::text[]) WITH ORDINALITY AS h(bsn_hash, i) ORDER BY h.i";
 
 static const char BERICHT_SQL[] =

@@ -16,10 +16,9 @@ static const char LIST_SQL[] =
 	"SELECT (SELECT count(*) FROM accounts WHERE id = $1), x.oin, x.name,"
 	"  x.actief, x.mandatory "
 	"FROM (SELECT 1) one LEFT JOIN ("
-	"  SELECT ag.oin, ag.name, ag.mandatory OR coalesce(s.active, true) AS actief,"
-	"    ag.mandatory"
-	"  FROM agencies ag LEFT JOIN subscriptions s"
-	"    ON s.agency_id = ag.id AND s.account_id = $1"
+	"  SELECT ag.oin, ag.name, o.agency_id IS NULL AS actief, ag.mandatory"
+	"  FROM agencies ag LEFT JOIN agencies_turned_off o"
+	"    ON o.agency_id = ag.id AND o.account_id = $1"
 	"  WHERE $2::text IS NULL OR ag.oin = $2"
 	") x ON true ORDER BY x.name, x.oin";
 

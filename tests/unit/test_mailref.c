@@ -2,6 +2,7 @@
  * Unit tests for the names a mail carries (common/mailref.c).
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/mailref.h"
