@@ -522,3 +522,21 @@ def test_metrics_expose_the_engine_counters(daemon):
     for name in ("scheduled", "sent", "retried", "failed", "bounced", "cancelled"):
         assert "berichtd_notifications_%s_total" % name in text
     assert "berichtd_notification_lag_seconds_bucket" in text
+
+
+def test_a_bounce_of_an_address_the_citizen_has_since_changed_marks_nothing(
+        make_daemon, services, mailbox, new_bsn):
+    """The hard-bounce rule (mail_hard_bounce, migration 0009): the account
+    stops getting mail only when the bounced address is still its verified
+    one. bounce.c's old SQL marked the account whatever its address was."""
+    d = make_daemon("dsn-old-address")
+    a = make_agency(d)
+    bsn, old = new_bsn(), "old-%s@example.nl" % secrets.token_hex(4)
+    account = make_citizen(d, d.token("portal"), bsn, old)
+    mid, nid, mail = first_mail(d, mailbox, services, bsn, old, a, "moved-1")
+    services.psql("UPDATE accounts SET email = %s WHERE id = %s",
+                  ("new-%s@example.nl" % secrets.token_hex(4), account))
+    assert post_dsn(d, dsn_text(mail.mail_from, old)) == ("verwerkt", None)
+    assert services.psql("SELECT state FROM notifications WHERE id = %s", (nid,)) == [("bounced",)]
+    assert services.psql("SELECT email_bounced_at FROM accounts WHERE id = %s",
+                         (account,)) == [(None,)]
