@@ -811,3 +811,108 @@ def assert_problem(r, status):
     assert body["title"]
     assert body["type"]
     return body
+
+
+# ------------------------------------------------------------------ helpers
+# one definition each of what the test files share
+
+def wait_until(pred, timeout=30, interval=0.1, what="condition"):
+    """Calls pred until it returns something truthy and returns that; raises
+    AssertionError naming `what` (a string, or a callable giving one, for a
+    message built at the time of failure) once `timeout` seconds are over."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %ss waiting for %s"
+                                 % (timeout, what() if callable(what) else what))
+        time.sleep(interval)
+
+
+def post_message(daemon, token, bsn, ref=None, typ="T1", **extra):
+    """POST /v1/berichten for one message as the agency of `token`; returns
+    the Response (a fresh referentie unless `ref` is given)."""
+    body = {"bsn": bsn, "berichttype": typ,
+            "referentie": ref or "ref-%s" % secrets.token_hex(4)}
+    body.update(extra)
+    return daemon.request("POST", "/v1/berichten", token=token, json=body)
+
+
+def post(daemon, token, bsn, ref=None, typ="T1", **extra):
+    """post_message that must be answered 201; returns the berichtId."""
+    r = post_message(daemon, token, bsn, ref, typ, **extra)
+    assert r.status == 201, r.text
+    return r.json()["berichtId"]
+
+
+def mails_to(mailbox, addresses):
+    """The stored mails with a recipient in `addresses` (a set, or one address)."""
+    if isinstance(addresses, str):
+        addresses = {addresses}
+    return [m for m in mailbox.messages() if set(m.rcpt_tos) & set(addresses)]
+
+
+def agency_id(services, oin):
+    return services.psql("SELECT id FROM agencies WHERE oin = %s", (oin,))[0][0]
+
+
+def prompt_kinds(daemon, portal, account):
+    """The soorten of the account's meldingen, sorted."""
+    r = daemon.request("GET", "/v1/accounts/%s/meldingen" % account, token=portal)
+    assert r.status == 200, r.text
+    return sorted(m["soort"] for m in r.json()["meldingen"])
+
+
+def metric(daemon, name, **labels):
+    """A sample from the ops listener's /metrics (labels as keywords, e.g.
+    reason="too_old"); None when the series is not there."""
+    r = daemon.ops_request("GET", "/metrics")
+    assert r.status == 200, r.text
+    series = re.escape(name)
+    if labels:
+        series += re.escape("{%s}" % ",".join('%s="%s"' % kv for kv in labels.items()))
+    m = re.search(r"^%s (\d+)$" % series, r.text, re.M)
+    return int(m.group(1)) if m else None
+
+
+def inflight(daemon):
+    """How many notifications the daemon's workers hold (Redis inflight set):
+    taken, not yet recorded and acked."""
+    return int(daemon.services.redis("ZCARD", daemon.config["redis"]["key_prefix"] + "inflight"))
+
+
+def problem_type(body, slug):
+    assert body["type"].endswith("/" + slug), body["type"]
+
+
+def read_response(s):
+    """One HTTP/1.1 response from socket s: (status, {lowercase header: value},
+    body). Reads a Content-Length body, or up to the close when there is none."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        assert chunk, "connection closed after %r" % buf[:300]
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    if "content-length" in headers:
+        n = int(headers["content-length"])
+        while len(rest) < n:
+            chunk = s.recv(65536)
+            assert chunk, "body cut short"
+            rest += chunk
+        body = rest[:n]
+    else:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        body = rest
+    return int(lines[0].split()[1]), headers, body

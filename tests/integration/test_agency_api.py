@@ -9,7 +9,8 @@ import socket
 import pytest
 
 import harness
-from harness import assert_problem, make_agency, make_citizen
+from harness import (assert_problem, make_agency, make_citizen, problem_type, read_response,
+                     wait_until)
 
 BOX_TYPE = "geen-actieve-berichtenbox"
 
@@ -22,10 +23,6 @@ def ref(tag):
 def count_refs(daemon, refs):
     return daemon.services.psql("SELECT count(*) FROM messages WHERE referentie = ANY(%s)",
                                 (list(refs),))[0][0]
-
-
-def problem_type(body, slug):
-    assert body["type"].endswith("/" + slug), body["type"]
 
 
 @pytest.fixture
@@ -317,9 +314,8 @@ def test_postgres_stopped_mid_load_never_loses_a_201(daemon, agency, services, n
     # and the daemon works again without a restart of its own: its loop
     # connections and the delivery workers' reconnected and prepared their
     # statements anew (a verification mail, a stored message, its mail)
-    deadline = time.monotonic() + 30
-    while daemon.ops_request("GET", "/readyz").status != 200 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: daemon.ops_request("GET", "/readyz").status == 200, interval=0.2,
+               what="/readyz after the restart")
     email = "na-herstart-%s@example.nl" % tag
     other = new_bsn()
     make_citizen(daemon, agency["portal"], other, email)
@@ -373,10 +369,8 @@ def test_slow_postgres_gives_503_and_a_late_commit_loses_nothing(make_daemon, ne
         blocker.rollback()
         blocker.close()
     # the statement went on and committed once the lock was gone: a retry is 200
-    import time
-    deadline = time.monotonic() + 20
-    while count_refs(d, [msg["referentie"]]) == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: count_refs(d, [msg["referentie"]]) > 0, timeout=20, interval=0.05,
+               what="the statement to commit")
     r = d.request("POST", "/v1/berichten", token=a["token"], json=msg)
     assert r.status == 200, r.text
     [(n,)] = d.services.psql(
@@ -432,25 +426,6 @@ def _raw(d, data, timeout=30):
     return s
 
 
-def _read_response(s):
-    """Reads one HTTP/1.1 response with Content-Length; returns (status, headers, body)."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(65536)
-        assert chunk, "connection closed after %r" % buf[:200]
-        buf += chunk
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, v in
-               (line.split(":", 1) for line in lines[1:])}
-    n = int(headers.get("content-length", "0"))
-    while len(rest) < n:
-        chunk = s.recv(65536)
-        assert chunk
-        rest += chunk
-    return int(lines[0].split()[1]), headers, rest[:n]
-
-
 def test_body_over_max_body_is_413_problem_and_nothing_is_stored(make_daemon, new_bsn):
     d = make_daemon("small", **{"http.max_body": "64k"})
     a = make_agency(d)
@@ -467,7 +442,7 @@ def test_body_over_max_body_is_413_problem_and_nothing_is_stored(make_daemon, ne
     # refused on the headers alone: the client need not send the body at all
     s = _raw(d, b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\n" + auth +
              b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n")
-    status, headers, body = _read_response(s)
+    status, headers, body = read_response(s)
     s.close()
     assert status == 413 and headers["api-version"]
     assert headers["content-type"].startswith("application/problem+json")
@@ -482,12 +457,12 @@ def test_body_over_max_body_is_413_problem_and_nothing_is_stored(make_daemon, ne
     chunk = b" " * (1024 * 1024)
     for _ in range(size // len(chunk)):
         s.sendall(chunk)
-    status, headers, _ = _read_response(s)
+    status, headers, _ = read_response(s)
     assert status == 413 and headers["api-version"]
     ok = json.dumps({"bsn": citizen, "berichttype": "T1", "referentie": r1}).encode()
     s.sendall(b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\n" + auth +
               b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(ok) + ok)
-    status, headers, body = _read_response(s)
+    status, headers, body = read_response(s)
     s.close()
     assert status == 201, body
     # ASan keeps freed memory in quarantine, so RSS says nothing in that build
@@ -514,7 +489,7 @@ def test_pipelined_requests_and_split_heads_pass_unchanged(daemon, agency, new_b
         s.sendall(reqs[k:k + 1])
     s.sendall(reqs[120:])
     for _ in refs:
-        status, headers, body = _read_response(s)
+        status, headers, body = read_response(s)
         assert status == 201, body
     s.close()
     assert count_refs(daemon, refs) == 3

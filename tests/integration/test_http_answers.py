@@ -12,32 +12,19 @@ never shows.
 - POST /v1/ontvangers/_zoek costs one token of the agency's bucket per BSN.
 """
 import json
-import re
 import secrets
 import socket
 import time
 
 import pytest
 
-from harness import assert_problem, make_agency, make_citizen
+from harness import (assert_problem, inflight, make_agency, make_citizen, metric,
+                     problem_type, read_response, wait_until)
 
 SECURITY_HEADERS = ("api-version", "cache-control", "x-content-type-options",
                     "x-frame-options", "content-security-policy",
                     "strict-transport-security", "referrer-policy")
 
-
-def problem_type(body, slug):
-    assert body["type"].endswith("/" + slug), body
-
-
-def metric(daemon, name):
-    """A counter read from the ops listener's /metrics."""
-    r = daemon.ops_request("GET", "/metrics")
-    assert r.status == 200, r.text
-    return int(re.search(r"^%s (\d+)$" % re.escape(name), r.text, re.M).group(1))
-
-
-# ------------------------------------------------------------ raw sockets
 
 def _port(url):
     return int(url.rsplit(":", 1)[1])
@@ -45,37 +32,6 @@ def _port(url):
 
 def _connect(url, timeout=10):
     return socket.create_connection(("127.0.0.1", _port(url)), timeout=timeout)
-
-
-def _read_response(s):
-    """One response from s: (status, {lowercase header: value}, body). Reads a
-    Content-Length body, or up to the close when there is none."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(65536)
-        assert chunk, "connection closed after %r" % buf[:300]
-        buf += chunk
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    if "content-length" in headers:
-        n = int(headers["content-length"])
-        while len(rest) < n:
-            chunk = s.recv(65536)
-            assert chunk, "body cut short"
-            rest += chunk
-        body = rest[:n]
-    else:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            rest += chunk
-        body = rest
-    return int(lines[0].split()[1]), headers, body
 
 
 def _closed(s, timeout=5):
@@ -96,7 +52,7 @@ def _raw_exchange(url, data, timeout=10):
     s = _connect(url, timeout)
     try:
         s.sendall(data)
-        status, headers, body = _read_response(s)
+        status, headers, body = read_response(s)
         return status, headers, body, _closed(s)
     finally:
         s.close()
@@ -170,17 +126,17 @@ def test_an_agency_polling_the_api_learns_nothing_when_a_reminder_is_due(
         rows = d.services.psql("SELECT state FROM notifications WHERE message_id = %s "
                                "AND kind = %s", (bid, kind))
         return rows[0][0] if rows else None
-    deadline = time.monotonic() + 30
-    while state("new") != "sent" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: state("new") == "sent", interval=0.05, what="the first mail sent")
     assert state("repeat") == "scheduled"
-    time.sleep(0.2)  # the counter is bumped just after the commit that says 'sent'
+    # the counter is bumped just after the commit that says 'sent', before the ack
+    wait_until(lambda: inflight(d) == 0, interval=0.05, what="the first mail acked")
     first = sent()
-    deadline = time.monotonic() + 30
-    while sent() == first and time.monotonic() < deadline:
+
+    def reminder_counted():
         # what the agency sees while the reminder goes out (unopened message)
         assert d.request("GET", "/metrics", token=a["token"]).status == 404
-        time.sleep(0.2)
+        return sent() != first
+    wait_until(reminder_counted, interval=0.2, what="the reminder counted")
     assert sent() == first + 1 and state("repeat") == "sent"
     mailbox.wait_for(2, predicate=lambda m: email in m.rcpt_tos)
     assert d.request("GET", "/metrics", token=a["token"]).status == 404
@@ -294,7 +250,7 @@ def test_chunked_body_over_max_body_is_a_413_problem_and_the_connection_goes_on(
     s = _connect(d.base_url)
     try:
         s.sendall(head + _chunked(b" " * 20000))
-        st, headers, body = _read_response(s)
+        st, headers, body = read_response(s)
         problem_type(assert_raw_problem(st, headers, body, 413), "te-groot")
         assert headers.get("connection", "").lower() != "close"
         # the rest of that body was discarded; the same connection takes a chunked message
@@ -303,7 +259,7 @@ def test_chunked_body_over_max_body_is_a_413_problem_and_the_connection_goes_on(
         s.sendall(b"POST /v1/berichten HTTP/1.1\r\nHost: x\r\n" + _auth(d) +
                   b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
                   _chunked(msg, 7))
-        st, headers, body = _read_response(s)
+        st, headers, body = read_response(s)
         assert st == 201, body
         assert json.loads(body)["berichtId"]
     finally:
@@ -324,7 +280,7 @@ def test_chunked_with_expect_100_continue_gets_the_100_first(daemon, agency_toke
         st, _, _ = _read_interim(s)
         assert st == 100
         s.sendall(_chunked(msg, 10))
-        st, headers, body = _read_response(s)
+        st, headers, body = read_response(s)
         assert st == 201, body
     finally:
         s.close()

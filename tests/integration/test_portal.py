@@ -10,23 +10,13 @@ import uuid
 
 import pytest
 
-from harness import (assert_problem, make_agency, make_citizen, verification_code,
-                     verification_mails, wait_verification_mail)
+from harness import (assert_problem, make_agency, make_citizen, post_message, prompt_kinds,
+                     verification_code, verification_mails, wait_until,
+                     wait_verification_mail)
 
 
 def addr(tag):
     return "%s-%s@example.nl" % (tag, secrets.token_hex(4))
-
-
-def poll(fn, timeout=20, interval=0.1):
-    """Calls fn until it returns something truthy; returns that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        assert time.monotonic() < deadline, "condition not met within %ss" % timeout
-        time.sleep(interval)
 
 
 @pytest.fixture
@@ -39,12 +29,6 @@ def create(d, portal, bsn):
     r = d.request("POST", "/v1/accounts", token=portal, json={"bsn": bsn})
     assert r.status in (200, 201), r.text
     return r
-
-
-def post_message(d, agency_token, bsn, ref=None, **kw):
-    body = {"bsn": bsn, "berichttype": "T1", "referentie": ref or "ref-%s" % secrets.token_hex(4)}
-    body.update(kw)
-    return d.request("POST", "/v1/berichten", token=agency_token, json=body)
 
 
 def notification_mails(mailbox, email):
@@ -103,11 +87,9 @@ def test_deactivation_stops_mail_and_closes_the_box_for_agencies(env, mailbox, n
     r = d.request("DELETE", "/v1/accounts/%s" % acc, token=portal)
     assert r.status == 204
     # a mail a worker had already taken before the DELETE finishes its send
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and d.services.psql(
-            "SELECT count(*) FROM notifications WHERE account_id = %s AND state = 'sending'",
-            (acc,))[0][0]:
-        time.sleep(0.05)
+    wait_until(lambda: d.services.psql(
+        "SELECT count(*) FROM notifications WHERE account_id = %s AND state = 'sending'",
+        (acc,))[0][0] == 0, timeout=10, interval=0.05, what="the send in progress to finish")
     states = d.services.psql("SELECT kind, state FROM notifications WHERE account_id = %s",
                              (acc,))
     assert states and all(s == "cancelled" for _, s in states if s != "sent"), states
@@ -230,13 +212,18 @@ def test_concurrent_guesses_get_no_more_than_five_comparisons(env, new_bsn):
 
 
 def test_expired_code_is_refused(make_daemon, new_bsn):
-    d = make_daemon("ttl", **{"portal.verify_ttl": "1s"})
+    d = make_daemon("ttl", **{"portal.verify_ttl": "1h"})
     portal = d.token("portal")
     email = addr("verlopen")
     acc = create(d, portal, new_bsn()).json()["accountId"]
     d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"emailadres": email})
     code = verification_code(wait_verification_mail(d, email))
-    time.sleep(1.2)
+    # the code lives for the configured TTL ...
+    assert d.services.psql("SELECT expires_at - created_at = interval '1 hour' "
+                           "FROM email_verifications WHERE account_id = %s", (acc,)) == [(True,)]
+    # ... and that hour passes in PostgreSQL, not on the test's clock
+    d.services.psql("UPDATE email_verifications SET created_at = created_at - interval '1 hour',"
+                    " expires_at = expires_at - interval '1 hour' WHERE account_id = %s", (acc,))
     r = d.request("POST", "/v1/accounts/%s/emailverificaties/_bevestig" % acc, token=portal,
                   json={"code": code})
     assert assert_problem(r, 409)["type"].endswith("code-verlopen")
@@ -335,47 +322,59 @@ def test_subscription_errors(env, new_bsn, new_oin):
 
 # ------------------------------------------------------------------- prompts
 
-def prompts(d, portal, acc):
-    r = d.request("GET", "/v1/accounts/%s/meldingen" % acc, token=portal)
-    assert r.status == 200, r.text
-    return sorted(m["soort"] for m in r.json()["meldingen"])
-
-
 def ack(d, portal, acc, soort):
     r = d.request("POST", "/v1/accounts/%s/meldingen/%s/_afgehandeld" % (acc, soort), token=portal)
     assert r.status == 204, r.text
 
 
+def age_account(d, acc, interval):
+    """Moves the account's clock back by `interval` (a PostgreSQL interval):
+    every timestamp the prompts are computed from, so that their order is kept."""
+    d.services.psql(
+        "UPDATE accounts SET no_email_confirmed_at = no_email_confirmed_at - %s::interval,"
+        " email_confirmed_at = email_confirmed_at - %s::interval,"
+        " email_bounced_at = email_bounced_at - %s::interval,"
+        " bounce_ack_at = bounce_ack_at - %s::interval WHERE id = %s",
+        (interval, interval, interval, interval, acc))
+
+
 def test_prompts_appear_are_acknowledged_and_come_back_after_the_period(make_daemon, new_bsn):
-    d = make_daemon("prompts", **{"portal.prompt_interval": "2s"})
+    # a period the test never waits for: it ages the accounts in PostgreSQL
+    d = make_daemon("prompts", **{"portal.prompt_interval": "1h"})
     portal = d.token("portal")
-    period = 2.0
 
     # no address: confirm you want none
     acc = create(d, portal, new_bsn()).json()["accountId"]
-    assert prompts(d, portal, acc) == ["bevestigGeenEmail"]
+    assert prompt_kinds(d, portal, acc) == ["bevestigGeenEmail"]
     ack(d, portal, acc, "bevestigGeenEmail")
-    assert prompts(d, portal, acc) == []
-    time.sleep(period)
-    poll(lambda: prompts(d, portal, acc) == ["bevestigGeenEmail"])
+    assert prompt_kinds(d, portal, acc) == []
+    age_account(d, acc, "50 minutes")  # within the period: still acknowledged
+    assert prompt_kinds(d, portal, acc) == []
+    age_account(d, acc, "10 minutes")
+    assert prompt_kinds(d, portal, acc) == ["bevestigGeenEmail"]
 
     # a verified address: check it every period
     email = addr("prompt")
     acc2 = make_citizen(d, portal, new_bsn(), email)
-    assert "bevestigGeenEmail" not in prompts(d, portal, acc2)
-    poll(lambda: prompts(d, portal, acc2) == ["controleerEmail"])
+    assert prompt_kinds(d, portal, acc2) == []
+    age_account(d, acc2, "1 hour")
+    assert prompt_kinds(d, portal, acc2) == ["controleerEmail"]
     ack(d, portal, acc2, "controleerEmail")
-    assert prompts(d, portal, acc2) == []
-    time.sleep(period)
-    poll(lambda: prompts(d, portal, acc2) == ["controleerEmail"])
+    assert prompt_kinds(d, portal, acc2) == []
+    age_account(d, acc2, "50 minutes")
+    assert prompt_kinds(d, portal, acc2) == []
+    age_account(d, acc2, "10 minutes")
+    assert prompt_kinds(d, portal, acc2) == ["controleerEmail"]
 
     # a hard bounce (set by the delivery side): fix the address
     d.services.psql("UPDATE accounts SET email_bounced_at = now() WHERE id = %s", (acc2,))
-    assert prompts(d, portal, acc2) == ["herstelEmail"]
+    assert prompt_kinds(d, portal, acc2) == ["herstelEmail"]
     ack(d, portal, acc2, "herstelEmail")
-    assert prompts(d, portal, acc2) == []
-    time.sleep(period)
-    poll(lambda: prompts(d, portal, acc2) == ["herstelEmail"])
+    assert prompt_kinds(d, portal, acc2) == []
+    age_account(d, acc2, "50 minutes")
+    assert prompt_kinds(d, portal, acc2) == []
+    age_account(d, acc2, "10 minutes")
+    assert prompt_kinds(d, portal, acc2) == ["herstelEmail"]
     # fixing the address clears the bounce and with it the prompt
     new = addr("hersteld")
     d.request("PATCH", "/v1/accounts/%s" % acc2, token=portal, json={"emailadres": new})
@@ -383,7 +382,7 @@ def test_prompts_appear_are_acknowledged_and_come_back_after_the_period(make_dae
     r = d.request("POST", "/v1/accounts/%s/emailverificaties/_bevestig" % acc2, token=portal,
                   json={"code": code})
     assert r.status == 200
-    assert prompts(d, portal, acc2) == []
+    assert prompt_kinds(d, portal, acc2) == []
     assert d.services.psql("SELECT email_bounced_at FROM accounts WHERE id = %s",
                            (acc2,)) == [(None,)]
 
@@ -614,7 +613,7 @@ def test_janitor_keeps_the_agency_record_and_the_box_follows_the_citizen(make_da
         return {r[0] for r in rows}
 
     want_kept = {ids[n] for n, p in plan.items() if not p[3]}
-    poll(lambda: present() == want_kept)
+    wait_until(lambda: present() == want_kept)
     assert d.services.psql("SELECT count(*) FROM notifications WHERE message_id = %s",
                            (ids["L61"],))[0][0] == 0
     # provisional (open-window) figures are untouched by the purge, and the
@@ -633,7 +632,7 @@ def test_janitor_keeps_the_agency_record_and_the_box_follows_the_citizen(make_da
     # once its 60 days pass, L50 goes too
     d.services.psql("UPDATE messages SET publicatie_tijdstip = now() - interval '61 days' "
                     "WHERE id = %s", (ids["L50"],))
-    poll(lambda: ids["L50"] not in present())
+    wait_until(lambda: ids["L50"] not in present())
     assert present() == want_kept - {ids["L50"]}
     assert "janitor:" in d.log_text()
 
@@ -678,7 +677,7 @@ def test_a_deletion_is_invisible_to_the_agency(make_daemon, new_bsn):
     d.services.psql("UPDATE messages SET publicatie_tijdstip = now() - interval '50 days' "
                     "WHERE id = ANY(%s::uuid[])", (list(ids.values()),))
     passes = janitor_passes(d)
-    poll(lambda: janitor_passes(d) >= passes + 3)
+    wait_until(lambda: janitor_passes(d) >= passes + 3)
     views = {k: _agency_view(d, agency, bsn, ids[k], refs[k]) for k in ids}
     assert views["kept"]["get"] == 200 and views["kept"]["replay"] == 200
     assert views["kept"]["replay_same_id"]
@@ -698,7 +697,7 @@ def test_a_deletion_is_invisible_to_the_agency(make_daemon, new_bsn):
                                  (list(ids.values()),))
         seen.add(n)
         return n == 0
-    poll(gone, interval=0.02)
+    wait_until(gone, interval=0.02)
     assert seen <= {2, 0}, "one went before the other"
     for k in ids:
         assert d.request("GET", "/v1/berichten/%s" % ids[k],
@@ -763,7 +762,7 @@ def test_a_verification_code_is_erased_once_its_mail_is_accepted(make_daemon, ne
     r = d.request("PATCH", "/v1/accounts/%s" % acc, token=portal, json={"emailadres": email})
     assert r.status == 200, r.text
     code = verification_code(wait_verification_mail(d, email))
-    poll(lambda: d.services.psql(
+    wait_until(lambda: d.services.psql(
         "SELECT state, payload FROM notifications WHERE account_id = %s AND kind = 'verify'",
         (acc,)) == [("sent", None)])
     rows = d.services.psql("SELECT count(*) FROM notifications WHERE payload::text LIKE %s",
@@ -786,6 +785,6 @@ def test_verification_mails_go_once_their_code_expired(make_daemon, new_bsn):
     assert d.services.psql("SELECT count(*) FROM notifications WHERE recipient = %s",
                            (unconfirmed,)) == [(1,)]
     # the address the citizen never confirmed is gone with the expired code
-    poll(lambda: d.services.psql("SELECT count(*) FROM notifications WHERE recipient = %s",
+    wait_until(lambda: d.services.psql("SELECT count(*) FROM notifications WHERE recipient = %s",
                                  (unconfirmed,)) == [(0,)], timeout=30)
 

@@ -14,18 +14,19 @@ import datetime
 import re
 import secrets
 import sys
-import time
 import uuid
 
 import pytest
 
 import harness
-from harness import Daemon, Mailbox, is_verification_mail, make_agency, verification_code
+from harness import (Daemon, Mailbox, is_verification_mail, make_agency, prompt_kinds,
+                     verification_code, wait_until)
 
 sys.path.insert(0, str(harness.REPO_ROOT / "tests" / "harness"))
 from smtp_script import ScriptedSmtp  # noqa: E402
 
 DEADLINE = 30
+POLL = {"timeout": DEADLINE, "interval": 0.02}
 FINAL = ("sent", "bounced", "failed", "cancelled")
 ACCOUNTS = set()  # every account this module made, for drain()
 
@@ -73,26 +74,15 @@ def _daemon_alive(request):
 
 # ------------------------------------------------------------------- helpers
 
-def poll(fn, what, timeout=DEADLINE, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
 def drain(env):
     """Waits until nothing of an earlier test is still being retried, so
     that the next script change meets no leftover mail."""
     if not ACCOUNTS:
         return
-    poll(lambda: env["d"].services.psql(
+    wait_until(lambda: env["d"].services.psql(
         "SELECT count(*) FROM notifications WHERE account_id = ANY(%s::uuid[]) AND "
         "(state = 'sending' OR (state = 'scheduled' AND due_at < now() + interval '1 minute'))",
-        (list(ACCOUNTS),))[0][0] == 0, "earlier tests' mail to settle")
+        (list(ACCOUNTS),))[0][0] == 0, what="earlier tests' mail to settle", **POLL)
 
 
 def accepted(relay, address, predicate=None):
@@ -111,7 +101,8 @@ def citizen(env, bsn, address):
     ACCOUNTS.add(account)
     r = d.request("PATCH", "/v1/accounts/%s" % account, token=portal, json={"emailadres": address})
     assert r.status == 200, r.text
-    [mail] = poll(lambda: accepted(relay, address, is_verification_mail), "verification mail")
+    [mail] = wait_until(lambda: accepted(relay, address, is_verification_mail),
+                        what="verification mail", **POLL)
     r = d.request("POST", "/v1/accounts/%s/emailverificaties/_bevestig" % account, token=portal,
                   json={"code": verification_code(mail)})
     assert r.status == 200 and r.json()["emailGeverifieerd"] is True, r.text
@@ -119,11 +110,8 @@ def citizen(env, bsn, address):
 
 
 def post(env, bsn, **extra):
-    body = dict({"bsn": bsn, "berichttype": "T1", "referentie": "sr-%s" % secrets.token_hex(4)},
-                **extra)
-    r = env["d"].request("POST", "/v1/berichten", token=env["agency"]["token"], json=body)
-    assert r.status == 201, r.text
-    return r.json()["berichtId"]
+    return harness.post(env["d"], env["agency"]["token"], bsn, "sr-%s" % secrets.token_hex(4),
+                        **extra)
 
 
 def notification(env, message_id):
@@ -136,12 +124,6 @@ def notification(env, message_id):
     return rows[0]
 
 
-def prompt_kinds(env, account):
-    r = env["d"].request("GET", "/v1/accounts/%s/meldingen" % account, token=env["portal"])
-    assert r.status == 200, r.text
-    return {m["soort"] for m in r.json()["meldingen"]}
-
-
 def wait_retry(env, mid):
     """Polls until the mail failed at least once and waits for its retry;
     a final state (a bounce) fails at once."""
@@ -149,12 +131,12 @@ def wait_retry(env, mid):
         row = notification(env, mid)
         assert row[1] not in FINAL, "expected a retry, got %r" % (row,)
         return row if row[1] == "scheduled" and row[2] >= 1 else None
-    return poll(check, "the mail to be rescheduled after a failure")
+    return wait_until(check, what="the mail to be rescheduled after a failure", **POLL)
 
 
 def wait_final(env, mid):
-    return poll(lambda: (lambda row: row if row[1] in FINAL else None)(notification(env, mid)),
-                "a final state")
+    return wait_until(lambda: (lambda row: row if row[1] in FINAL else None)(notification(env, mid)),
+                      what="a final state", **POLL)
 
 
 def sessions_where_rcpt_got(relay, address, reply):
@@ -253,7 +235,7 @@ def test_reply_row(env, pipelining, row, script, outcome, last_error):
         nid, state, attempts, error, bounced = wait_retry(env, mid)
         assert error == last_error
         assert not bounced, "a temporary failure must not mark the address"
-        assert "herstelEmail" not in prompt_kinds(env, account)
+        assert "herstelEmail" not in prompt_kinds(env["d"], env["portal"], account)
         assert not accepted(relay, address, lambda m: not is_verification_mail(m))
         # the relay takes mail again: the retry goes out, with the same Message-ID
         relay.set_script(pipelining=pipelining)
@@ -269,8 +251,8 @@ def test_reply_row(env, pipelining, row, script, outcome, last_error):
         assert (state, error) == ("bounced", last_error)
         assert attempts == 1
         # the address is marked right after the row (a statement of its own)
-        poll(lambda: notification(env, mid)[4], "the address marked as bounced")
-        assert "herstelEmail" in prompt_kinds(env, account)
+        wait_until(lambda: notification(env, mid)[4], what="the address marked as bounced", **POLL)
+        assert "herstelEmail" in prompt_kinds(env["d"], env["portal"], account)
         assert not accepted(relay, address, lambda m: not is_verification_mail(m))
     else:
         nid, state, attempts, error, bounced = wait_final(env, mid)
@@ -281,7 +263,7 @@ def test_reply_row(env, pipelining, row, script, outcome, last_error):
             ref = message_id(env, nid)[1:].split("@")[0]
             assert any(re.fullmatch(r"ENVID=berichtd-%s-[0-9a-f]{16}" % ref, o)
                        for o in mail.envelope["mail_options"]), mail.envelope["mail_options"]
-        assert "herstelEmail" not in prompt_kinds(env, account)
+        assert "herstelEmail" not in prompt_kinds(env["d"], env["portal"], account)
 
 
 # ------------------------------------------------------- what libesmtp sends
@@ -329,7 +311,7 @@ def test_a_greylisted_mail_does_not_hold_up_the_next_in_the_same_session(env, pi
     first = sessions_where_rcpt_got(relay, addr_a, GREY)[0]
     assert any(r["line"] == "RCPT TO:<%s>" % addr_b for r in first), \
         "both mails were meant to share one session"
-    assert "herstelEmail" not in prompt_kinds(env, acc_a)
+    assert "herstelEmail" not in prompt_kinds(env["d"], env["portal"], acc_a)
     relay.set_script(pipelining=pipelining)
     assert wait_final(env, mid_a)[1] == "sent"
 
@@ -349,6 +331,6 @@ def test_mails_after_a_lost_connection_are_retried_not_bounced(env, pipelining):
         "the mail to %s was meant to come second" % addr_b
     assert row_a[3] == "RCPT TO: no reply (connection lost or timed out)"
     assert row_b[3] == "session: connection lost before MAIL FROM was answered"
-    assert not row_b[4] and "herstelEmail" not in prompt_kinds(env, acc_b)
+    assert not row_b[4] and "herstelEmail" not in prompt_kinds(env["d"], env["portal"], acc_b)
     assert wait_final(env, mid_a)[1] == "sent"
     assert wait_final(env, mid_b)[1] == "sent"
