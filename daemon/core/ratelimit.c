@@ -1,5 +1,5 @@
 /*
- * ratelimit.c - per-agency token buckets (see ratelimit.h).
+ * ratelimit.c - the token bucket and per-agency buckets (see ratelimit.h).
  *
  * Buckets live in an open-addressing table keyed by agency id; there are a
  * few hundred agencies at most, so the table only ever grows.
@@ -8,13 +8,58 @@
 
 #include <stdlib.h>
 
+#include "common/clock.h"
+
 #define TABLE_INITIAL 64
-#define MS_PER_S 1000.0
+
+void token_bucket_init(struct token_bucket *b, double burst, int64_t now_ms)
+{
+	b->tokens = burst;
+	b->last_ms = now_ms;
+}
+
+void token_bucket_refill(struct token_bucket *b, double rate, double burst, int64_t now_ms)
+{
+	if (now_ms <= b->last_ms)
+		return;
+	b->tokens += (double)(now_ms - b->last_ms) * rate / MS_PER_S;
+	if (b->tokens > burst)
+		b->tokens = burst;
+	b->last_ms = now_ms;
+}
+
+bool token_bucket_take(struct token_bucket *b, double need, double n)
+{
+	if (b->tokens < need)
+		return false;
+	b->tokens -= n;
+	return true;
+}
+
+int64_t token_bucket_take_upto(struct token_bucket *b, int64_t want)
+{
+	int64_t got = b->tokens >= 1.0 ? (int64_t)b->tokens : 0;
+	if (got > want)
+		got = want;
+	b->tokens -= (double)got;
+	return got;
+}
+
+void token_bucket_refund(struct token_bucket *b, double n)
+{
+	b->tokens += n;
+}
+
+int64_t token_bucket_wait_ms(const struct token_bucket *b, double need, double rate)
+{
+	if (b->tokens >= need || rate <= 0)
+		return 1;
+	return (int64_t)((need - b->tokens) * MS_PER_S / rate) + 1;
+}
 
 struct bucket {
 	int64_t agency; /* 0 = empty slot (agency ids start at 1) */
-	double tokens;
-	int64_t last_ms;
+	struct token_bucket tb;
 };
 
 struct ratelimit {
@@ -80,22 +125,15 @@ bool ratelimit_take(struct ratelimit *rl, int64_t agency, int64_t n, int64_t now
 	struct bucket *b = slot_for(rl->slots, rl->cap, agency);
 	if (!b->agency) {
 		b->agency = agency;
-		b->tokens = rl->burst;
-		b->last_ms = now_ms;
+		token_bucket_init(&b->tb, rl->burst, now_ms);
 		rl->used++;
 	}
-	if (now_ms > b->last_ms) {
-		b->tokens += (double)(now_ms - b->last_ms) * rl->rate / MS_PER_S;
-		if (b->tokens > rl->burst)
-			b->tokens = rl->burst;
-		b->last_ms = now_ms;
-	}
+	token_bucket_refill(&b->tb, rl->rate, rl->burst, now_ms);
 	double need = (double)n < rl->burst ? (double)n : rl->burst;
-	if (b->tokens >= need) {
-		b->tokens -= (double)n;
+	if (token_bucket_take(&b->tb, need, (double)n))
 		return true;
-	}
-	int64_t wait = (int64_t)((need - b->tokens) / rl->rate) + 1;
+	/* whole seconds, rounded up past the instant the tokens are back */
+	int64_t wait = (int64_t)((need - b->tb.tokens) / rl->rate) + 1;
 	*retry_after_s = wait > 0 ? wait : 1;
 	return false;
 }

@@ -1,7 +1,14 @@
 /*
- * ratelimit.h - per-agency token buckets that count messages and looked-up
- * BSNs, not requests.
+ * ratelimit.h - token buckets: the one bucket, and the per-agency limiter
+ * built on it.
  *
+ * struct token_bucket is a plain value with pure functions (time is passed
+ * in, no locking): the per-agency limit below and the delivery workers'
+ * global and per-domain limits (notify/throttle.c) use the same refill,
+ * take and refund. Tokens may go below zero (debt): a take of more than
+ * is there, when allowed, is paid back by the refill.
+ *
+ * The per-agency limiter counts messages and looked-up BSNs, not requests.
  * Each agency has a bucket of `burst` tokens refilled at `rate` tokens per
  * second; a request that carries n messages (1 for POST /v1/berichten, the
  * number of valid items for a batch) or looks up n BSNs (POST
@@ -9,13 +16,36 @@
  * batch larger than the burst is possible but pays for every message by
  * leaving the bucket in debt. rate 0 switches the limit off.
  *
- * Loop thread only.
+ * struct ratelimit: loop thread only.
  */
 #ifndef BERICHTD_RATELIMIT_H
 #define BERICHTD_RATELIMIT_H
 
 #include <stdbool.h>
 #include <stdint.h>
+
+struct token_bucket {
+	double tokens;   /* may be negative: debt */
+	int64_t last_ms; /* when it was last refilled */
+};
+
+/* A full bucket of burst tokens at now_ms. */
+void token_bucket_init(struct token_bucket *b, double burst, int64_t now_ms);
+
+/* Adds rate tokens/s for the time since the last refill, at most up to burst. */
+void token_bucket_refill(struct token_bucket *b, double rate, double burst, int64_t now_ms);
+
+/* If at least need tokens are there, takes n (n may exceed need: debt) and returns true. */
+bool token_bucket_take(struct token_bucket *b, double need, double n);
+
+/* Takes the whole tokens there are, at most want; returns how many (0 if less than one). */
+int64_t token_bucket_take_upto(struct token_bucket *b, int64_t want);
+
+/* Gives back n tokens taken but not used (not capped: the next refill caps). */
+void token_bucket_refund(struct token_bucket *b, double n);
+
+/* Milliseconds until need tokens are there at rate tokens/s (at least 1). */
+int64_t token_bucket_wait_ms(const struct token_bucket *b, double need, double rate);
 
 struct ratelimit;
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "core/pgpool.h"
 #include "core/queue.h"
@@ -37,13 +38,6 @@ struct reconcile {
 	int64_t stale_after_ms; /* monotonic: no stale reset before this */
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Notes whether a statement reached PostgreSQL; the first success after a failure starts the grace. */
 static void note_result(struct reconcile *rc, bool ok)
 {
@@ -51,7 +45,7 @@ static void note_result(struct reconcile *rc, bool ok)
 		rc->failed = true;
 	else if (rc->failed) {
 		rc->failed = false;
-		rc->stale_after_ms = now_ms() + STALE_GRACE_MS;
+		rc->stale_after_ms = clock_mono_ms() + STALE_GRACE_MS;
 	}
 }
 
@@ -79,7 +73,7 @@ static void schedule_rows(struct reconcile *rc, const PGresult *res)
 static void arm(struct reconcile *rc)
 {
 	int64_t ms = rc->app->cfg->delivery_reconcile_ms;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	struct timeval tv = {ms / MS_PER_S, (ms % MS_PER_S) * 1000};
 	if (!rc->app->shutting_down)
 		evtimer_add(rc->timer, &tv);
 }
@@ -173,7 +167,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
-	if (rc->failed || now_ms() < rc->stale_after_ms) {
+	if (rc->failed || clock_mono_ms() < rc->stale_after_ms) {
 		/* PostgreSQL was (or is) away: repair Redis only, reset nothing */
 		start_pass(rc);
 		return;

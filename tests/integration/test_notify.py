@@ -77,10 +77,11 @@ def test_five_messages_from_three_agencies_in_the_window_make_one_mail(
         assert body.count(a["name"]) == 1, body
     assert "5" in parsed["Subject"]
     # every notification of the five is settled, so no second mail can follow
-    states = d.services.psql(
+    # (the worker records the outcome after the SMTP session ends: wait for it)
+    wait_until(lambda: d.services.psql(
         "SELECT n.state, count(*) FROM notifications n JOIN accounts a ON a.id = n.account_id "
-        "WHERE a.email = %s AND n.kind = 'new' GROUP BY 1", (addr,))
-    assert states == [("sent", 5)]
+        "WHERE a.email = %s AND n.kind = 'new' GROUP BY 1", (addr,)) == [("sent", 5)],
+        what="all five recorded as sent")
     assert len(mailbox.messages(lambda m: addr in m.rcpt_tos)) == 1
 
 

@@ -1,0 +1,170 @@
+/*
+ * claim.c - the claim: due ids -> rows this worker sends (see
+ * delivery_impl.h, and docs/architecture.md "Claim before send").
+ *
+ * Who gets mail is decided here, at claim time (an account can change its
+ * mind between scheduling and sending). A new mail's rows are checked one
+ * by one: an active account, a verified address that did not hard-bounce,
+ * notifications on, the agency not turned off (unless mandatory), the
+ * message not deleted; reminders also need the message unopened and
+ * reminders on. A mail built before is checked as a whole: it goes again
+ * unchanged while the account may still get mail at the address it was
+ * built for and at least one of its messages still wants it, else all of
+ * it is cancelled. Anything not eligible is cancelled.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "notify/delivery_impl.h"
+
+/*
+ * $1 ids Redis handed out, $2 digest window, $3 quiet hours now (only
+ * verification mails go out then). Returns every examined row with its
+ * verdict and its mail; eligible rows are now 'sending', the others
+ * 'cancelled'.
+ *
+ *   c      the handed-out ids that are due (not locked yet)
+ *   bm/bn  mails built before, and all their rows: the mail row is locked
+ *          first (SKIP LOCKED: another worker has it), then its rows
+ *          (waiting: only a short statement can hold one), so a mail is
+ *          always claimed whole, by one worker
+ *   p/s    rows without a mail, and the digest partners of new/repeat rows
+ *   v      the rules: a row of a new mail on its own, a mail built before
+ *          as a whole
+ *   newm   one new mail per account and kind (one per verification row)
+ */
+static const char CLAIM_SQL[] =
+	"WITH c AS ("
+	"  SELECT id, mail_id FROM notifications"
+	"  WHERE id = ANY($1::bigint[]) AND state = 'scheduled'"
+	"    AND due_at <= now() + interval '1 second' AND (NOT $3::boolean OR kind = 'verify')"
+	"), bm AS ("
+	"  SELECT m.id, m.ref, m.recipient, (extract(epoch FROM m.created_at) * 1000)::bigint AS ms"
+	"  FROM mails m WHERE m.id IN (SELECT mail_id FROM c WHERE mail_id IS NOT NULL)"
+	"  FOR UPDATE OF m SKIP LOCKED"
+	"), bn AS ("
+	"  SELECT n.id, n.mail_id FROM notifications n"
+	"  WHERE n.mail_id IN (SELECT id FROM bm) AND n.state = 'scheduled'"
+	"  FOR UPDATE OF n"
+	"), p AS ("
+	"  SELECT n.id, n.account_id, n.kind FROM notifications n"
+	"  WHERE n.id IN (SELECT id FROM c WHERE mail_id IS NULL)"
+	"    AND n.state = 'scheduled' AND n.mail_id IS NULL"
+	"  FOR UPDATE OF n SKIP LOCKED"
+	"), s AS ("
+	"  SELECT n.id FROM notifications n"
+	"  WHERE n.state = 'scheduled' AND n.kind IN ('new', 'repeat') AND n.mail_id IS NULL"
+	"    AND (n.account_id, n.kind) IN (SELECT account_id, kind FROM p WHERE kind <> 'verify')"
+	"    AND n.id <> ALL($1::bigint[]) AND n.due_at <= now() + $2::interval"
+	"  FOR UPDATE OF n SKIP LOCKED"
+	"), r AS (SELECT id, NULL::bigint AS mail_id FROM p UNION ALL SELECT id, NULL FROM s"
+	"  UNION ALL SELECT id, mail_id FROM bn"
+	"), info AS ("
+	"  SELECT n.id, n.kind, n.account_id, r.mail_id, coalesce(m.agency_id, 0) AS lane,"
+	"    CASE WHEN n.kind = 'verify' THEN n.recipient ELSE a.email END AS addr,"
+	"    a.language, coalesce(ag.name, '') AS agency, coalesce(n.payload->>'code', '') AS code,"
+	"    n.attempts + 1 AS attempts,"
+	"    (extract(epoch FROM n.created_at) * 1000)::bigint AS created_ms,"
+	"    (extract(epoch FROM n.due_at) * 1000)::bigint AS due_ms,"
+	/* the account may get this kind of mail at all (migration 0011's rule) */
+	"    a.active AND (n.kind = 'verify' OR may_get_mail(a)) AS account_ok,"
+	/* the message still wants it */
+	"    n.kind = 'verify' OR (m.id IS NOT NULL AND m.deleted_at IS NULL"
+	"      AND NOT (n.kind = 'repeat' AND (m.opened_at IS NOT NULL OR NOT a.repeat_notifications))"
+	"      AND NOT EXISTS (SELECT 1 FROM agencies_turned_off o"
+	"        WHERE o.account_id = a.id AND o.agency_id = m.agency_id))"
+	"      AS message_ok"
+	"  FROM r JOIN notifications n ON n.id = r.id JOIN accounts a ON a.id = n.account_id"
+	"  LEFT JOIN messages m ON m.id = n.message_id LEFT JOIN agencies ag ON ag.id = m.agency_id"
+	"), v AS ("
+	"  SELECT i.*, CASE WHEN i.mail_id IS NULL"
+	"    THEN i.account_ok AND i.message_ok AND i.addr IS NOT NULL"
+	"    ELSE bool_and(i.account_ok) OVER w AND bool_or(i.message_ok) OVER w"
+	"      AND i.addr IS NOT DISTINCT FROM (SELECT recipient FROM bm WHERE bm.id = i.mail_id)"
+	"    END AS ok"
+	"  FROM info i WINDOW w AS (PARTITION BY i.mail_id)"
+	"), g AS ("
+	"  SELECT v.*, CASE WHEN v.mail_id IS NULL AND v.ok THEN CASE WHEN v.kind = 'verify' THEN v.id"
+	"    ELSE min(v.id) FILTER (WHERE v.mail_id IS NULL AND v.ok)"
+	"      OVER (PARTITION BY v.account_id, v.kind) END END AS lead"
+	"  FROM v"
+	"), newm AS ("
+	"  INSERT INTO mails (ref, account_id, kind, recipient, first_notification)"
+	"  SELECT DISTINCT ON (lead) replace(gen_random_uuid()::text, '-', ''), account_id, kind, addr,"
+	"    lead FROM g WHERE lead IS NOT NULL ORDER BY lead"
+	"  RETURNING id, ref, recipient, first_notification,"
+	"    (extract(epoch FROM created_at) * 1000)::bigint AS ms"
+	"), upd AS ("
+	"  UPDATE notifications n SET"
+	"    state = CASE WHEN g.ok THEN 'sending' ELSE 'cancelled' END,"
+	"    claimed_at = CASE WHEN g.ok THEN now() END,"
+	"    attempts = CASE WHEN g.ok THEN g.attempts ELSE n.attempts END,"
+	"    mail_id = coalesce(g.mail_id, nm.id)"
+	"  FROM g LEFT JOIN newm nm ON nm.first_notification = g.lead"
+	"  WHERE n.id = g.id RETURNING n.id"
+	") "
+	"SELECT g.id, g.kind, g.account_id, g.lane, g.language, g.agency, g.code, g.attempts,"
+	"  g.created_ms, g.due_ms, g.ok, coalesce(g.mail_id, nm.id, 0), coalesce(bm.ref, nm.ref, ''),"
+	"  coalesce(bm.recipient, nm.recipient, ''), coalesce(bm.ms, nm.ms, 0)"
+	" FROM g LEFT JOIN newm nm ON nm.first_notification = g.lead LEFT JOIN bm ON bm.id = g.mail_id"
+	" ORDER BY 12, 1";
+
+enum claim_col {
+	CC_ID, CC_KIND, CC_ACCOUNT, CC_LANE, CC_LANG, CC_AGENCY, CC_CODE, CC_ATTEMPTS, CC_CREATED,
+	CC_DUE, CC_OK, CC_MAIL, CC_REF, CC_RCPT, CC_MAIL_MS
+};
+
+static const struct pgpool_stmt CLAIM_STMT = {"claim", CLAIM_SQL, 3};
+
+/* Claims; fills out[] with the eligible rows. Returns their number, -1 on error. */
+int claim_rows(struct worker *w, const int64_t *ids, int n, bool quiet, struct claimed **out)
+{
+	struct app *app = w->d->app;
+	char digest[48];
+	char *arr = conn_id_array(ids, n);
+	snprintf(digest, sizeof(digest), "%" PRId64 " milliseconds",
+		 app->cfg->notify_digest_window_ms);
+	const char *params[] = {arr, digest, quiet ? "t" : "f"};
+	PGresult *res = arr ? conn_exec_stmt(w, WS_CLAIM, &CLAIM_STMT, params) : NULL;
+	free(arr);
+	if (!res)
+		return -1;
+	int rows = PQntuples(res), k = 0;
+	*out = calloc((size_t)rows + 1, sizeof(**out));
+	if (!*out) {
+		PQclear(res);
+		return -1;
+	}
+	long long cancelled = 0;
+	for (int i = 0; i < rows; i++) {
+		if (PQgetvalue(res, i, CC_OK)[0] != 't') {
+			cancelled++;
+			continue;
+		}
+		struct claimed *c = &(*out)[k++];
+		c->id = strtoll(PQgetvalue(res, i, CC_ID), NULL, 10);
+		snprintf(c->kind, sizeof(c->kind), "%s", PQgetvalue(res, i, CC_KIND));
+		snprintf(c->account, sizeof(c->account), "%s", PQgetvalue(res, i, CC_ACCOUNT));
+		c->lane = strtoll(PQgetvalue(res, i, CC_LANE), NULL, 10);
+		c->lang = strcmp(PQgetvalue(res, i, CC_LANG), "en") == 0 ? LANG_EN : LANG_NL;
+		snprintf(c->agency, sizeof(c->agency), "%s", PQgetvalue(res, i, CC_AGENCY));
+		snprintf(c->code, sizeof(c->code), "%s", PQgetvalue(res, i, CC_CODE));
+		c->attempts = atoi(PQgetvalue(res, i, CC_ATTEMPTS));
+		c->created_ms = strtoll(PQgetvalue(res, i, CC_CREATED), NULL, 10);
+		c->due_ms = strtoll(PQgetvalue(res, i, CC_DUE), NULL, 10);
+		c->mail_id = strtoll(PQgetvalue(res, i, CC_MAIL), NULL, 10);
+		snprintf(c->ref, sizeof(c->ref), "%s", PQgetvalue(res, i, CC_REF));
+		snprintf(c->rcpt, sizeof(c->rcpt), "%s", PQgetvalue(res, i, CC_RCPT));
+		c->mail_created_ms = strtoll(PQgetvalue(res, i, CC_MAIL_MS), NULL, 10);
+	}
+	PQclear(res);
+	if (cancelled) {
+		atomic_fetch_add(&app->metrics.notifications_cancelled, cancelled);
+		log_debug("delivery[%d]: %lld notifications cancelled at claim", w->index, cancelled);
+	}
+	return k;
+}
+

@@ -1,0 +1,133 @@
+/*
+ * conn.c - a delivery worker's blocking connections (see delivery_impl.h).
+ *
+ * Each worker owns one PostgreSQL and one Redis connection. The claim and
+ * the record statements are prepared once per PostgreSQL connection; a
+ * statement that failed because the connection had gone runs once more on
+ * a new one.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "notify/delivery_impl.h"
+
+bool conn_connect(struct worker *w)
+{
+	const struct config *cfg = w->d->app->cfg;
+
+	if (!w->pg || PQstatus(w->pg) != CONNECTION_OK) {
+		if (w->pg)
+			PQfinish(w->pg);
+		w->pg = PQconnectdb(cfg->pg_conninfo);
+		w->prepared = 0;
+		if (PQstatus(w->pg) != CONNECTION_OK) {
+			log_warn("delivery[%d]: PostgreSQL: %.*s", w->index,
+				 (int)strcspn(PQerrorMessage(w->pg), "\n"), PQerrorMessage(w->pg));
+			return false;
+		}
+	}
+	if (!w->rc || w->rc->err) {
+		if (w->rc)
+			redisFree(w->rc);
+		w->rc = queue_sync_connect(cfg->redis_host, (int)cfg->redis_port);
+		if (!w->rc)
+			return false;
+	}
+	return true;
+}
+
+/* Formats ids as a PostgreSQL array literal "{1,2,3}"; caller frees. */
+char *conn_id_array(const int64_t *ids, int n)
+{
+	size_t cap = (size_t)n * 21 + 3;
+	char *s = malloc(cap);
+	size_t len = 0;
+	if (!s)
+		return NULL;
+	s[len++] = '{';
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(s + len, cap - len, "%s%" PRId64, i ? "," : "", ids[i]);
+	s[len++] = '}';
+	s[len] = '\0';
+	return s;
+}
+
+/*
+ * A statement that failed because the connection had gone (PostgreSQL was
+ * restarted while this worker was idle or sending) runs once more on a new
+ * connection. Without that, the first claim after a restart left its batch
+ * in flight until the visibility timeout, and a lost record of mails the
+ * relay had accepted made the reconciler send them again. Both statements
+ * may run twice: a claim finds its rows no longer 'scheduled', a record
+ * finds them no longer 'sending'.
+ */
+static bool reconnected(struct worker *w)
+{
+	if (PQstatus(w->pg) != CONNECTION_BAD)
+		return false;
+	log_info("delivery[%d]: PostgreSQL connection lost; reconnecting", w->index);
+	return conn_connect(w);
+}
+
+/*
+ * The two statements every batch runs (claim and record) are prepared once
+ * per connection: their planning (several CTEs and joins) cost as much as
+ * their execution for a batch of 100. st == NULL runs sql unprepared.
+ */
+static PGresult *run_once(struct worker *w, int which, const struct pgpool_stmt *st,
+			  const char *sql, int n, const char *const *params)
+{
+	if (st && !(w->prepared & (1u << which))) {
+		PGresult *res = PQprepare(w->pg, st->name, st->sql, st->nparams, NULL);
+		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (!ok)
+			log_warn("delivery[%d]: prepare %s failed: %.*s", w->index, st->name,
+				 (int)strcspn(PQresultErrorMessage(res), "\n"),
+				 PQresultErrorMessage(res));
+		PQclear(res);
+		if (!ok)
+			return NULL;
+		w->prepared |= 1u << which;
+	}
+	PGresult *res = st ? PQexecPrepared(w->pg, st->name, n, params, NULL, NULL, 0)
+			   : PQexecParams(w->pg, sql, n, NULL, params, NULL, NULL, 0);
+	ExecStatusType status = PQresultStatus(res);
+	if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+		log_warn("delivery[%d]: %s failed: %.*s", w->index, st ? st->name : "query",
+			 (int)strcspn(PQresultErrorMessage(res), "\n"), PQresultErrorMessage(res));
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+static PGresult *run(struct worker *w, int which, const struct pgpool_stmt *st, const char *sql,
+		     int n, const char *const *params)
+{
+	PGresult *res = run_once(w, which, st, sql, n, params);
+	if (!res && reconnected(w))
+		res = run_once(w, which, st, sql, n, params);
+	return res;
+}
+
+PGresult *conn_exec(struct worker *w, const char *sql, int n, const char *const *params)
+{
+	return run(w, -1, NULL, sql, n, params);
+}
+
+PGresult *conn_exec_stmt(struct worker *w, int which, const struct pgpool_stmt *st,
+			 const char *const *params)
+{
+	return run(w, which, st, NULL, st->nparams, params);
+}
+
+void conn_exec_discard(struct worker *w, const char *sql, int n, const char *const *params)
+{
+	PGresult *res = conn_exec(w, sql, n, params);
+	if (res)
+		PQclear(res);
+}
+

@@ -1,0 +1,150 @@
+/*
+ * delivery_impl.h - what the files of the delivery workers share; internal
+ * to daemon/notify/ (the public header is delivery.h).
+ *
+ *   delivery.c  start/stop: templates, sender address, threads
+ *   worker.c    the loop of one thread: take, claim, render+send, record, ack
+ *   conn.c      a worker's blocking PostgreSQL/Redis connections and statements
+ *   claim.c     CLAIM_SQL: due ids -> claimed rows (or cancelled)
+ *   render.c    claimed rows -> mails (pure)
+ *   throttle.c  the global and per-domain buckets (pure)
+ *   retry.c     the retry delay policy (pure)
+ *   record.c    one short handler per outcome of a send, and the record
+ *               of a batch's outcome that retries until PostgreSQL has it
+ */
+#ifndef BERICHTD_DELIVERY_IMPL_H
+#define BERICHTD_DELIVERY_IMPL_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/mailref.h"
+#include "common/template.h"
+#include "core/app.h"
+#include "core/pgpool.h" /* struct pgpool_stmt only: workers use blocking libpq */
+#include "core/queue.h"
+#include "notify/throttle.h"
+
+#define ADDR_MAX 320
+#define AGENCY_MAX 256
+#define SENDERS_MAX 1024
+#define CODE_MAX 16
+#define REASON_MAX 160
+
+/* Mail kinds and languages, indexes into the template table. */
+enum mail_kind { MAIL_NEW, MAIL_DIGEST, MAIL_REPEAT, MAIL_VERIFY, MAIL_KINDS };
+enum mail_lang { LANG_NL, LANG_EN, LANGS };
+
+struct delivery {
+	struct app *app;
+	struct template tmpl[MAIL_KINDS][LANGS];
+	char from_name[ADDR_MAX];
+	char from_addr[ADDR_MAX];
+	bool quiet_enabled;
+	int quiet_start, quiet_end;
+	pthread_t *threads;
+	int nthreads;
+	atomic_bool stop;
+	pthread_mutex_t lock; /* guards the condvar */
+	pthread_cond_t wake;
+	struct throttle throttle;
+};
+
+struct worker {
+	struct delivery *d;
+	int index;
+	PGconn *pg;
+	unsigned prepared; /* bit per WS_*: prepared on this pg connection */
+	redisContext *rc;
+	int64_t last_requeue_ms;
+};
+
+/* One claimed notification row. */
+struct claimed {
+	int64_t id;
+	int64_t lane; /* agency id; 0 for verification mails */
+	char kind[8];
+	char account[40];
+	enum mail_lang lang;
+	char agency[AGENCY_MAX];
+	char code[CODE_MAX];
+	int attempts;
+	int64_t created_ms;
+	int64_t due_ms;
+	/* the mail this row belongs to (the same for every row of it) */
+	int64_t mail_id;
+	char ref[MAILREF_REF_LEN];
+	char rcpt[ADDR_MAX];     /* the address the mail was built for */
+	int64_t mail_created_ms; /* its Date header */
+};
+
+/* One mail: the run of claimed rows with the same mail id. */
+struct group {
+	int first, count; /* indexes into the claimed array */
+};
+
+/* What became of one row, to be recorded. */
+struct row_outcome {
+	int64_t id;
+	int64_t lane;
+	const char *state; /* "scheduled" (retry, or deferred unsent) or "failed" */
+	int64_t due_ms;
+	bool unsent; /* deferred before sending: the attempt does not count */
+	char reason[REASON_MAX];
+};
+
+/* A batch's outcome, kept until PostgreSQL has it; room for every claimed row. */
+struct outcome {
+	int64_t *sent; /* rows of mails the relay accepted */
+	int nsent;
+	int64_t *bounced; /* mails the relay refused for good (5xx) */
+	char (*bounce_reason)[REASON_MAX];
+	int nbounced;
+	struct row_outcome *rows;
+	int nrows;
+	/* progress, so that a retry does not run a step twice */
+	bool sent_done;
+	int bounced_done, rows_done;
+};
+
+/* worker.c */
+void *worker_main(void *arg);
+/* Sleeps up to ms, waking at once when the daemon stops. */
+void worker_pause_ms(struct delivery *d, int64_t ms);
+
+/* conn.c: the statements prepared once per connection (bits of worker.prepared) */
+enum { WS_CLAIM, WS_SENT, WS_ROW };
+/* (Re)connects what is not connected; false if PostgreSQL or Redis is not there. */
+bool conn_connect(struct worker *w);
+/* Runs sql (st NULL) or the prepared st, once more on a new connection if it had gone. */
+PGresult *conn_exec(struct worker *w, const char *sql, int n, const char *const *params);
+PGresult *conn_exec_stmt(struct worker *w, int which, const struct pgpool_stmt *st,
+			 const char *const *params);
+void conn_exec_discard(struct worker *w, const char *sql, int n, const char *const *params);
+/* ids as a PostgreSQL array literal "{1,2,3}"; caller frees; NULL when out of memory. */
+char *conn_id_array(const int64_t *ids, int n);
+
+/* claim.c: claims ids; *out (caller frees) gets the eligible rows. Their number, -1 on error. */
+int claim_rows(struct worker *w, const int64_t *ids, int n, bool quiet, struct claimed **out);
+
+/* record.c: one handler per outcome of a mail (its n rows at c) */
+void outcome_sent(struct worker *w, struct outcome *o, const struct claimed *c, int n,
+		  int64_t now_ms);
+void outcome_permfail(struct worker *w, struct outcome *o, const struct claimed *c, int n,
+		      const char *reason);
+void outcome_tempfail(struct worker *w, struct outcome *o, const struct claimed *c, int n,
+		      const char *reason, int64_t now_ms);
+void outcome_deferred(struct outcome *o, const struct claimed *c, int n, int64_t due_ms);
+void outcome_unrenderable(struct worker *w, struct outcome *o, const struct claimed *c, int n);
+/* Room for n rows; false when out of memory (then outcome_free). */
+bool outcome_alloc(struct outcome *o, int n);
+void outcome_free(struct outcome *o);
+/* Records o until PostgreSQL has it (see record.c); false if given up at stop. */
+bool record_outcome(struct worker *w, struct outcome *o);
+/* Puts the rows that go back to 'scheduled' into the Redis schedule again. */
+void record_queue_retries(struct worker *w, const struct outcome *o);
+
+#endif

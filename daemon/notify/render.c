@@ -1,0 +1,129 @@
+/*
+ * render.c - templates, sender lists and the MIME text of a mail (see
+ * render.h).
+ *
+ * A mail built once is rendered the same every time: its Message-ID comes
+ * from its ref and its Date from the mail row, so a retry or a resend is
+ * the same mail.
+ */
+#include "notify/render.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/mime.h"
+
+#define PATH_MAX_LEN 1024
+
+static const char *const template_names[MAIL_KINDS] = {
+	"nieuw-bericht", "nieuwe-berichten", "herinnering", "verificatie",
+};
+static const char *const lang_names[LANGS] = {"nl", "en"};
+
+bool render_load_templates(struct delivery *d, char *err, size_t errlen)
+{
+	char path[PATH_MAX_LEN];
+	for (int k = 0; k < MAIL_KINDS; k++) {
+		for (int l = 0; l < LANGS; l++) {
+			snprintf(path, sizeof(path), "%s/%s.%s.txt", d->app->cfg->templates_dir,
+				 template_names[k], lang_names[l]);
+			if (!template_load(path, &d->tmpl[k][l], err, errlen))
+				return false;
+		}
+	}
+	return true;
+}
+
+void render_free_templates(struct delivery *d)
+{
+	for (int k = 0; k < MAIL_KINDS; k++)
+		for (int l = 0; l < LANGS; l++)
+			template_free(&d->tmpl[k][l]);
+}
+
+int render_make_groups(const struct claimed *cl, int n, struct group *g)
+{
+	int k = 0;
+	for (int i = 0; i < n; i++) {
+		if (k > 0 && cl[i].mail_id == cl[g[k - 1].first].mail_id) {
+			g[k - 1].count++;
+		} else {
+			g[k].first = i;
+			g[k].count = 1;
+			k++;
+		}
+	}
+	return k;
+}
+
+/* Copies s into out, control characters turned into spaces (no header injection). */
+static void clean_text(const char *s, char *out, size_t cap)
+{
+	size_t n = 0;
+	for (; *s && n + 1 < cap; s++)
+		out[n++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? ' ' : *s;
+	out[n] = '\0';
+}
+
+void render_join_senders(const struct claimed *c, int n, enum mail_lang lang, char *out,
+			 size_t cap, int *distinct)
+{
+	const char *names[SENDERS_MAX / 8];
+	int k = 0;
+	for (int i = 0; i < n && k < (int)(sizeof(names) / sizeof(names[0])); i++) {
+		bool seen = false;
+		for (int j = 0; j < k && !seen; j++)
+			seen = strcmp(names[j], c[i].agency) == 0;
+		if (!seen)
+			names[k++] = c[i].agency;
+	}
+	size_t len = 0;
+	out[0] = '\0';
+	for (int i = 0; i < k && len < cap; i++) {
+		char clean[AGENCY_MAX];
+		clean_text(names[i], clean, sizeof(clean));
+		const char *sep = i == 0 ? "" : i == k - 1 ? (lang == LANG_EN ? " and " : " en ") : ", ";
+		len += (size_t)snprintf(out + len, cap - len, "%s%s", sep, clean);
+	}
+	*distinct = k;
+}
+
+char *render_mail(const struct delivery *d, const struct claimed *c, int n)
+{
+	const struct config *cfg = d->app->cfg;
+	enum mail_kind kind = strcmp(c->kind, "verify") == 0 ? MAIL_VERIFY
+			      : strcmp(c->kind, "repeat") == 0 ? MAIL_REPEAT
+			      : n > 1				  ? MAIL_DIGEST
+								  : MAIL_NEW;
+	const struct template *t = &d->tmpl[kind][c->lang];
+	char senders[SENDERS_MAX], count[16], msgid[MAILREF_NAME_MAX];
+	int distinct = 0;
+
+	render_join_senders(c, n, c->lang, senders, sizeof(senders), &distinct);
+	snprintf(count, sizeof(count), "%d", n);
+	const struct template_var vars[] = {
+		{"afzenders", senders}, {"aantal", count}, {"code", c->code},
+	};
+	if (!mailref_message_id(c->ref, cfg->smtp_bounce_domain, msgid, sizeof(msgid)))
+		return NULL;
+
+	char *subject = template_render(t->subject, vars, sizeof(vars) / sizeof(vars[0]));
+	char *body = template_render(t->body, vars, sizeof(vars) / sizeof(vars[0]));
+	struct mime_mail m = {
+		.from_name = d->from_name[0] ? d->from_name : NULL,
+		.from_addr = d->from_addr,
+		.to_addr = c->rcpt,
+		.subject = subject,
+		.body = body,
+		.message_id = msgid,
+		/* the mail's own date: a resend is the same mail */
+		.date_unix = c->mail_created_ms / MS_PER_S,
+		.language = lang_names[c->lang],
+	};
+	char *text = (subject && body) ? mime_build(&m, NULL) : NULL;
+	free(subject);
+	free(body);
+	return text;
+}

@@ -1,0 +1,357 @@
+/*
+ * worker.c - the loop of one delivery thread (see delivery.h and
+ * delivery_impl.h).
+ *
+ * Exactly-once where it can be had, at-least-once where it cannot: a row
+ * is claimed in PostgreSQL (scheduled -> sending, claim.c) before its mail
+ * is sent, so two workers (or two daemons) never send one notification.
+ * One batch is: take ids from Redis, claim their rows, render and send the
+ * mails in one SMTP session, hand each mail's result to its outcome
+ * handler (record.c), record, ack.
+ *
+ * The rate limits are applied before the claim: a worker takes from Redis
+ * only as many ids as the global bucket has tokens (a mail takes at least
+ * one id), and a mail whose recipient domain has no token left is put back
+ * unsent, so no claimed row waits for a token.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/quiet.h"
+#include "common/timefmt.h"
+#include "notify/delivery_impl.h"
+#include "notify/render.h"
+#include "notify/smtp.h"
+
+#define REQUEUE_EVERY_MS 1000
+#define RECONNECT_PAUSE_MS 1000
+
+/* The mails of one batch that go to the relay, and the group each came from. */
+struct batch {
+	struct smtp_mail *mails;
+	char (*envfrom)[MAILREF_NAME_MAX];
+	char (*envid)[MAILREF_NAME_MAX];
+	int *gidx;
+	int n;
+};
+
+void worker_pause_ms(struct delivery *d, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / MS_PER_S;
+	ts.tv_nsec += (ms % MS_PER_S) * NS_PER_MS;
+	if (ts.tv_nsec >= (long)MS_PER_S * NS_PER_MS) {
+		ts.tv_sec++;
+		ts.tv_nsec -= (long)MS_PER_S * NS_PER_MS;
+	}
+	pthread_mutex_lock(&d->lock);
+	if (!atomic_load(&d->stop))
+		pthread_cond_timedwait(&d->wake, &d->lock, &ts);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/*
+ * The global bucket: blocks until it has a token (or the daemon stops),
+ * then takes up to want tokens and returns how many (0 when stopping).
+ * Tokens not used go back with throttle_refund.
+ */
+static int rate_reserve(struct delivery *d, int want)
+{
+	for (;;) {
+		int64_t wait = 0;
+		int got = throttle_take(&d->throttle, want, clock_mono_ms(), &wait);
+		if (got > 0)
+			return got;
+		if (atomic_load(&d->stop))
+			return 0;
+		worker_pause_ms(d, wait);
+	}
+}
+
+/*
+ * Quiet hours: nothing but verification mails is claimed. The taken ids go
+ * back to Redis due at the window's end, and their rows are moved there too
+ * so the reconciler does not put them back early.
+ */
+static void defer_quiet(struct worker *w, const struct queue_item *items, int n, int64_t end_ms)
+{
+	const struct config *cfg = w->d->app->cfg;
+	int64_t *ids = calloc((size_t)n + 1, sizeof(*ids));
+	char due[TIMEFMT_RFC3339_LEN];
+	if (!ids)
+		return;
+	for (int i = 0; i < n; i++) {
+		ids[i] = items[i].id;
+		queue_sync_retry(w->rc, cfg->redis_key_prefix, &items[i], end_ms);
+	}
+	char *arr = conn_id_array(ids, n);
+	timefmt_format_rfc3339(end_ms, due);
+	const char *params[] = {arr, due};
+	if (arr)
+		conn_exec_discard(w,
+				  "UPDATE notifications SET due_at = greatest(due_at, $2::timestamptz) "
+				  "WHERE id = ANY($1::bigint[]) AND state = 'scheduled' AND kind <> 'verify'",
+				  2, params);
+	free(arr);
+	free(ids);
+}
+
+/* The claimed rows that are not verification mails go back to the end of quiet hours. */
+static void defer_unclaimed(struct worker *w, const struct queue_item *items, int n,
+			    const struct claimed *cl, int nc, int64_t end_ms)
+{
+	struct queue_item *later = calloc((size_t)n, sizeof(*later));
+	int nl = 0;
+	for (int i = 0; later && i < n; i++) {
+		bool claimed = false;
+		for (int j = 0; j < nc && !claimed; j++)
+			claimed = cl[j].id == items[i].id;
+		if (!claimed)
+			later[nl++] = items[i];
+	}
+	if (nl)
+		defer_quiet(w, later, nl, end_ms);
+	free(later);
+}
+
+static bool batch_alloc(struct batch *b, int ng)
+{
+	memset(b, 0, sizeof(*b));
+	b->mails = calloc((size_t)ng + 1, sizeof(*b->mails));
+	b->envfrom = calloc((size_t)ng + 1, sizeof(*b->envfrom));
+	b->envid = calloc((size_t)ng + 1, sizeof(*b->envid));
+	b->gidx = calloc((size_t)ng + 1, sizeof(*b->gidx));
+	return b->mails && b->envfrom && b->envid && b->gidx;
+}
+
+static void batch_free(struct batch *b)
+{
+	for (int i = 0; b->mails && i < b->n; i++)
+		free((void *)b->mails[i].text);
+	free(b->mails);
+	free(b->envfrom);
+	free(b->envid);
+	free(b->gidx);
+}
+
+/* Renders the mail of the n rows at c as the next mail of b; false if it cannot be built. */
+static bool batch_add(struct worker *w, struct batch *b, const struct claimed *c, int n, int g)
+{
+	const struct config *cfg = w->d->app->cfg;
+	int i = b->n;
+	char *text = render_mail(w->d, c, n);
+	if (!text ||
+	    !mailref_verp(cfg->bounce_key, cfg->bounce_key_len, c->ref, cfg->smtp_bounce_domain,
+			  b->envfrom[i], sizeof(b->envfrom[i])) ||
+	    !mailref_envid(cfg->bounce_key, cfg->bounce_key_len, c->ref, b->envid[i],
+			   sizeof(b->envid[i]))) {
+		free(text);
+		return false;
+	}
+	b->mails[i].envelope_from = b->envfrom[i];
+	b->mails[i].envid = b->envid[i];
+	b->mails[i].rcpt = c->rcpt;
+	b->mails[i].text = text;
+	b->gidx[i] = g;
+	b->n++;
+	return true;
+}
+
+/* Each mail to the relay, or to its outcome at once: deferred (domain bucket) or unrenderable. */
+static void batch_build(struct worker *w, struct batch *b, const struct claimed *cl,
+			const struct group *groups, int ng, struct outcome *o)
+{
+	int64_t now = timefmt_now_ms();
+	for (int g = 0; g < ng; g++) {
+		const struct claimed *c = &cl[groups[g].first];
+		int64_t wait = 0;
+		if (!throttle_domain_try(&w->d->throttle, c->rcpt, clock_mono_ms(), &wait))
+			outcome_deferred(o, c, groups[g].count, now + wait);
+		else if (!batch_add(w, b, c, groups[g].count, g))
+			outcome_unrenderable(w, o, c, groups[g].count);
+	}
+}
+
+/* Hands each sent mail's result to its outcome handler. */
+static void batch_outcomes(struct worker *w, const struct batch *b, const struct claimed *cl,
+			   const struct group *groups, struct outcome *o)
+{
+	int64_t now = timefmt_now_ms();
+	for (int i = 0; i < b->n; i++) {
+		const struct group *g = &groups[b->gidx[i]];
+		const struct claimed *c = &cl[g->first];
+		switch (b->mails[i].result) {
+		case SMTP_SENT:
+			outcome_sent(w, o, c, g->count, now);
+			break;
+		case SMTP_PERMFAIL:
+			outcome_permfail(w, o, c, g->count, b->mails[i].reason);
+			break;
+		case SMTP_TEMPFAIL:
+			outcome_tempfail(w, o, c, g->count, b->mails[i].reason, now);
+			break;
+		}
+	}
+}
+
+/*
+ * Sends the mails of the claimed rows and fills in o. Returns how many
+ * mails went to the relay (the global rate limit's tokens they used).
+ */
+static int send_mails(struct worker *w, const struct claimed *cl, const struct group *groups,
+		      int ng, struct outcome *o)
+{
+	const struct config *cfg = w->d->app->cfg;
+	struct batch b;
+
+	if (!batch_alloc(&b, ng)) {
+		/* out of memory: every mail is a temporary failure */
+		int64_t now = timefmt_now_ms();
+		for (int g = 0; g < ng; g++)
+			outcome_tempfail(w, o, &cl[groups[g].first], groups[g].count, "out of memory",
+					 now);
+		batch_free(&b);
+		return 0;
+	}
+	batch_build(w, &b, cl, groups, ng, o);
+	if (b.n > 0) {
+		struct smtp_relay relay = {cfg->smtp_host, (int)cfg->smtp_port, cfg->smtp_helo,
+					   (long)(cfg->smtp_timeout_ms / MS_PER_S)};
+		smtp_send_batch(&relay, b.mails, (size_t)b.n);
+	}
+	batch_outcomes(w, &b, cl, groups, o);
+	int sent = b.n;
+	batch_free(&b);
+	return sent;
+}
+
+/* Groups, sends and records the nc claimed rows; returns the mails that went to the relay. */
+static int deliver_claimed(struct worker *w, const struct claimed *cl, int nc)
+{
+	struct outcome o = {0};
+	struct group *groups = calloc((size_t)nc + 1, sizeof(*groups));
+	int used = 0;
+
+	if (groups && outcome_alloc(&o, nc)) {
+		int ng = render_make_groups(cl, nc, groups);
+		used = send_mails(w, cl, groups, ng, &o);
+		if (record_outcome(w, &o)) {
+			record_queue_retries(w, &o);
+			atomic_fetch_add(&w->d->app->metrics.notifications_sent, o.nsent);
+			if (o.nsent)
+				log_debug("delivery[%d]: %d notifications sent", w->index, o.nsent);
+		}
+	}
+	/* else out of memory: the claimed rows return after the visibility timeout */
+	outcome_free(&o);
+	free(groups);
+	return used;
+}
+
+/* Claims, sends and records one batch of n ids; reserved is its global rate-limit tokens. */
+static void process_batch(struct worker *w, const struct queue_item *items, int n, int reserved)
+{
+	struct delivery *d = w->d;
+	const struct config *cfg = d->app->cfg;
+	struct claimed *cl = NULL;
+	int64_t *ids = calloc((size_t)n, sizeof(*ids));
+	time_t quiet_end = 0;
+	bool quiet = d->quiet_enabled &&
+		     quiet_contains(time(NULL), d->quiet_start, d->quiet_end, &quiet_end);
+
+	if (!ids) {
+		throttle_refund(&d->throttle, reserved);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		ids[i] = items[i].id;
+	int nc = claim_rows(w, ids, n, quiet, &cl);
+	free(ids);
+	if (nc < 0) {
+		/* PostgreSQL failed: leave the ids in flight, so they come back
+		 * after the visibility timeout instead of waiting for the reconciler */
+		throttle_refund(&d->throttle, reserved);
+		return;
+	}
+	if (quiet) /* whatever was not a verification mail waits for the end of the window */
+		defer_unclaimed(w, items, n, cl, nc, (int64_t)quiet_end * MS_PER_S);
+	int used = deliver_claimed(w, cl, nc);
+	throttle_refund(&d->throttle, reserved - used);
+
+	/* ack everything taken: sent, finished, retried (already moved) or not ours */
+	if (!queue_sync_ack(w->rc, cfg->redis_key_prefix, items, (size_t)n))
+		log_warn("delivery[%d]: ack failed; ids come back after the visibility timeout",
+			 w->index);
+	free(cl);
+}
+
+/* Worker 0 returns expired in-flight ids to the schedule, once a second. */
+static void maybe_requeue(struct worker *w)
+{
+	const struct config *cfg = w->d->app->cfg;
+	if (w->index != 0 || clock_mono_ms() - w->last_requeue_ms < REQUEUE_EVERY_MS)
+		return;
+	w->last_requeue_ms = clock_mono_ms();
+	int back = queue_sync_requeue_expired(w->rc, cfg->redis_key_prefix, timefmt_now_ms());
+	if (back > 0)
+		log_info("delivery: %d expired in-flight ids back in the schedule", back);
+}
+
+/* Takes up to the tokens' worth of due ids and processes them; one turn of the loop. */
+static void worker_turn(struct worker *w, struct queue_item *items, int max)
+{
+	struct delivery *d = w->d;
+	const struct config *cfg = d->app->cfg;
+
+	maybe_requeue(w);
+	/* take only what the global rate limit lets go now: a mail takes at least one id */
+	int want = rate_reserve(d, max);
+	if (want == 0)
+		return;
+	int n = queue_sync_take(w->rc, cfg->redis_key_prefix, timefmt_now_ms(),
+				cfg->delivery_visibility_ms, items, want);
+	if (n < 0) {
+		throttle_refund(&d->throttle, want);
+		log_warn("delivery[%d]: Redis failed; reconnecting", w->index);
+		redisFree(w->rc);
+		w->rc = NULL;
+		worker_pause_ms(d, RECONNECT_PAUSE_MS);
+		return;
+	}
+	if (n == 0) {
+		throttle_refund(&d->throttle, want);
+		worker_pause_ms(d, cfg->delivery_poll_ms);
+		return;
+	}
+	throttle_refund(&d->throttle, want - n);
+	process_batch(w, items, n, n);
+}
+
+void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct delivery *d = w->d;
+	int max = (int)d->app->cfg->delivery_batch;
+	struct queue_item *items = calloc((size_t)max, sizeof(*items));
+
+	while (items && !atomic_load(&d->stop)) {
+		if (!conn_connect(w)) {
+			worker_pause_ms(d, RECONNECT_PAUSE_MS);
+			continue;
+		}
+		worker_turn(w, items, max);
+	}
+	free(items);
+	if (w->pg)
+		PQfinish(w->pg);
+	if (w->rc)
+		redisFree(w->rc);
+	free(w);
+	return NULL;
+}
