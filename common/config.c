@@ -22,12 +22,12 @@
 
 enum config_type {
 	CFG_STRING,
-	CFG_PATH,      /* string, relative to the config file's directory */
+	CFG_PATH, /* string, relative to the config file's directory */
 	CFG_INT,
-	CFG_DURATION,  /* stored as milliseconds */
-	CFG_SIZE,      /* stored as bytes */
+	CFG_DURATION, /* stored as milliseconds */
+	CFG_SIZE,     /* stored as bytes */
 	CFG_HOSTPORT,
-	CFG_QUIET,     /* "HH:MM-HH:MM" or "off" */
+	CFG_QUIET, /* "HH:MM-HH:MM" or "off" */
 	CFG_TIMEZONE,
 	CFG_LOGLEVEL,
 	CFG_HEX,       /* secret key material in hex */
@@ -38,10 +38,10 @@ struct config_key {
 	const char *section;
 	const char *key;
 	enum config_type type;
-	const char *def;      /* NULL: no default (empty) */
+	const char *def; /* NULL: no default (empty) */
 	bool reloadable;
 	size_t offset;
-	int64_t min, max;     /* for numeric types */
+	int64_t min, max; /* for numeric types */
 	const char *doc;
 };
 
@@ -85,25 +85,26 @@ static const struct config_key config_keys[] = {
 	 "libpq connection string of the PostgreSQL database (the source of truth)."},
 	{"postgres", "pool_size", CFG_INT, "4", false, OFF(pg_pool_size), 1, MAX_POOL,
 	 "Number of asynchronous PostgreSQL connections of the event loop."},
-	{"postgres", "ingest_timeout", CFG_DURATION, "10s", false, OFF(pg_ingest_timeout_ms), 100, MS_DAY,
+	{"postgres", "ingest_timeout", CFG_DURATION, "10s", false, OFF(pg_ingest_timeout_ms), 100,
+	 MS_DAY,
 	 "Longest wait for the commit of submitted messages; then the requests get 503 with Retry-After (should it commit later, a retry answers 200 with the same id)."},
 
 	{"redis", "url", CFG_REDIS_URL, NULL, false, OFF(redis_url), NOLIMIT,
 	 "Redis as a URL, redis://host:port (database 0 only); when set it replaces host and port."},
 	{"redis", "host", CFG_STRING, "127.0.0.1", false, OFF(redis_host), NOLIMIT,
 	 "Redis host (the schedule; rebuilt from PostgreSQL when lost)."},
-	{"redis", "port", CFG_INT, "6379", false, OFF(redis_port), 1, 65535,
-	 "Redis TCP port."},
+	{"redis", "port", CFG_INT, "6379", false, OFF(redis_port), 1, 65535, "Redis TCP port."},
 	{"redis", "key_prefix", CFG_STRING, "berichtd:", false, OFF(redis_key_prefix), NOLIMIT,
 	 "Prefix of every Redis key, so several deployments can share one Redis."},
 
 	{"smtp", "host", CFG_STRING, "127.0.0.1", false, OFF(smtp_host), NOLIMIT,
 	 "SMTP relay that takes the notification mails."},
-	{"smtp", "port", CFG_INT, "25", false, OFF(smtp_port), 1, 65535,
-	 "SMTP relay port."},
-	{"smtp", "from", CFG_STRING, "Berichtenbox <noreply@berichtenbox.example>", false, OFF(smtp_from), NOLIMIT,
+	{"smtp", "port", CFG_INT, "25", false, OFF(smtp_port), 1, 65535, "SMTP relay port."},
+	{"smtp", "from", CFG_STRING, "Berichtenbox <noreply@berichtenbox.example>", false,
+	 OFF(smtp_from), NOLIMIT,
 	 "From: header of every mail, \"Name <address>\" or a bare address."},
-	{"smtp", "bounce_domain", CFG_STRING, "berichtenbox.example", false, OFF(smtp_bounce_domain), NOLIMIT,
+	{"smtp", "bounce_domain", CFG_STRING, "berichtenbox.example", false,
+	 OFF(smtp_bounce_domain), NOLIMIT,
 	 "Domain of the VERP envelope sender bounce+<notification-id>@<bounce_domain>."},
 	{"smtp", "helo", CFG_STRING, NULL, false, OFF(smtp_helo), NOLIMIT,
 	 "Name used in EHLO; empty means this host's name."},
@@ -116,37 +117,43 @@ static const struct config_key config_keys[] = {
 	 "Notifications a worker takes at once and sends over one SMTP connection."},
 	{"delivery", "rate_limit", CFG_INT, "0", false, OFF(delivery_rate_limit), 0, 1000000,
 	 "Most mails per second over all workers of this instance; 0 means no limit."},
-	{"delivery", "domain_rate_limit", CFG_INT, "0", false, OFF(delivery_domain_rate_limit), 0, 1000000,
+	{"delivery", "domain_rate_limit", CFG_INT, "0", false, OFF(delivery_domain_rate_limit), 0,
+	 1000000,
 	 "Most mails per second to one recipient domain (e.g. a large mail provider); 0 means no limit."},
-	{"delivery", "retry_base", CFG_DURATION, "5s", false, OFF(delivery_retry_base_ms), 100, MS_DAY,
+	{"delivery", "retry_base", CFG_DURATION, "5s", false, OFF(delivery_retry_base_ms), 100,
+	 MS_DAY,
 	 "First delay after a temporary failure; it doubles with every attempt (with jitter)."},
-	{"delivery", "retry_max", CFG_DURATION, "30m", false, OFF(delivery_retry_max_ms), 100, MS_DAY,
-	 "Longest delay between two attempts."},
-	{"delivery", "retry_span", CFG_DURATION, "48h", false, OFF(delivery_retry_span_ms), 1000, 30 * MS_DAY,
+	{"delivery", "retry_max", CFG_DURATION, "30m", false, OFF(delivery_retry_max_ms), 100,
+	 MS_DAY, "Longest delay between two attempts."},
+	{"delivery", "retry_span", CFG_DURATION, "48h", false, OFF(delivery_retry_span_ms), 1000,
+	 30 * MS_DAY,
 	 "How long temporary failures are retried (the law wants a notice out within 48 hours)."},
-	{"delivery", "visibility_timeout", CFG_DURATION, "5m", false, OFF(delivery_visibility_ms), 1000, MS_DAY,
+	{"delivery", "visibility_timeout", CFG_DURATION, "5m", false, OFF(delivery_visibility_ms),
+	 1000, MS_DAY,
 	 "A notification taken by a worker that neither sent nor released it within this time is taken again."},
-	{"delivery", "reconcile_interval", CFG_DURATION, "30s", false, OFF(delivery_reconcile_ms), 100, MS_DAY,
-	 "How often the Redis schedule is checked against PostgreSQL and repaired."},
+	{"delivery", "reconcile_interval", CFG_DURATION, "30s", false, OFF(delivery_reconcile_ms),
+	 100, MS_DAY, "How often the Redis schedule is checked against PostgreSQL and repaired."},
 	{"delivery", "poll_interval", CFG_DURATION, "100ms", false, OFF(delivery_poll_ms), 1, 60000,
 	 "How long an idle worker waits before it looks for due notifications again."},
 
-	{"notify", "digest_window", CFG_DURATION, "5m", false, OFF(notify_digest_window_ms), 0, MS_DAY,
-	 "Messages for one account arriving within this window make one mail."},
+	{"notify", "digest_window", CFG_DURATION, "5m", false, OFF(notify_digest_window_ms), 0,
+	 MS_DAY, "Messages for one account arriving within this window make one mail."},
 	{"notify", "quiet_hours", CFG_QUIET, "22:00-07:00", false, OFF(notify_quiet_hours), NOLIMIT,
 	 "No mail is sent in this local time window (\"off\" disables); mail due then waits for its end."},
-	{"notify", "timezone", CFG_TIMEZONE, "Europe/Amsterdam", false, OFF(notify_timezone), NOLIMIT,
-	 "Time zone of quiet hours and of statistics cohorts."},
-	{"notify", "repeat_after", CFG_DURATION, "14d", false, OFF(notify_repeat_after_ms), 0, 365 * MS_DAY,
-	 "A message still unopened this long after publication gets a reminder."},
-	{"notify", "repeat_before_deadline", CFG_DURATION, "7d", false, OFF(notify_repeat_before_deadline_ms), 0, 365 * MS_DAY,
+	{"notify", "timezone", CFG_TIMEZONE, "Europe/Amsterdam", false, OFF(notify_timezone),
+	 NOLIMIT, "Time zone of quiet hours and of statistics cohorts."},
+	{"notify", "repeat_after", CFG_DURATION, "14d", false, OFF(notify_repeat_after_ms), 0,
+	 365 * MS_DAY, "A message still unopened this long after publication gets a reminder."},
+	{"notify", "repeat_before_deadline", CFG_DURATION, "7d", false,
+	 OFF(notify_repeat_before_deadline_ms), 0, 365 * MS_DAY,
 	 "With eindDatumHandelingstermijn, the reminder goes out this long before that deadline."},
 	{"notify", "max_repeats", CFG_INT, "1", false, OFF(notify_max_repeats), 0, MAX_REPEATS,
 	 "Most reminders per message."},
 
 	{"stats", "min_cell", CFG_INT, "10", false, OFF(stats_min_cell), MIN_CELL_FLOOR, MAX_CELL,
 	 "An agency sees no open figures for a cell with fewer messages than this (never below 5)."},
-	{"stats", "dormant_weeks", CFG_INT, "6", false, OFF(stats_dormant_weeks), 1, MAX_DORMANT_WEEKS,
+	{"stats", "dormant_weeks", CFG_INT, "6", false, OFF(stats_dormant_weeks), 1,
+	 MAX_DORMANT_WEEKS,
 	 "Notificaties report: an active account whose messages of this many weeks were all left unopened is dormant."},
 
 	{"security", "bsn_key", CFG_HEX, NULL, false, OFF(security_bsn_key), NOLIMIT,
@@ -155,28 +162,35 @@ static const struct config_key config_keys[] = {
 	 "File holding the BSN hashing key in hex (e.g. a systemd credential). Never change it: hashes would no longer match."},
 	{"security", "bounce_key", CFG_HEX, NULL, false, OFF(security_bounce_key), NOLIMIT,
 	 "HMAC-SHA256 key (hex, at least 32 bytes) for the tags in VERP addresses and DSN envelope ids; prefer bounce_key_file. Empty: derived from the BSN key."},
-	{"security", "bounce_key_file", CFG_PATH, NULL, false, OFF(security_bounce_key_file), NOLIMIT,
+	{"security", "bounce_key_file", CFG_PATH, NULL, false, OFF(security_bounce_key_file),
+	 NOLIMIT,
 	 "File holding the bounce tag key in hex (e.g. a systemd credential). Changing it makes DSNs of mails sent before unattributable."},
 
-	{"bounce", "max_age", CFG_DURATION, "7d", false, OFF(bounce_max_age_ms), 60000, 365 * MS_DAY,
+	{"bounce", "max_age", CFG_DURATION, "7d", false, OFF(bounce_max_age_ms), 60000,
+	 365 * MS_DAY,
 	 "A DSN about a mail older than this is refused (mails are kept for bounce attribution this long)."},
 
-	{"portal", "prompt_interval", CFG_DURATION, "182d", false, OFF(portal_prompt_interval_ms), 1000, 3650 * MS_DAY,
+	{"portal", "prompt_interval", CFG_DURATION, "182d", false, OFF(portal_prompt_interval_ms),
+	 1000, 3650 * MS_DAY,
 	 "The portal's prompts (confirm no e-mail, check your address, fix a bounced address) come back this long after they were acknowledged."},
-	{"portal", "verify_ttl", CFG_DURATION, "1h", false, OFF(portal_verify_ttl_ms), 1000, 30 * MS_DAY,
-	 "An e-mail verification code is valid this long."},
-	{"portal", "verify_attempts", CFG_INT, "5", false, OFF(portal_verify_attempts), 1, MAX_VERIFY_ATTEMPTS,
+	{"portal", "verify_ttl", CFG_DURATION, "1h", false, OFF(portal_verify_ttl_ms), 1000,
+	 30 * MS_DAY, "An e-mail verification code is valid this long."},
+	{"portal", "verify_attempts", CFG_INT, "5", false, OFF(portal_verify_attempts), 1,
+	 MAX_VERIFY_ATTEMPTS,
 	 "Wrong codes after which a verification is locked (the citizen must request a new code)."},
 
-	{"retention", "min_days", CFG_INT, "30", false, OFF(retention_min_days), 1, MAX_RETENTION_DAYS,
-	 "Smallest bewaartermijnDagen a citizen may choose."},
-	{"retention", "max_days", CFG_INT, "3650", false, OFF(retention_max_days), 1, MAX_RETENTION_DAYS,
-	 "Largest bewaartermijnDagen a citizen may choose."},
-	{"retention", "default_days", CFG_INT, "365", false, OFF(retention_default_days), 1, MAX_RETENTION_DAYS,
+	{"retention", "min_days", CFG_INT, "30", false, OFF(retention_min_days), 1,
+	 MAX_RETENTION_DAYS, "Smallest bewaartermijnDagen a citizen may choose."},
+	{"retention", "max_days", CFG_INT, "3650", false, OFF(retention_max_days), 1,
+	 MAX_RETENTION_DAYS, "Largest bewaartermijnDagen a citizen may choose."},
+	{"retention", "default_days", CFG_INT, "365", false, OFF(retention_default_days), 1,
+	 MAX_RETENTION_DAYS,
 	 "Retention of accounts that did not choose one (between min_days and max_days)."},
-	{"retention", "agency_record_days", CFG_INT, "3650", false, OFF(retention_agency_record_days), 1, MAX_RETENTION_DAYS,
+	{"retention", "agency_record_days", CFG_INT, "3650", false,
+	 OFF(retention_agency_record_days), 1, MAX_RETENTION_DAYS,
 	 "The agency's record of a message (GET /v1/berichten/{id}, idempotent replay of its referentie) is kept this long after publication, the same for every message whatever the citizen does; at least max_days."},
-	{"retention", "interval", CFG_DURATION, "10m", false, OFF(retention_interval_ms), 10, MS_DAY,
+	{"retention", "interval", CFG_DURATION, "10m", false, OFF(retention_interval_ms), 10,
+	 MS_DAY,
 	 "How often the janitor looks for messages past retention (it never purges one before its 6-week statistics window has closed)."},
 	{"retention", "batch", CFG_INT, "1000", false, OFF(retention_batch), 1, MAX_RETENTION_BATCH,
 	 "Messages purged per statement; small batches keep locks short."},
@@ -200,8 +214,7 @@ struct errbuf {
 	int count;
 };
 
-__attribute__((format(printf, 2, 3)))
-static void err_add(struct errbuf *e, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void err_add(struct errbuf *e, const char *fmt, ...)
 {
 	e->count++;
 	if (!e->buf || e->len + 1 >= e->cap)
@@ -263,9 +276,18 @@ bool config_parse_size(const char *s, int64_t *bytes)
 		return false;
 	switch (tolower((unsigned char)*end)) {
 	case '\0': break;
-	case 'k': unit = 1024; end++; break;
-	case 'm': unit = 1024 * 1024; end++; break;
-	case 'g': unit = 1024LL * 1024 * 1024; end++; break;
+	case 'k':
+		unit = 1024;
+		end++;
+		break;
+	case 'm':
+		unit = 1024 * 1024;
+		end++;
+		break;
+	case 'g':
+		unit = 1024LL * 1024 * 1024;
+		end++;
+		break;
 	default: return false;
 	}
 	if (*end == 'b' || *end == 'B')
@@ -490,14 +512,13 @@ static const char *set_value(struct config *cfg, const struct config_key *k, con
 			return "not redis://host:port (database 0)";
 		break;
 	case CFG_STRING:
-	case CFG_PATH:
-		break;
+	case CFG_PATH: break;
 	}
 
 	if (is_string_type(k->type)) {
 		char **slot = str_slot(cfg, k);
 		char *copy = (k->type == CFG_PATH && *value) ? resolve_path(cfgname, value)
-							      : strdup(value);
+							     : strdup(value);
 		if (!copy)
 			return "out of memory";
 		free(*slot);
@@ -574,9 +595,8 @@ static int load_hex_key(struct config *cfg, struct errbuf *e, const char *name, 
 
 static bool load_bsn_key(struct config *cfg, struct errbuf *e)
 {
-	int got = load_hex_key(cfg, e, "bsn_key", cfg->security_bsn_key,
-			       cfg->security_bsn_key_file, cfg->bsn_key, sizeof(cfg->bsn_key),
-			       &cfg->bsn_key_len);
+	int got = load_hex_key(cfg, e, "bsn_key", cfg->security_bsn_key, cfg->security_bsn_key_file,
+			       cfg->bsn_key, sizeof(cfg->bsn_key), &cfg->bsn_key_len);
 	if (got == 0)
 		err_add(e, "%s: security: bsn_key or bsn_key_file is required", cfg->path);
 	return got == 1;

@@ -19,16 +19,16 @@
 
 struct config {
 	/* [http] */
-	char *http_listen;        /* "host:port" */
-	int64_t http_max_body;    /* bytes */
+	char *http_listen;     /* "host:port" */
+	int64_t http_max_body; /* bytes */
 	int64_t http_timeout_ms;
 
 	/* [ops] */
-	char *ops_listen;         /* "host:port" of /healthz, /readyz, /metrics */
+	char *ops_listen; /* "host:port" of /healthz, /readyz, /metrics */
 
 	/* [ratelimit] */
-	int64_t ratelimit_rate;             /* messages/s per agency, 0 = none */
-	int64_t ratelimit_burst;            /* bucket size in messages */
+	int64_t ratelimit_rate;  /* messages/s per agency, 0 = none */
+	int64_t ratelimit_burst; /* bucket size in messages */
 
 	/* [postgres] */
 	char *pg_conninfo;
@@ -36,7 +36,7 @@ struct config {
 	int64_t pg_ingest_timeout_ms;
 
 	/* [redis] */
-	char *redis_url;          /* redis://host:port[/0]; when set, wins over host/port */
+	char *redis_url; /* redis://host:port[/0]; when set, wins over host/port */
 	char *redis_host;
 	int64_t redis_port;
 	char *redis_key_prefix;
@@ -44,7 +44,7 @@ struct config {
 	/* [smtp] */
 	char *smtp_host;
 	int64_t smtp_port;
-	char *smtp_from;          /* "Display Name <addr>" or "addr" */
+	char *smtp_from; /* "Display Name <addr>" or "addr" */
 	char *smtp_bounce_domain;
 	char *smtp_helo;
 	int64_t smtp_timeout_ms;
@@ -63,29 +63,29 @@ struct config {
 
 	/* [notify] */
 	int64_t notify_digest_window_ms;
-	char *notify_quiet_hours;           /* "HH:MM-HH:MM" or "off" */
+	char *notify_quiet_hours; /* "HH:MM-HH:MM" or "off" */
 	char *notify_timezone;
 	int64_t notify_repeat_after_ms;
 	int64_t notify_repeat_before_deadline_ms;
 	int64_t notify_max_repeats;
 
 	/* [stats] */
-	int64_t stats_min_cell;             /* fewest messages with open figures for agencies */
-	int64_t stats_dormant_weeks;        /* notificaties report: look-back of dormant accounts */
+	int64_t stats_min_cell;      /* fewest messages with open figures for agencies */
+	int64_t stats_dormant_weeks; /* notificaties report: look-back of dormant accounts */
 
 	/* [security] */
-	char *security_bsn_key;             /* hex */
-	char *security_bsn_key_file;        /* file holding the hex key */
-	char *security_bounce_key;          /* hex */
+	char *security_bsn_key;      /* hex */
+	char *security_bsn_key_file; /* file holding the hex key */
+	char *security_bounce_key;   /* hex */
 	char *security_bounce_key_file;
 
 	/* [bounce] */
-	int64_t bounce_max_age_ms;          /* DSNs about older mails are refused */
+	int64_t bounce_max_age_ms; /* DSNs about older mails are refused */
 
 	/* [portal] */
-	int64_t portal_prompt_interval_ms;  /* prompts come back after this */
-	int64_t portal_verify_ttl_ms;       /* an e-mail verification code expires */
-	int64_t portal_verify_attempts;     /* wrong codes before it locks */
+	int64_t portal_prompt_interval_ms; /* prompts come back after this */
+	int64_t portal_verify_ttl_ms;      /* an e-mail verification code expires */
+	int64_t portal_verify_attempts;    /* wrong codes before it locks */
 
 	/* [retention] */
 	int64_t retention_min_days;
@@ -103,12 +103,12 @@ struct config {
 	char *log_file;
 
 	/* derived after loading */
-	char *path;                         /* the file this came from */
+	char *path; /* the file this came from */
 	uint8_t bsn_key[64];
 	size_t bsn_key_len;
 	uint8_t bounce_key[64];
 	size_t bounce_key_len;
-	bool bounce_key_derived;            /* no bounce key configured: derived from the BSN key */
+	bool bounce_key_derived; /* no bounce key configured: derived from the BSN key */
 };
 
 /*
@@ -121,8 +121,8 @@ bool config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* Same, from a string; `name` is used in error messages and for relative paths. */
-bool config_load_string(const char *name, const char *text, struct config *cfg,
-			char *err, size_t errlen) __attribute__((warn_unused_result));
+bool config_load_string(const char *name, const char *text, struct config *cfg, char *err,
+			size_t errlen) __attribute__((warn_unused_result));
 
 void config_free(struct config *cfg);
 

@@ -31,9 +31,8 @@ void crypto_sha256_hex(const void *data, size_t len, char out[CRYPTO_HEX256_LEN]
  * NULL when their length is 0. Returns false if libcrypto fails (out is
  * then the empty string).
  */
-bool crypto_hmac_sha256_hex(const void *key, size_t keylen, const void *data,
-                            size_t len, char out[CRYPTO_HEX256_LEN])
-    __attribute__((warn_unused_result));
+bool crypto_hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t len,
+			    char out[CRYPTO_HEX256_LEN]) __attribute__((warn_unused_result));
 
 /* Fills buf[0..len) from the OpenSSL CSPRNG. False if it fails. */
 bool crypto_random_bytes(void *buf, size_t len) __attribute__((warn_unused_result));
@@ -58,6 +57,6 @@ bool crypto_ct_equal(const void *a, const void *b, size_t len);
  * be partly written. The empty string decodes to 0 bytes.
  */
 bool crypto_hex_decode(const char *hex, uint8_t *out, size_t outcap, size_t *outlen)
-    __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 
 #endif /* BERICHTD_COMMON_CRYPTO_H */

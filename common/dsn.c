@@ -25,7 +25,8 @@ static const char *find_ci(const char *h, const char *end, const char *needle)
 static bool domain_at(const char *p, const char *end, const char *domain)
 {
 	size_t dl = strlen(domain);
-	if (p >= end || *p != '@' || (size_t)(end - p - 1) < dl || strncasecmp(p + 1, domain, dl) != 0)
+	if (p >= end || *p != '@' || (size_t)(end - p - 1) < dl ||
+	    strncasecmp(p + 1, domain, dl) != 0)
 		return false;
 	char after = p + 1 + dl < end ? p[1 + dl] : '\0';
 	return !(isalnum((unsigned char)after) || after == '-' || after == '.');
@@ -103,7 +104,8 @@ bool dsn_parse(const char *msg, size_t len, const char *domain, const uint8_t *k
 		if (!nl)
 			break;
 		const char *next = nl + 1;
-		if (next >= end || *next == '\n' || (*next == '\r' && next + 1 < end && next[1] == '\n')) {
+		if (next >= end || *next == '\n' ||
+		    (*next == '\r' && next + 1 < end && next[1] == '\n')) {
 			hend = next;
 			break;
 		}

@@ -24,10 +24,10 @@ enum dsn_attribution {
 
 struct dsn_report {
 	enum dsn_attribution attribution;
-	char ref[MAILREF_REF_LEN];        /* the mail's ref when attributed, else "" */
-	bool failed;                      /* Action: failed */
-	bool permanent;                   /* Status: 5.x.x */
-	char status[DSN_STATUS_MAX];      /* e.g. "5.1.1" */
+	char ref[MAILREF_REF_LEN];   /* the mail's ref when attributed, else "" */
+	bool failed;                 /* Action: failed */
+	bool permanent;              /* Status: 5.x.x */
+	char status[DSN_STATUS_MAX]; /* e.g. "5.1.1" */
 	char final_recipient[DSN_ADDR_MAX];
 };
 

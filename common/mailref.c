@@ -60,8 +60,8 @@ bool mailref_message_id(const char *ref, const char *domain, char *out, size_t c
 	return mailref_ref_valid(ref) && n > 0 && (size_t)n < cap;
 }
 
-bool mailref_verp(const uint8_t *key, size_t keylen, const char *ref, const char *domain,
-		  char *out, size_t cap)
+bool mailref_verp(const uint8_t *key, size_t keylen, const char *ref, const char *domain, char *out,
+		  size_t cap)
 {
 	char tag[MAILREF_TAG_LEN];
 	if (!mailref_tag(key, keylen, ref, tag))

@@ -20,13 +20,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MAILREF_REF_HEX 32              /* the ref: 16 random bytes in hex */
-#define MAILREF_TAG_HEX 16              /* the tag: 8 bytes of the HMAC in hex */
+#define MAILREF_REF_HEX 32 /* the ref: 16 random bytes in hex */
+#define MAILREF_TAG_HEX 16 /* the tag: 8 bytes of the HMAC in hex */
 #define MAILREF_REF_LEN (MAILREF_REF_HEX + 1)
 #define MAILREF_TAG_LEN (MAILREF_TAG_HEX + 1)
 #define MAILREF_VERP_PREFIX "bounce+"
 #define MAILREF_ENVID_PREFIX "berichtd-"
-#define MAILREF_NAME_MAX 400            /* any of the three names, with the domain */
+#define MAILREF_NAME_MAX 400 /* any of the three names, with the domain */
 
 /* A ref is exactly MAILREF_REF_HEX lowercase hex digits. */
 bool mailref_ref_valid(const char *ref);
@@ -40,8 +40,8 @@ bool mailref_tag_ok(const uint8_t *key, size_t keylen, const char *ref, const ch
 
 /* The three names; false if out is too small or the tag cannot be made. */
 bool mailref_message_id(const char *ref, const char *domain, char *out, size_t cap);
-bool mailref_verp(const uint8_t *key, size_t keylen, const char *ref, const char *domain,
-		  char *out, size_t cap) __attribute__((warn_unused_result));
+bool mailref_verp(const uint8_t *key, size_t keylen, const char *ref, const char *domain, char *out,
+		  size_t cap) __attribute__((warn_unused_result));
 bool mailref_envid(const uint8_t *key, size_t keylen, const char *ref, char *out, size_t cap)
 	__attribute__((warn_unused_result));
 

@@ -21,14 +21,14 @@
 
 /* The fields of one mail. All strings are borrowed, none is kept. */
 struct mime_mail {
-    const char *from_name;  /* UTF-8 display name, may be NULL (or "") */
-    const char *from_addr;  /* addr-spec, ASCII; must pass mime_addr_valid */
-    const char *to_addr;    /* addr-spec, ASCII; must pass mime_addr_valid */
-    const char *subject;    /* UTF-8, required (may be "") */
-    const char *body;       /* UTF-8, lines end in "\n", "\r\n" or a lone "\r" */
-    const char *message_id; /* "<left@right>" including angle brackets */
-    int64_t date_unix;      /* seconds since epoch, rendered in UTC */
-    const char *language;   /* e.g. "nl"; NULL = omit Content-Language */
+	const char *from_name;  /* UTF-8 display name, may be NULL (or "") */
+	const char *from_addr;  /* addr-spec, ASCII; must pass mime_addr_valid */
+	const char *to_addr;    /* addr-spec, ASCII; must pass mime_addr_valid */
+	const char *subject;    /* UTF-8, required (may be "") */
+	const char *body;       /* UTF-8, lines end in "\n", "\r\n" or a lone "\r" */
+	const char *message_id; /* "<left@right>" including angle brackets */
+	int64_t date_unix;      /* seconds since epoch, rendered in UTC */
+	const char *language;   /* e.g. "nl"; NULL = omit Content-Language */
 };
 
 /*
@@ -57,8 +57,7 @@ struct mime_mail {
  * (at most 262 characters; some mail readers mishandle a folded
  * Message-ID).
  */
-char *mime_build(const struct mime_mail *m, size_t *len_out)
-    __attribute__((warn_unused_result));
+char *mime_build(const struct mime_mail *m, size_t *len_out) __attribute__((warn_unused_result));
 
 /*
  * True if s may go into a header: it contains no C0 control character

@@ -19,9 +19,10 @@
 #define TEMPLATE_MAX_BYTES ((size_t)1024 * 1024)
 
 /* A loaded template; both strings are owned (malloc'd) by the struct. */
-struct template {
-    char *subject; /* without "Subject:" and surrounding whitespace */
-    char *body;    /* verbatim, line endings as in the file */
+struct template
+{
+	char *subject; /* without "Subject:" and surrounding whitespace */
+	char *body;    /* verbatim, line endings as in the file */
 };
 
 /*
@@ -36,7 +37,7 @@ struct template {
  * template_free().
  */
 bool template_load(const char *path, struct template *out, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 
 /* Frees both strings and zeroes *t. NULL or an already freed/zeroed
  * template is fine. */
@@ -44,8 +45,8 @@ void template_free(struct template *t);
 
 /* One placeholder value; both strings are borrowed. */
 struct template_var {
-    const char *name;
-    const char *value;
+	const char *name;
+	const char *value;
 };
 
 /*
@@ -58,6 +59,6 @@ struct template_var {
  * with a newline makes a subject that mime_build() will refuse.
  */
 char *template_render(const char *text, const struct template_var *vars, size_t nvars)
-    __attribute__((warn_unused_result));
+	__attribute__((warn_unused_result));
 
 #endif /* BERICHTD_COMMON_TEMPLATE_H */

@@ -13,7 +13,7 @@
 
 /* Named uuid_t7 so it does not clash with libuuid's uuid_t. */
 typedef struct {
-    uint8_t b[16];
+	uint8_t b[16];
 } uuid_t7;
 
 /* Canonical text form: 36 characters plus the terminating NUL. */
@@ -28,9 +28,9 @@ typedef struct {
  * ({0}) before first use.
  */
 struct uuid7_clock {
-    int64_t last_ms;
-    uint16_t counter;
-    bool started;
+	int64_t last_ms;
+	uint16_t counter;
+	bool started;
 };
 
 /*
@@ -50,8 +50,8 @@ bool uuid7_generate(uuid_t7 *out) __attribute__((warn_unused_result));
  * when the counter overflows the timestamp advances by 1 ms. Not
  * thread-safe: the caller serialises access to *st.
  */
-void uuid7_next(struct uuid7_clock *st, int64_t now_ms,
-                const uint8_t rnd[UUID7_RANDOM_LEN], uuid_t7 *out);
+void uuid7_next(struct uuid7_clock *st, int64_t now_ms, const uint8_t rnd[UUID7_RANDOM_LEN],
+		uuid_t7 *out);
 
 /*
  * Deterministic builder (tests, benches, back-fills): timestamp unix_ms
@@ -59,8 +59,7 @@ void uuid7_next(struct uuid7_clock *st, int64_t now_ms,
  * rand_a from the low 12 bits of rnd[0..1], rand_b from the low 62 bits of
  * rnd[2..9]. Version and variant bits are set. Pure, thread-safe.
  */
-void uuid7_from_unix_ms(uuid_t7 *out, int64_t unix_ms,
-                        const uint8_t rnd[UUID7_RANDOM_LEN]);
+void uuid7_from_unix_ms(uuid_t7 *out, int64_t unix_ms, const uint8_t rnd[UUID7_RANDOM_LEN]);
 
 /* The 48-bit Unix millisecond timestamp stored in *u. Pure, thread-safe. */
 int64_t uuid7_unix_ms(const uuid_t7 *u);
