@@ -54,7 +54,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
             python3-psycopg2 python3-yaml curl chromium
 
-.PHONY: all deps test layers unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-ingest bench-delivery bench-report
+.PHONY: all deps test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-ingest bench-delivery bench-report
 
 all: $(BIN)
 
@@ -165,13 +165,20 @@ bench-report: all
 layers:
 	$(PYTHON) tests/lint/check_layers.py .
 
-lint: layers
+# Every C file of common/ and daemon/ as clang-format (.clang-format) would write it.
+FMT_SRC = $(wildcard common/*.[ch] daemon/*.[ch] daemon/*/*.[ch])
+
+fmt-check:
+	@clang-format --dry-run --Werror $(FMT_SRC) \
+		|| { echo "unformatted files: run 'make fmt'" >&2; exit 1; }
+
+lint: layers fmt-check
 	clang-tidy --quiet $(COMMON_SRC) $(DAEMON_SRC) -- $(CPPFLAGS) $(PKG_CFLAGS) -std=c11
 	cppcheck --quiet --enable=warning,performance,portability --std=c11 \
 		--suppress=missingIncludeSystem -I. common daemon
 
 fmt:
-	clang-format -i $(COMMON_SRC) $(DAEMON_SRC) common/*.h daemon/*.h daemon/*/*.h $(UNIT_SRC)
+	clang-format -i $(FMT_SRC)
 
 clean:
 	rm -rf build bin

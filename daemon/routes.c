@@ -38,8 +38,8 @@ static const struct http_route api_health_routes[] = {
 };
 
 static const struct http_route *const api_tables[] = {
-	api_health_routes, ingest_routes, accounts_routes, bounce_routes, verify_routes,
-	prompts_routes, subscriptions_routes, box_routes, stats_routes, agency_routes,
+	api_health_routes, ingest_routes,        accounts_routes, bounce_routes, verify_routes,
+	prompts_routes,    subscriptions_routes, box_routes,      stats_routes,  agency_routes,
 };
 
 static const struct http_route *const ops_tables[] = {

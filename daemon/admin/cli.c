@@ -27,8 +27,7 @@ PGresult *cli_run(PGconn *c, const char *sql, int n, const char *const *params)
 	return r;
 }
 
-int cli_token_create(const struct config *cfg, const char *role, const char *oin,
-		     const char *name)
+int cli_token_create(const struct config *cfg, const char *role, const char *oin, const char *name)
 {
 	char token[CRYPTO_TOKEN_LEN], hash[CRYPTO_HEX256_LEN];
 	char agency_id[24] = "";
@@ -69,7 +68,8 @@ int cli_token_create(const struct config *cfg, const char *role, const char *oin
 	if (agency) {
 		/* the name is kept unless a new one is given */
 		const char *params[] = {oin, name};
-		r = cli_run(c,
+		r = cli_run(
+			c,
 			"INSERT INTO agencies (oin, name) VALUES ($1, coalesce($2, 'Organisatie ' || $1)) "
 			"ON CONFLICT (oin) DO UPDATE SET name = coalesce($2, agencies.name) "
 			"RETURNING id",
@@ -81,9 +81,9 @@ int cli_token_create(const struct config *cfg, const char *role, const char *oin
 	}
 	const char *params[] = {hash, role, agency ? agency_id : NULL, name};
 	if (!(r = cli_run(c,
-		      "INSERT INTO api_tokens (token_hash, role, agency_id, name) "
-		      "VALUES ($1, $2, $3::bigint, $4)",
-		      4, params)))
+			  "INSERT INTO api_tokens (token_hash, role, agency_id, name) "
+			  "VALUES ($1, $2, $3::bigint, $4)",
+			  4, params)))
 		goto out;
 	PQclear(r);
 	if (!(r = cli_run(c, "COMMIT", 0, NULL)))
@@ -127,7 +127,8 @@ int cli_berichttype_add(const struct config *cfg, const char *oin, const char *c
 	}
 	if (herinnering) {
 		if (!config_parse_duration(herinnering, &ms) || ms <= 0) {
-			fprintf(stderr, "berichtd: --herinnering must be a duration like 14d or 36h\n");
+			fprintf(stderr,
+				"berichtd: --herinnering must be a duration like 14d or 36h\n");
 			return 2;
 		}
 		snprintf(interval, sizeof(interval), "%lld milliseconds", (long long)ms);
@@ -139,12 +140,13 @@ int cli_berichttype_add(const struct config *cfg, const char *oin, const char *c
 		goto out;
 	}
 	const char *params[] = {oin, code, herinnering ? interval : NULL};
-	PGresult *r = cli_run(c,
-			  "INSERT INTO berichttypes (agency_id, code, repeat_after) "
-			  "SELECT id, $2, justify_hours($3::interval) FROM agencies WHERE oin = $1 "
-			  "ON CONFLICT (agency_id, code) DO UPDATE SET repeat_after = EXCLUDED.repeat_after "
-			  "RETURNING code",
-			  3, params);
+	PGresult *r = cli_run(
+		c,
+		"INSERT INTO berichttypes (agency_id, code, repeat_after) "
+		"SELECT id, $2, justify_hours($3::interval) FROM agencies WHERE oin = $1 "
+		"ON CONFLICT (agency_id, code) DO UPDATE SET repeat_after = EXCLUDED.repeat_after "
+		"RETURNING code",
+		3, params);
 	if (!r)
 		goto out;
 	if (PQntuples(r) == 0) {
@@ -169,10 +171,10 @@ int cli_berichttype_list(const struct config *cfg, const char *oin)
 	}
 	const char *params[] = {oin};
 	PGresult *r = cli_run(c,
-			  "SELECT a.oin, a.name, t.code, coalesce(t.repeat_after::text, '-') "
-			  "FROM berichttypes t JOIN agencies a ON a.id = t.agency_id "
-			  "WHERE $1::text IS NULL OR a.oin = $1 ORDER BY a.oin, t.code",
-			  1, params);
+			      "SELECT a.oin, a.name, t.code, coalesce(t.repeat_after::text, '-') "
+			      "FROM berichttypes t JOIN agencies a ON a.id = t.agency_id "
+			      "WHERE $1::text IS NULL OR a.oin = $1 ORDER BY a.oin, t.code",
+			      1, params);
 	if (!r)
 		goto out;
 	printf("%-20s  %-8s  %-16s  %s\n", "oin", "code", "herinnering", "agency");
@@ -214,16 +216,17 @@ int cli_agency_set(const struct config *cfg, const char *oin, const char *mandat
 	const char *flag = mandatory ? (strcmp(mandatory, "yes") == 0 ? "t" : "f") : NULL;
 	const char *params[] = {oin, flag, name};
 	PGresult *r = cli_run(c,
-			  "UPDATE agencies SET mandatory = coalesce($2::boolean, mandatory), "
-			  "name = coalesce($3, name) WHERE oin = $1 RETURNING mandatory, name",
-			  3, params);
+			      "UPDATE agencies SET mandatory = coalesce($2::boolean, mandatory), "
+			      "name = coalesce($3, name) WHERE oin = $1 RETURNING mandatory, name",
+			      3, params);
 	if (!r)
 		goto out;
 	if (PQntuples(r) == 0) {
 		fprintf(stderr, "berichtd: no agency with OIN %s (create its token first)\n", oin);
 	} else {
 		printf("agency %s: %s, name \"%s\"\n", oin,
-		       PQgetvalue(r, 0, 0)[0] == 't' ? "mandatory" : "optional", PQgetvalue(r, 0, 1));
+		       PQgetvalue(r, 0, 0)[0] == 't' ? "mandatory" : "optional",
+		       PQgetvalue(r, 0, 1));
 		rc = 0;
 	}
 	PQclear(r);

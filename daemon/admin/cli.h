@@ -20,8 +20,7 @@ PGresult *cli_run(PGconn *c, const char *sql, int n, const char *const *params);
  * agency when needed, prints a fresh token once on stdout (only its SHA-256
  * is stored). Returns the exit code.
  */
-int cli_token_create(const struct config *cfg, const char *role, const char *oin,
-		     const char *name);
+int cli_token_create(const struct config *cfg, const char *role, const char *oin, const char *name);
 
 /*
  * `berichtd berichttype add --oin OIN --code CODE [--herinnering DURATION]`

@@ -14,7 +14,7 @@
 
 #include "common/log.h"
 
-#define MIGRATION_LOCK_KEY "7260414"  /* arbitrary, fixed: one lock for all instances */
+#define MIGRATION_LOCK_KEY "7260414" /* arbitrary, fixed: one lock for all instances */
 #define MAX_MIGRATIONS 1000
 #define PATH_LEN 4096
 #define INSTALLED_DIR "/usr/share/berichtd/migrations"
@@ -86,8 +86,8 @@ static bool exec_ok(PGconn *c, const char *sql, const char *what)
 static bool applied(PGconn *c, const char *version, bool *yes)
 {
 	const char *params[] = {version};
-	PGresult *r = PQexecParams(c, "SELECT 1 FROM schema_migrations WHERE version = $1", 1,
-				   NULL, params, NULL, NULL, 0);
+	PGresult *r = PQexecParams(c, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, NULL,
+				   params, NULL, NULL, 0);
 	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
 	*yes = ok && PQntuples(r) == 1;
 	PQclear(r);

@@ -20,7 +20,6 @@
 #define REBUILD_WORK_MEM "SET LOCAL work_mem = '256MB'"
 #define NS_PER_S 1e9
 
-
 static bool exec(PGconn *c, const char *sql, int n, const char *const *params)
 {
 	PGresult *r = cli_run(c, sql, n, params);
@@ -75,30 +74,30 @@ static const char REBUILD_DAY_SQL[] =
 	"SELECT agency_id, berichttype, papieren_kopie, dag, v, g3, g6 FROM stats_rebuild";
 
 /* every month the range touches is summed again from the days */
-#define MONTH_RANGE \
-	"WITH r AS (SELECT date_trunc('month', $1::date)::date AS van," \
+#define MONTH_RANGE                                                                                \
+	"WITH r AS (SELECT date_trunc('month', $1::date)::date AS van,"                            \
 	"    (date_trunc('month', $2::date - 1) + interval '1 month')::date AS tot) "
 
 static const char REBUILD_MONTH_DELETE_SQL[] =
 	MONTH_RANGE "DELETE FROM stats_maand m USING r WHERE m.maand >= r.van AND m.maand < r.tot";
 
 /* and every year it touches from the months */
-#define YEAR_RANGE \
-	"WITH r AS (SELECT date_trunc('year', $1::date)::date AS van," \
+#define YEAR_RANGE                                                                                 \
+	"WITH r AS (SELECT date_trunc('year', $1::date)::date AS van,"                             \
 	"    (date_trunc('year', $2::date - 1) + interval '1 year')::date AS tot) "
 
 static const char REBUILD_YEAR_DELETE_SQL[] =
 	YEAR_RANGE "DELETE FROM stats_jaar j USING r WHERE j.jaar >= r.van AND j.jaar < r.tot";
 
-static const char REBUILD_YEAR_SQL[] =
-	YEAR_RANGE "INSERT INTO stats_jaar (agency_id, berichttype, papieren_kopie, jaar, verstuurd,"
+static const char REBUILD_YEAR_SQL[] = YEAR_RANGE
+	"INSERT INTO stats_jaar (agency_id, berichttype, papieren_kopie, jaar, verstuurd,"
 	"  geopend_3w, geopend_6w, laatste_dag) "
 	"SELECT agency_id, berichttype, papieren_kopie, date_trunc('year', maand)::date,"
 	"  sum(verstuurd), sum(geopend_3w), sum(geopend_6w), max(laatste_dag) "
 	"FROM stats_maand, r WHERE maand >= r.van AND maand < r.tot GROUP BY 1, 2, 3, 4";
 
-static const char REBUILD_MONTH_SQL[] =
-	MONTH_RANGE "INSERT INTO stats_maand (agency_id, berichttype, papieren_kopie, maand, verstuurd,"
+static const char REBUILD_MONTH_SQL[] = MONTH_RANGE
+	"INSERT INTO stats_maand (agency_id, berichttype, papieren_kopie, maand, verstuurd,"
 	"  geopend_3w, geopend_6w, laatste_dag) "
 	"SELECT agency_id, berichttype, papieren_kopie, date_trunc('month', dag)::date,"
 	"  sum(verstuurd), sum(geopend_3w), sum(geopend_6w), max(dag) "

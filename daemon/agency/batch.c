@@ -22,7 +22,10 @@
 enum batch_status { BS_AANGENOMEN, BS_DUBBEL, BS_GEEN_BOX, BS_ONGELDIG, BS_COUNT };
 
 static const char *const status_names[BS_COUNT] = {
-	"aangenomen", "dubbel", "geenActieveBerichtenbox", "ongeldig",
+	"aangenomen",
+	"dubbel",
+	"geenActieveBerichtenbox",
+	"ongeldig",
 };
 
 struct batch;
@@ -35,13 +38,13 @@ struct batch_item {
 
 struct batch {
 	struct http_req *r;
-	json_t *results;       /* one object per item, in request order */
+	json_t *results; /* one object per item, in request order */
 	struct batch_item *items;
 	size_t nitems;
 	size_t pending;
 	size_t counts[BS_COUNT];
-	bool unavailable;      /* an item is not stored (database failed, or expired unsent) */
-	bool unconfirmed;      /* an item may be stored: no commit result by the deadline */
+	bool unavailable; /* an item is not stored (database failed, or expired unsent) */
+	bool unconfirmed; /* an item may be stored: no commit result by the deadline */
 };
 
 static void set_status(struct batch *b, json_t *res, enum batch_status s)
@@ -76,17 +79,19 @@ static void batch_answer(struct batch *b)
 	if (b->unavailable) {
 		log_warn("batch %s: not all items stored (database failed or too slow)", r->id);
 		batch_free(b);
-		http_problem_unavailable(r, "Niet alle berichten zijn opgeslagen; stuur de batch "
-					    "opnieuw (opgeslagen berichten komen terug als dubbel).");
+		http_problem_unavailable(r,
+					 "Niet alle berichten zijn opgeslagen; stuur de batch "
+					 "opnieuw (opgeslagen berichten komen terug als dubbel).");
 		return;
 	}
 	json_t *counts = json_object();
 	for (int s = 0; s < BS_COUNT; s++)
-		json_object_set_new(counts, status_names[s], json_integer((json_int_t)b->counts[s]));
+		json_object_set_new(counts, status_names[s],
+				    json_integer((json_int_t)b->counts[s]));
 	json_t *body = json_pack("{s:o, s:O}", "aantallen", counts, "resultaten", b->results);
 	log_info("batch %s: %zu items: %zu aangenomen, %zu dubbel, %zu geen box, %zu ongeldig",
-		 r->id, json_array_size(b->results), b->counts[BS_AANGENOMEN],
-		 b->counts[BS_DUBBEL], b->counts[BS_GEEN_BOX], b->counts[BS_ONGELDIG]);
+		 r->id, json_array_size(b->results), b->counts[BS_AANGENOMEN], b->counts[BS_DUBBEL],
+		 b->counts[BS_GEEN_BOX], b->counts[BS_ONGELDIG]);
 	batch_free(b);
 	http_reply_json(r, 200, body);
 }
@@ -114,8 +119,7 @@ static void item_done(struct ingest_item *it)
 	case INGEST_CREATED:
 	case INGEST_DUPLICATE:
 		json_object_set_new(res, "berichtId", json_string(it->bericht_id));
-		set_status(b, res,
-			   it->outcome == INGEST_CREATED ? BS_AANGENOMEN : BS_DUBBEL);
+		set_status(b, res, it->outcome == INGEST_CREATED ? BS_AANGENOMEN : BS_DUBBEL);
 		break;
 	case INGEST_CONFLICT:
 		item_invalid(res, bi->index, "referentie", "referentieBestaatAl",
@@ -127,16 +131,10 @@ static void item_done(struct ingest_item *it)
 			     "Dit berichttype is niet geregistreerd voor deze afzender.");
 		set_status(b, res, BS_ONGELDIG);
 		break;
-	case INGEST_NO_BOX:
-		set_status(b, res, BS_GEEN_BOX);
-		break;
+	case INGEST_NO_BOX: set_status(b, res, BS_GEEN_BOX); break;
 	case INGEST_UNAVAILABLE:
-	case INGEST_EXPIRED:
-		b->unavailable = true;
-		break;
-	case INGEST_UNCONFIRMED:
-		b->unconfirmed = true;
-		break;
+	case INGEST_EXPIRED: b->unavailable = true; break;
+	case INGEST_UNCONFIRMED: b->unconfirmed = true; break;
 	}
 	if (--b->pending == 0)
 		batch_answer(b);
@@ -149,7 +147,8 @@ static const json_t *batch_envelope(struct http_req *r)
 	const char *key;
 	json_t *val;
 
-	json_object_foreach(r->body, key, val) {
+	json_object_foreach(r->body, key, val)
+	{
 		if (strcmp(key, "berichten") != 0)
 			http_invalid_add(invalid, key, "unknownField", "Onbekend veld.");
 	}
@@ -233,7 +232,8 @@ void batch_http_post(struct http_req *r)
 	}
 	if (ingest_overloaded(app->ingest, (int)b->nitems)) {
 		batch_free(b);
-		http_problem_unavailable(r, "Te veel berichten in behandeling; probeer het opnieuw.");
+		http_problem_unavailable(r,
+					 "Te veel berichten in behandeling; probeer het opnieuw.");
 		return;
 	}
 	if (b->nitems == 0) {

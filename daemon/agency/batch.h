@@ -36,5 +36,4 @@
 
 void batch_http_post(struct http_req *r);
 
-
 #endif

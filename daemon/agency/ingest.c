@@ -90,17 +90,28 @@ static const char INGEST_SQL[] =
 
 static const struct pgpool_stmt INGEST_STMT = {"ingest", INGEST_SQL, 2};
 
-enum col { C_I, C_CREATED, C_OLD_ID, C_SAME, C_HAS_BOX, C_NOTIF, C_DUE, C_PUBL, C_TYPE_OK, C_AGENCY };
+enum col {
+	C_I,
+	C_CREATED,
+	C_OLD_ID,
+	C_SAME,
+	C_HAS_BOX,
+	C_NOTIF,
+	C_DUE,
+	C_PUBL,
+	C_TYPE_OK,
+	C_AGENCY
+};
 
 struct ingest {
 	struct app *app;
 	struct ingest_queue q; /* queued, in deadline order */
-	int inflight;       /* statements running */
+	int inflight;          /* statements running */
 	int inflight_items;
 	int max_inflight;
-	int64_t timeout_us; /* [postgres] ingest_timeout */
+	int64_t timeout_us;   /* [postgres] ingest_timeout */
 	struct event *expiry; /* at the deadline of the queue's head */
-	int64_t expiry_at;  /* the deadline it is armed for; 0 when not armed */
+	int64_t expiry_at;    /* the deadline it is armed for; 0 when not armed */
 	/* answered at their deadline since the last log line (one a second at most) */
 	int late_dropped, late_unconfirmed;
 	int64_t late_logged_us;
@@ -110,8 +121,8 @@ struct group {
 	struct ingest *in;
 	struct ingest_item **items; /* in deadline order; NULL once answered */
 	int n;
-	int expired;          /* items[0 .. expired) were answered at their deadline */
-	struct event *timer;  /* at the deadline of items[expired] */
+	int expired;         /* items[0 .. expired) were answered at their deadline */
+	struct event *timer; /* at the deadline of items[expired] */
 };
 
 static void try_flush(struct ingest *in);
@@ -343,7 +354,8 @@ static void group_committed(struct group *g, const PGresult *res)
 
 	if (g->expired)
 		log_info("ingest: a group with %d items answered at their deadline has "
-			 "committed after all", g->expired);
+			 "committed after all",
+			 g->expired);
 	for (int row = 0; row < rows; row++)
 		group_row(g, res, row, &s);
 	/* items the committed statement did not report (cannot happen; never
@@ -381,7 +393,8 @@ static void group_done(struct group *g, const PGresult *res, const char *err, bo
 			 unknown ? "may or may not be stored" : "not stored", err);
 		for (int k = 0; k < g->n; k++)
 			if (g->items[k])
-				finish(g->items[k], unknown ? INGEST_UNCONFIRMED : INGEST_UNAVAILABLE);
+				finish(g->items[k],
+				       unknown ? INGEST_UNCONFIRMED : INGEST_UNAVAILABLE);
 	} else {
 		group_committed(g, res);
 	}
@@ -432,7 +445,8 @@ static void try_flush(struct ingest *in)
 		snprintf(digest, sizeof(digest), "%" PRId64 " milliseconds",
 			 in->app->cfg->notify_digest_window_ms);
 		const char *params[] = {payload, digest};
-		if (!payload || !pgpool_query_stmt(in->app->pg, &INGEST_STMT, params, on_group_done, g))
+		if (!payload ||
+		    !pgpool_query_stmt(in->app->pg, &INGEST_STMT, params, on_group_done, g))
 			group_done(g, NULL, "out of memory or shutting down", false);
 		free(payload);
 	}

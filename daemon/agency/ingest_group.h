@@ -36,11 +36,11 @@ char *ingest_group_param(struct ingest_item *const *items, int n);
 
 /* The flags of one result row of the ingest statement. */
 struct ingest_row {
-	bool created;  /* inserted by this statement */
-	bool has_old;  /* the (agency, referentie) existed: old.id */
-	bool same;     /* ... with the same content hash */
-	bool type_ok;  /* the berichttype is registered for the agency */
-	bool has_box;  /* an active account that takes this agency's messages */
+	bool created; /* inserted by this statement */
+	bool has_old; /* the (agency, referentie) existed: old.id */
+	bool same;    /* ... with the same content hash */
+	bool type_ok; /* the berichttype is registered for the agency */
+	bool has_box; /* an active account that takes this agency's messages */
 };
 
 /*

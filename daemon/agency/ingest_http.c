@@ -55,18 +55,20 @@ static void single_done(struct ingest_item *it)
 		break;
 	case INGEST_EXPIRED:
 		log_info("ingest %s: 503, not stored (not sent in time)", r->id);
-		http_problem_unavailable(r, "Het bericht is niet opgeslagen: de database kon het "
-					    "niet op tijd aannemen. Probeer het opnieuw met dezelfde "
-					    "referentie.");
+		http_problem_unavailable(r,
+					 "Het bericht is niet opgeslagen: de database kon het "
+					 "niet op tijd aannemen. Probeer het opnieuw met dezelfde "
+					 "referentie.");
 		break;
 	case INGEST_UNCONFIRMED:
 		log_info("ingest %s: 503, outcome unknown (no commit result in time)", r->id);
 		http_problem_unavailable(
-			r, "Niet bekend of het bericht is opgeslagen: de database heeft het niet op "
-			   "tijd bevestigd en kan het nog opslaan (dan volgt de melding aan de "
-			   "ontvanger gewoon). Opnieuw versturen met dezelfde referentie is veilig: "
-			   "een opgeslagen bericht komt terug met 200 en zijn berichtId, anders wordt "
-			   "het alsnog opgeslagen (201).");
+			r,
+			"Niet bekend of het bericht is opgeslagen: de database heeft het niet op "
+			"tijd bevestigd en kan het nog opslaan (dan volgt de melding aan de "
+			"ontvanger gewoon). Opnieuw versturen met dezelfde referentie is veilig: "
+			"een opgeslagen bericht komt terug met 200 en zijn berichtId, anders wordt "
+			"het alsnog opgeslagen (201).");
 		break;
 	}
 	free(it);
@@ -100,7 +102,8 @@ void ingest_http_post(struct http_req *r)
 	}
 	if (ingest_overloaded(app->ingest, 1)) {
 		free(it);
-		http_problem_unavailable(r, "Te veel berichten in behandeling; probeer het opnieuw.");
+		http_problem_unavailable(r,
+					 "Te veel berichten in behandeling; probeer het opnieuw.");
 		return;
 	}
 	it->agency_id = r->agency_id;

@@ -12,14 +12,14 @@
 #include "common/uuid7.h"
 
 enum ingest_outcome {
-	INGEST_CREATED,       /* stored now */
-	INGEST_DUPLICATE,     /* the same referentie with the same content: the first id */
-	INGEST_CONFLICT,      /* the same referentie with other content */
-	INGEST_NO_BOX,        /* no active message box for this BSN */
-	INGEST_UNKNOWN_TYPE,  /* berichttype not registered for this agency */
-	INGEST_UNAVAILABLE,   /* not stored: the database failed or was not reached */
-	INGEST_EXPIRED,       /* not stored: its deadline passed while it was queued */
-	INGEST_UNCONFIRMED,   /* may be stored: sent, but no commit result by its deadline */
+	INGEST_CREATED,      /* stored now */
+	INGEST_DUPLICATE,    /* the same referentie with the same content: the first id */
+	INGEST_CONFLICT,     /* the same referentie with other content */
+	INGEST_NO_BOX,       /* no active message box for this BSN */
+	INGEST_UNKNOWN_TYPE, /* berichttype not registered for this agency */
+	INGEST_UNAVAILABLE,  /* not stored: the database failed or was not reached */
+	INGEST_EXPIRED,      /* not stored: its deadline passed while it was queued */
+	INGEST_UNCONFIRMED,  /* may be stored: sent, but no commit result by its deadline */
 };
 
 struct ingest_item;
@@ -29,8 +29,8 @@ struct ingest_item {
 	struct ingest_item *next;
 	struct message_in msg;
 	int64_t agency_id;
-	uuid_t7 id;                 /* the id it gets if created */
-	int64_t deadline_us;        /* monotonic, from ingest_deadline(); answered by then */
+	uuid_t7 id;          /* the id it gets if created */
+	int64_t deadline_us; /* monotonic, from ingest_deadline(); answered by then */
 	int attempts;
 	/* result */
 	enum ingest_outcome outcome;

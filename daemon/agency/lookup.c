@@ -26,13 +26,12 @@ static const char ONTVANGERS_SQL[] =
 	"    WHERE o.account_id = a.id AND o.agency_id = $2))"
 	" FROM unnest($1::text[]) WITH ORDINALITY AS h(bsn_hash, i) ORDER BY h.i";
 
-static const char BERICHT_SQL[] =
-	"SELECT id, berichttype, referentie,"
-	"  (extract(epoch FROM aanmaak_tijdstip) * 1000)::bigint,"
-	"  (extract(epoch FROM publicatie_tijdstip) * 1000)::bigint,"
-	"  eind_datum_handelingstermijn::text, papieren_kopie,"
-	"  (extract(epoch FROM created_at) * 1000)::bigint"
-	" FROM messages WHERE id = $1 AND agency_id = $2";
+static const char BERICHT_SQL[] = "SELECT id, berichttype, referentie,"
+				  "  (extract(epoch FROM aanmaak_tijdstip) * 1000)::bigint,"
+				  "  (extract(epoch FROM publicatie_tijdstip) * 1000)::bigint,"
+				  "  eind_datum_handelingstermijn::text, papieren_kopie,"
+				  "  (extract(epoch FROM created_at) * 1000)::bigint"
+				  " FROM messages WHERE id = $1 AND agency_id = $2";
 
 enum bcol { B_ID, B_TYPE, B_REF, B_AANMAAK, B_PUBL, B_EIND, B_PAPIER, B_CREATED };
 
@@ -83,7 +82,8 @@ static json_t *ontvangers_invalid(const json_t *body)
 	json_t *val;
 	char name[NAME_MAX_LEN];
 
-	json_object_foreach((json_t *)body, key, val) {
+	json_object_foreach((json_t *)body, key, val)
+	{
 		if (strcmp(key, "bsns") != 0)
 			http_invalid_add(invalid, key, "unknownField", "Onbekend veld.");
 	}
@@ -97,11 +97,13 @@ static json_t *ontvangers_invalid(const json_t *body)
 	size_t i;
 	json_t *b;
 	if (json_is_array(bsns) && json_array_size(bsns) <= LOOKUP_BSNS_MAX)
-		json_array_foreach(bsns, i, b) {
+		json_array_foreach(bsns, i, b)
+		{
 			if (!json_is_string(b) || !bsn_valid(json_string_value(b))) {
 				snprintf(name, sizeof(name), "bsns[%zu]", i);
-				http_invalid_add(invalid, name, "invalidBsn",
-						 "Een BSN bestaat uit 9 cijfers en voldoet aan de elfproef.");
+				http_invalid_add(
+					invalid, name, "invalidBsn",
+					"Een BSN bestaat uit 9 cijfers en voldoet aan de elfproef.");
 			}
 		}
 	return invalid;
@@ -120,7 +122,8 @@ static char *hash_literal(const struct config *cfg, const json_t *bsns)
 		return NULL;
 	char *p = lit;
 	*p++ = '{';
-	json_array_foreach(bsns, i, b) {
+	json_array_foreach(bsns, i, b)
+	{
 		const char *bsn = json_string_value(b);
 		if (i > 0)
 			*p++ = ',';
@@ -201,8 +204,8 @@ static void on_bericht(const PGresult *res, const char *err, void *arg)
 	}
 	json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:s}", "berichtId", PQgetvalue(res, 0, B_ID),
 			      "berichttype", PQgetvalue(res, 0, B_TYPE), "referentie",
-			      PQgetvalue(res, 0, B_REF), "papierenKopie",
-			      pg_bool(res, 0, B_PAPIER), "status", "aangenomen");
+			      PQgetvalue(res, 0, B_REF), "papierenKopie", pg_bool(res, 0, B_PAPIER),
+			      "status", "aangenomen");
 	if (o) {
 		set_time(o, "aanmaakTijdstip", res, 0, B_AANMAAK);
 		set_time(o, "publicatieTijdstip", res, 0, B_PUBL);

@@ -23,5 +23,4 @@
 void lookup_http_ontvangers(struct http_req *r);
 void lookup_http_bericht(struct http_req *r);
 
-
 #endif

@@ -15,8 +15,13 @@
 #define NAME_MAX_LEN 96
 
 static const char *const known_fields[] = {
-	"bsn", "berichttype", "referentie", "aanmaakTijdstip", "publicatieTijdstip",
-	"eindDatumHandelingstermijn", "papierenKopie",
+	"bsn",
+	"berichttype",
+	"referentie",
+	"aanmaakTijdstip",
+	"publicatieTijdstip",
+	"eindDatumHandelingstermijn",
+	"papierenKopie",
 };
 
 /* Where the problems of one message go. */
@@ -83,7 +88,8 @@ static void check_unknown_fields(struct check *c)
 	const char *key;
 	const json_t *val;
 
-	json_object_foreach((json_t *)c->obj, key, val) {
+	json_object_foreach((json_t *)c->obj, key, val)
+	{
 		bool known = false;
 		for (size_t i = 0; i < sizeof(known_fields) / sizeof(known_fields[0]); i++)
 			known = known || strcmp(key, known_fields[i]) == 0;
@@ -137,7 +143,8 @@ static void check_times(struct check *c, int64_t now_ms, struct message_in *out)
 	const char *publ = get_string(c, "publicatieTijdstip", false);
 	if (publ) {
 		if (!timefmt_parse_rfc3339(publ, &out->publicatie_ms))
-			invalid(c, "publicatieTijdstip", "dateTime", "Een tijdstip volgens RFC 3339.");
+			invalid(c, "publicatieTijdstip", "dateTime",
+				"Een tijdstip volgens RFC 3339.");
 		else if (out->publicatie_ms > now_ms + MESSAGE_WINDOW_DAYS * MS_DAY ||
 			 out->publicatie_ms < now_ms - MESSAGE_WINDOW_DAYS * MS_DAY)
 			invalid(c, "publicatieTijdstip", "range",
@@ -174,8 +181,7 @@ static void content_hash(struct message_in *out)
 }
 
 bool message_parse(const json_t *obj, int64_t now_ms, const uint8_t *bsn_key, size_t keylen,
-		   const char *prefix, message_invalid_fn report, void *ctx,
-		   struct message_in *out)
+		   const char *prefix, message_invalid_fn report, void *ctx, struct message_in *out)
 {
 	struct check c = {obj, prefix, report, ctx, 0};
 

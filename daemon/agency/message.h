@@ -21,12 +21,12 @@
 struct message_in {
 	char bsn_hash[CRYPTO_HEX256_LEN];
 	char berichttype[MESSAGE_TYPE_MAX + 1];
-	char referentie[4 * MESSAGE_REF_MAX + 1];  /* UTF-8, up to 25 characters */
+	char referentie[4 * MESSAGE_REF_MAX + 1]; /* UTF-8, up to 25 characters */
 	bool has_aanmaak, has_publicatie, has_eind;
 	int64_t aanmaak_ms, publicatie_ms;
-	char eind[MESSAGE_DATE_LEN];               /* YYYY-MM-DD */
+	char eind[MESSAGE_DATE_LEN]; /* YYYY-MM-DD */
 	bool papieren_kopie;
-	char content_hash[CRYPTO_HEX256_LEN];      /* of the submitted fields */
+	char content_hash[CRYPTO_HEX256_LEN]; /* of the submitted fields */
 };
 
 /*

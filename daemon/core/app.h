@@ -27,19 +27,24 @@ struct janitor;
 
 #define METRICS_LAG_BUCKETS 10
 /* upper bounds in ms; the last bucket is +Inf */
-#define METRICS_LAG_BOUNDS {100, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000, -1}
+#define METRICS_LAG_BOUNDS                                                                         \
+	{                                                                                          \
+		100, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000, -1                           \
+	}
 
 /* Why a DSN was refused: the reason labels of berichtd_dsn_refused_total. */
 enum dsn_refusal {
-	DSN_REFUSED_UNATTRIBUTED,  /* names no mail of ours (a Message-ID alone names nothing) */
-	DSN_REFUSED_FORGED_TAG,    /* a VERP address or envelope id whose tag does not verify */
-	DSN_REFUSED_UNKNOWN,       /* a genuine tag, but no such mail (any more) */
-	DSN_REFUSED_TOO_OLD,       /* the mail is older than [bounce] max_age */
-	DSN_REFUSED_RECIPIENT,     /* Final-Recipient is not the address the mail went to */
+	DSN_REFUSED_UNATTRIBUTED, /* names no mail of ours (a Message-ID alone names nothing) */
+	DSN_REFUSED_FORGED_TAG,   /* a VERP address or envelope id whose tag does not verify */
+	DSN_REFUSED_UNKNOWN,      /* a genuine tag, but no such mail (any more) */
+	DSN_REFUSED_TOO_OLD,      /* the mail is older than [bounce] max_age */
+	DSN_REFUSED_RECIPIENT,    /* Final-Recipient is not the address the mail went to */
 	DSN_REFUSALS
 };
-#define DSN_REFUSAL_LABELS \
-	{"unattributed", "forged_tag", "unknown_mail", "too_old", "recipient_mismatch"}
+#define DSN_REFUSAL_LABELS                                                                         \
+	{                                                                                          \
+		"unattributed", "forged_tag", "unknown_mail", "too_old", "recipient_mismatch"      \
+	}
 
 /* Named counters behind /metrics; atomics because workers bump them too. */
 struct metrics {
@@ -51,12 +56,12 @@ struct metrics {
 	atomic_llong notifications_failed;
 	atomic_llong notifications_bounced;
 	atomic_llong notifications_cancelled;
-	atomic_llong mails_sent;            /* mails (one may cover a digest of notifications) */
+	atomic_llong mails_sent; /* mails (one may cover a digest of notifications) */
 	/* due-to-sent lag of sent notifications, cumulative histogram buckets */
 	atomic_llong lag_bucket[METRICS_LAG_BUCKETS];
 	atomic_llong lag_count;
 	atomic_llong lag_sum_ms;
-	atomic_llong dsn_applied;           /* hard-bounce DSNs applied */
+	atomic_llong dsn_applied; /* hard-bounce DSNs applied */
 	atomic_llong dsn_refused[DSN_REFUSALS];
 };
 
@@ -65,7 +70,7 @@ struct app {
 	struct event_base *base;
 	struct pgpool *pg;
 	struct queue_loop *queue;
-	struct http_front *http;         /* the API and the ops listener (http.c) */
+	struct http_front *http; /* the API and the ops listener (http.c) */
 	struct auth *auth;
 	struct ingest *ingest;
 	struct ratelimit *ratelimit;

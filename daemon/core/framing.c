@@ -29,7 +29,7 @@
 #include <sys/socket.h>
 
 #define CHUNK_LINE_MAX 1024
-#define CHUNK_HEX_MAX 15   /* fits int64 */
+#define CHUNK_HEX_MAX 15 /* fits int64 */
 #define SWEEP_S 1
 
 static const char CONTINUE_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -49,10 +49,10 @@ struct fr_conn {
 	size_t head_len;
 	enum fr_state state;
 	enum ch_state ch;
-	int64_t remaining;     /* BODY, DISCARD: bytes left; CH_DATA: of this chunk */
-	int64_t total;         /* CHUNKED: body bytes so far (while not over) */
-	size_t trailer;        /* CHUNKED: trailer bytes so far */
-	bool over;             /* CHUNKED: over max_body, its 413 passed on */
+	int64_t remaining; /* BODY, DISCARD: bytes left; CH_DATA: of this chunk */
+	int64_t total;     /* CHUNKED: body bytes so far (while not over) */
+	size_t trailer;    /* CHUNKED: trailer bytes so far */
+	bool over;         /* CHUNKED: over max_body, its 413 passed on */
 	bool busy;
 };
 
@@ -61,7 +61,6 @@ struct framing {
 	struct event *sweep;
 	struct fr_conn *conns;
 };
-
 
 static void conn_free(struct fr_conn *c)
 {
@@ -105,9 +104,9 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
 /* Our own request instead of the client's; the connection is done. */
 static void pass_fault(struct fr_conn *c, const char *fault)
 {
-	evbuffer_add_printf(c->out,
-			    "GET / HTTP/1.1\r\nHost: berichtd\r\nConnection: close\r\n%s: %s\r\n\r\n",
-			    FRAMING_HEADER, fault);
+	evbuffer_add_printf(
+		c->out, "GET / HTTP/1.1\r\nHost: berichtd\r\nConnection: close\r\n%s: %s\r\n\r\n",
+		FRAMING_HEADER, fault);
 	c->state = FR_SINK;
 }
 
@@ -129,7 +128,8 @@ static void send_continue(struct fr_conn *c)
 	ssize_t sent = 0;
 
 	if (evbuffer_get_length(out) == 0) {
-		sent = send(bufferevent_getfd(c->bev), CONTINUE_100, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		sent = send(bufferevent_getfd(c->bev), CONTINUE_100, len,
+			    MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (sent < 0)
 			sent = 0;
 	}
@@ -175,8 +175,10 @@ static void take_head(struct fr_conn *c, const char *head, size_t len, bool quie
 	if (h.cl > c->fr->max_body) {
 		/* a client that waits for 100 Continue never sends the body: then close */
 		framing_emit_head(c->out, head, len, true,
-			  h.expect_continue ? "Content-Length: 0\r\nConnection: close\r\n" MARK(FRAMING_TOO_LARGE)
-					    : "Content-Length: 0\r\n" MARK(FRAMING_TOO_LARGE));
+				  h.expect_continue
+					  ? "Content-Length: 0\r\nConnection: close\r\n" MARK(
+						    FRAMING_TOO_LARGE)
+					  : "Content-Length: 0\r\n" MARK(FRAMING_TOO_LARGE));
 		c->remaining = h.cl;
 		c->state = FR_DISCARD;
 		return;
@@ -226,7 +228,7 @@ static void chunked_fail(struct fr_conn *c)
 static void chunked_over(struct fr_conn *c)
 {
 	framing_emit_head(c->out, c->head, c->head_len, true,
-		  "Content-Length: 0\r\n" MARK(FRAMING_TOO_LARGE));
+			  "Content-Length: 0\r\n" MARK(FRAMING_TOO_LARGE));
 	evbuffer_drain(c->body, evbuffer_get_length(c->body));
 	c->over = true;
 }
@@ -239,9 +241,10 @@ static bool chunk_size(const char *line, size_t l, int64_t *size)
 
 	for (; i < l; i++) {
 		char ch = line[i];
-		int d = ch >= '0' && ch <= '9' ? ch - '0'
+		int d = ch >= '0' && ch <= '9'   ? ch - '0'
 			: ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-			: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+			: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+						 : -1;
 		if (d < 0)
 			break;
 		if (i >= CHUNK_HEX_MAX)

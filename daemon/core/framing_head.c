@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define CL_DIGITS_MAX 18   /* fits int64 */
+#define CL_DIGITS_MAX 18 /* fits int64 */
 
 static const char *const METHODS[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
 
@@ -159,7 +159,7 @@ const char *framing_check_head(const char *head, size_t len, struct head *h)
 
 /* The head passed on, with the framing fields dropped (framing_impl.h). */
 void framing_emit_head(struct evbuffer *out, const char *head, size_t len, bool reframe,
-		      const char *extra)
+		       const char *extra)
 {
 	const char *p = head, *end = head + len, *next;
 
@@ -180,4 +180,3 @@ void framing_emit_head(struct evbuffer *out, const char *head, size_t len, bool 
 		evbuffer_add(out, extra, strlen(extra));
 	evbuffer_add(out, "\r\n", 2);
 }
-

@@ -14,7 +14,7 @@ struct evbuffer;
 /* What framing_check_head learnt about a valid head. */
 struct head {
 	bool http11;
-	bool head_method;      /* HEAD has no body, whatever it says */
+	bool head_method; /* HEAD has no body, whatever it says */
 	bool has_cl, chunked, expect_continue, expect_other, has_mark;
 	int64_t cl;
 };

@@ -30,8 +30,8 @@ static void ready_done(struct ready *st)
 	if (--st->pending > 0)
 		return;
 	bool ok = st->pg_ok && st->redis_ok;
-	json_t *body = json_pack("{s:s, s:b, s:b}", "status", ok ? "ok" : "unavailable",
-				 "postgres", st->pg_ok, "redis", st->redis_ok);
+	json_t *body = json_pack("{s:s, s:b, s:b}", "status", ok ? "ok" : "unavailable", "postgres",
+				 st->pg_ok, "redis", st->redis_ok);
 	http_reply_json(st->r, ok ? 200 : 503, body);
 	free(st);
 }
@@ -90,8 +90,8 @@ void health_metrics(struct http_req *r)
 		{"berichtd_notifications_cancelled_total",
 		 "Notifications cancelled (opened, deleted, preferences, deactivated).",
 		 m->notifications_cancelled},
-		{"berichtd_mails_sent_total", "Mails accepted by the relay (a digest covers several).",
-		 m->mails_sent},
+		{"berichtd_mails_sent_total",
+		 "Mails accepted by the relay (a digest covers several).", m->mails_sent},
 	};
 	size_t n = 0;
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]) && n < sizeof(buf); i++)
@@ -100,9 +100,10 @@ void health_metrics(struct http_req *r)
 				      rows[i].help, rows[i].name, rows[i].name, rows[i].v);
 	static const int64_t bounds[METRICS_LAG_BUCKETS] = METRICS_LAG_BOUNDS;
 	if (n < sizeof(buf))
-		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
-				      "# HELP berichtd_notification_lag_seconds Due time to relay "
-				      "acceptance.\n# TYPE berichtd_notification_lag_seconds histogram\n");
+		n += (size_t)snprintf(
+			buf + n, sizeof(buf) - n,
+			"# HELP berichtd_notification_lag_seconds Due time to relay "
+			"acceptance.\n# TYPE berichtd_notification_lag_seconds histogram\n");
 	for (int i = 0; i < METRICS_LAG_BUCKETS && n < sizeof(buf); i++) {
 		char le[24];
 		if (bounds[i] < 0)
@@ -110,8 +111,8 @@ void health_metrics(struct http_req *r)
 		else
 			snprintf(le, sizeof(le), "%.3f", (double)bounds[i] / 1000.0);
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
-				      "berichtd_notification_lag_seconds_bucket{le=\"%s\"} %lld\n", le,
-				      (long long)m->lag_bucket[i]);
+				      "berichtd_notification_lag_seconds_bucket{le=\"%s\"} %lld\n",
+				      le, (long long)m->lag_bucket[i]);
 	}
 	if (n < sizeof(buf))
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
@@ -120,17 +121,18 @@ void health_metrics(struct http_req *r)
 				      (double)m->lag_sum_ms / 1000.0, (long long)m->lag_count);
 	static const char *const refusals[DSN_REFUSALS] = DSN_REFUSAL_LABELS;
 	if (n < sizeof(buf))
-		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
-				      "# HELP berichtd_dsn_applied_total Hard-bounce DSNs applied.\n"
-				      "# TYPE berichtd_dsn_applied_total counter\n"
-				      "berichtd_dsn_applied_total %lld\n"
-				      "# HELP berichtd_dsn_refused_total DSNs refused, by reason.\n"
-				      "# TYPE berichtd_dsn_refused_total counter\n",
-				      (long long)m->dsn_applied);
+		n += (size_t)snprintf(
+			buf + n, sizeof(buf) - n,
+			"# HELP berichtd_dsn_applied_total Hard-bounce DSNs applied.\n"
+			"# TYPE berichtd_dsn_applied_total counter\n"
+			"berichtd_dsn_applied_total %lld\n"
+			"# HELP berichtd_dsn_refused_total DSNs refused, by reason.\n"
+			"# TYPE berichtd_dsn_refused_total counter\n",
+			(long long)m->dsn_applied);
 	for (int i = 0; i < DSN_REFUSALS && n < sizeof(buf); i++)
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
-				      "berichtd_dsn_refused_total{reason=\"%s\"} %lld\n", refusals[i],
-				      (long long)m->dsn_refused[i]);
+				      "berichtd_dsn_refused_total{reason=\"%s\"} %lld\n",
+				      refusals[i], (long long)m->dsn_refused[i]);
 	if (n > sizeof(buf))
 		n = sizeof(buf);
 	http_reply_text(r, 200, "text/plain; version=0.0.4", buf, n);

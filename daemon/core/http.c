@@ -37,7 +37,7 @@ struct http_side {
 	struct http_front *front;
 	const char *name; /* for log lines: the config section */
 	const struct http_routes *routes;
-	bool api;         /* counted in berichtd_http_requests_total */
+	bool api; /* counted in berichtd_http_requests_total */
 	struct evhttp *evh;
 	struct evhttp_bound_socket *sock;
 };
@@ -49,7 +49,6 @@ struct http_front {
 };
 
 static atomic_ullong request_seq;
-
 
 static const char *method_name(enum evhttp_cmd_type m)
 {
@@ -93,8 +92,9 @@ static bool query_problems(const struct http_req *r, const struct http_route *ro
 		return true;
 	if (evhttp_parse_query_str(qs, &q) != 0) {
 		if (syntax)
-			http_invalid_add(invalid, "query", "syntax",
-					 "De query-string is ongeldig (naam=waarde, gescheiden door &).");
+			http_invalid_add(
+				invalid, "query", "syntax",
+				"De query-string is ongeldig (naam=waarde, gescheiden door &).");
 		evhttp_clear_headers(&q);
 		return !syntax;
 	}
@@ -217,10 +217,10 @@ static void dispatch(struct http_req *r, const struct http_route *route)
 	if (route->json_body) {
 		struct evhttp_request *ev = r->ev;
 		if (!is_json_content_type(evhttp_request_get_input_headers(ev))) {
-			http_problem(r, 415, "niet-ondersteund-mediatype",
-				     "Niet ondersteund mediatype",
-				     "Stuur de body als application/json (UTF-8), met Content-Type: "
-				     "application/json.");
+			http_problem(
+				r, 415, "niet-ondersteund-mediatype", "Niet ondersteund mediatype",
+				"Stuur de body als application/json (UTF-8), met Content-Type: "
+				"application/json.");
 			return;
 		}
 		struct evbuffer *in = evhttp_request_get_input_buffer(ev);
@@ -285,29 +285,29 @@ static const struct http_route *find_route(const struct http_routes *routes, str
 	char *found_path = NULL;
 
 	for (size_t t = 0; t < routes->n; t++)
-	for (const struct http_route *rt = routes->tables[t]; rt->pattern; rt++) {
-		char *copy = strdup(r->path);
-		const char *params[HTTP_MAX_PARAMS];
-		int n = 0;
-		if (!copy)
-			break;
-		if (route_match(rt->pattern, copy, params, &n)) {
-			*path_known = true;
-			const char *m = method_name(rt->method);
-			if (m && strlen(allow) + strlen(m) + 3 < allow_size) {
-				if (*allow)
-					strcat(allow, ", ");
-				strcat(allow, m);
+		for (const struct http_route *rt = routes->tables[t]; rt->pattern; rt++) {
+			char *copy = strdup(r->path);
+			const char *params[HTTP_MAX_PARAMS];
+			int n = 0;
+			if (!copy)
+				break;
+			if (route_match(rt->pattern, copy, params, &n)) {
+				*path_known = true;
+				const char *m = method_name(rt->method);
+				if (m && strlen(allow) + strlen(m) + 3 < allow_size) {
+					if (*allow)
+						strcat(allow, ", ");
+					strcat(allow, m);
+				}
+				if (rt->method == method && !found) {
+					found = rt;
+					found_path = copy; /* the captures point into it */
+					memcpy(r->params, params, sizeof(params));
+					continue;
+				}
 			}
-			if (rt->method == method && !found) {
-				found = rt;
-				found_path = copy; /* the captures point into it */
-				memcpy(r->params, params, sizeof(params));
-				continue;
-			}
+			free(copy);
 		}
-		free(copy);
-	}
 	if (found_path) {
 		free(r->path);
 		r->path = found_path;
@@ -333,7 +333,8 @@ static void http_on_request(struct evhttp_request *ev, void *arg)
 		atomic_fetch_add(&app->metrics.http_requests, 1);
 
 	/* framing.c refused the request (or its body) before evhttp saw it */
-	const char *fault = evhttp_find_header(evhttp_request_get_input_headers(ev), FRAMING_HEADER);
+	const char *fault =
+		evhttp_find_header(evhttp_request_get_input_headers(ev), FRAMING_HEADER);
 	if (fault) {
 		http_problem_framing(r, fault);
 		return;
@@ -351,8 +352,8 @@ static void http_on_request(struct evhttp_request *ev, void *arg)
 
 	char allow[128] = "";
 	bool path_known = false;
-	const struct http_route *found = find_route(side->routes, r, method, allow, sizeof(allow),
-						    &path_known);
+	const struct http_route *found =
+		find_route(side->routes, r, method, allow, sizeof(allow), &path_known);
 	if (!found) {
 		if (path_known) {
 			evhttp_add_header(evhttp_request_get_output_headers(ev), "Allow", allow);

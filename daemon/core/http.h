@@ -33,13 +33,13 @@ struct http_route;
 struct http_req {
 	struct app *app;
 	struct evhttp_request *ev;
-	char id[20];              /* request id for log lines */
+	char id[20]; /* request id for log lines */
 	enum role role;
-	int64_t agency_id;        /* role agency: the token's agency */
+	int64_t agency_id;                   /* role agency: the token's agency */
 	const char *params[HTTP_MAX_PARAMS]; /* {placeholders} of the route, in order */
-	char *path;               /* decoded path, owns the params' storage */
-	json_t *body;             /* parsed JSON body, when the route wants one */
-	const struct http_route *route; /* the route being served */
+	char *path;                          /* decoded path, owns the params' storage */
+	json_t *body;                        /* parsed JSON body, when the route wants one */
+	const struct http_route *route;      /* the route being served */
 };
 
 typedef void (*http_handler)(struct http_req *r);
@@ -54,8 +54,8 @@ struct http_route {
 	 * travels in a URI unnoticed.
 	 */
 	const char *pattern;
-	unsigned roles;           /* ROLE_* bits allowed; 0 = no authentication */
-	bool json_body;           /* parse the body as a JSON object first */
+	unsigned roles; /* ROLE_* bits allowed; 0 = no authentication */
+	bool json_body; /* parse the body as a JSON object first */
 	http_handler handler;
 };
 

@@ -28,11 +28,12 @@ static const char PURGE_SQL[] =
 	"  SELECT m.id FROM messages m"
 	"  WHERE m.publicatie_tijdstip + make_interval(days => $2::integer) <= now()"
 	"    AND (((m.publicatie_tijdstip AT TIME ZONE $1)::date"
-	"         + (" STR(JANITOR_STATS_WINDOW_DAYS) " + 1))::timestamp AT TIME ZONE $1) <= now()"
-	"  LIMIT $3::integer FOR UPDATE OF m SKIP LOCKED) RETURNING id"
-	/* notifications go with their message (no cascading key since 0008) */
-	"), n AS (DELETE FROM notifications WHERE message_id IN (SELECT id FROM gone)) "
-	"SELECT count(*) FROM gone";
+	"         + (" STR(
+		JANITOR_STATS_WINDOW_DAYS) " + 1))::timestamp AT TIME ZONE $1) <= now()"
+					   "  LIMIT $3::integer FOR UPDATE OF m SKIP LOCKED) RETURNING id"
+					   /* notifications go with their message (no cascading key since 0008) */
+					   "), n AS (DELETE FROM notifications WHERE message_id IN (SELECT id FROM gone)) "
+					   "SELECT count(*) FROM gone";
 
 /*
  * Verification mails once their code has expired ($1 [portal] verify_ttl

@@ -144,8 +144,8 @@ void http_problem_rate_limited(struct http_req *r, int64_t retry_after_s)
 
 void http_invalid_add(json_t *arr, const char *name, const char *code, const char *reason)
 {
-	json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "name", name, "code", code,
-					     "reason", reason));
+	json_array_append_new(
+		arr, json_pack("{s:s, s:s, s:s}", "name", name, "code", code, "reason", reason));
 }
 
 void http_problem_internal(struct http_req *r)
@@ -162,7 +162,8 @@ bool http_uuid_param(struct http_req *r, int i, uuid_t7 *out, const char *detail
 {
 	uuid_t7 u;
 
-	if (i >= 0 && i < HTTP_MAX_PARAMS && r->params[i] && uuid_parse(r->params[i], out ? out : &u))
+	if (i >= 0 && i < HTTP_MAX_PARAMS && r->params[i] &&
+	    uuid_parse(r->params[i], out ? out : &u))
 		return true;
 	http_problem_not_found(r, detail);
 	return false;
@@ -200,7 +201,8 @@ void http_problem_framing(struct http_req *r, const char *fault)
 		 "Alleen Expect: 100-continue wordt ondersteund."},
 		{FRAMING_METHOD, 501, "methode-niet-ondersteund", "Methode niet ondersteund",
 		 "Deze API kent alleen GET, POST, PUT, PATCH, DELETE, HEAD en OPTIONS."},
-		{FRAMING_CODING, 501, "codering-niet-ondersteund", "Transfer-Encoding niet ondersteund",
+		{FRAMING_CODING, 501, "codering-niet-ondersteund",
+		 "Transfer-Encoding niet ondersteund",
 		 "Alleen Transfer-Encoding: chunked wordt ondersteund."},
 	};
 
@@ -224,4 +226,3 @@ void http_problem_framing(struct http_req *r, const char *fault)
 	}
 	http_problem(r, 400, "ongeldig-verzoek", "Ongeldig verzoek", NULL);
 }
-

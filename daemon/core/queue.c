@@ -87,12 +87,11 @@ static const char LUA_REQUEUE[] =
 	"return #ms\n";
 
 /* DEPTH. KEYS[1]=lanes KEYS[2]=inflight ARGV[1]=prefix */
-static const char LUA_DEPTH[] =
-	"local n = redis.call('ZCARD', KEYS[2])\n"
-	"for _, lane in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
-	"  n = n + redis.call('ZCARD', ARGV[1] .. 'due:' .. lane)\n"
-	"end\n"
-	"return n\n";
+static const char LUA_DEPTH[] = "local n = redis.call('ZCARD', KEYS[2])\n"
+				"for _, lane in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+				"  n = n + redis.call('ZCARD', ARGV[1] .. 'due:' .. lane)\n"
+				"end\n"
+				"return n\n";
 
 struct keys {
 	char lanes[KEY_MAX], inflight[KEY_MAX], rr[KEY_MAX];
@@ -250,7 +249,7 @@ static void ql_schedule_lane(struct queue_loop *q, int64_t lane, const int64_t *
 	size_t argc = 3 + 2 * n;
 	const char **argv = calloc(argc, sizeof(*argv));
 	size_t *argvlen = calloc(argc, sizeof(*argvlen));
-	char (*buf)[ID_STR] = calloc(2 * n, ID_STR);
+	char(*buf)[ID_STR] = calloc(2 * n, ID_STR);
 	if (!argv || !argvlen || !buf)
 		goto out;
 	lane_key(q->prefix, lane, key);
@@ -404,7 +403,7 @@ bool queue_sync_ack(redisContext *rc, const char *prefix, const struct queue_ite
 
 	size_t argc = 2 + n;
 	const char **argv = calloc(argc, sizeof(*argv));
-	char (*buf)[2 * ID_STR] = calloc(n, 2 * ID_STR);
+	char(*buf)[2 * ID_STR] = calloc(n, 2 * ID_STR);
 	bool ok = false;
 	if (argv && buf) {
 		argv[0] = "ZREM";
@@ -442,7 +441,7 @@ bool queue_sync_schedule(redisContext *rc, const char *prefix, const struct queu
 			 const int64_t *due_ms, size_t n)
 {
 	const char **argv = calloc(3 + 2 * n, sizeof(*argv));
-	char (*buf)[ID_STR] = calloc(2 * n + 1, ID_STR);
+	char(*buf)[ID_STR] = calloc(2 * n + 1, ID_STR);
 	bool *done = calloc(n + 1, sizeof(*done));
 	char key[KEY_MAX], lanes[KEY_MAX], lanebuf[ID_STR];
 	int sent = 0;
@@ -510,8 +509,8 @@ long long queue_sync_depth(redisContext *rc, const char *prefix)
 	struct keys k;
 	keys_for(prefix, &k);
 
-	redisReply *r = redisCommand(rc, "EVAL %s 2 %s %s %s", LUA_DEPTH, k.lanes, k.inflight,
-				     prefix);
+	redisReply *r =
+		redisCommand(rc, "EVAL %s 2 %s %s %s", LUA_DEPTH, k.lanes, k.inflight, prefix);
 	long long n = -1;
 	if (r && r->type == REDIS_REPLY_INTEGER)
 		n = r->integer;

@@ -61,14 +61,14 @@ static bool refusal_of(const char *verdict, enum dsn_refusal *refusal)
 {
 	if (strcmp(verdict, "applied") == 0)
 		return false;
-	*refusal = strcmp(verdict, "too_old") == 0		? DSN_REFUSED_TOO_OLD
+	*refusal = strcmp(verdict, "too_old") == 0              ? DSN_REFUSED_TOO_OLD
 		   : strcmp(verdict, "recipient_mismatch") == 0 ? DSN_REFUSED_RECIPIENT
 								: DSN_REFUSED_UNKNOWN;
 	return true;
 }
 
-static void params_of(const struct config *cfg, const struct dsn_report *d, char *age,
-		      char *reason, const char **params)
+static void params_of(const struct config *cfg, const struct dsn_report *d, char *age, char *reason,
+		      const char **params)
 {
 	snprintf(age, MAX_AGE_TEXT, "%" PRId64 " milliseconds", cfg->bounce_max_age_ms);
 	reason_of(d, reason, 64);
@@ -87,8 +87,9 @@ static void reply_refused(struct http_req *r, enum dsn_refusal why)
 {
 	atomic_fetch_add(&r->app->metrics.dsn_refused[why], 1);
 	log_info("bounce %s: DSN refused: %s", r->id, refusal_labels[why]);
-	http_reply_json(r, 202, json_pack("{s:s, s:s, s:b}", "status", "geweigerd", "reden",
-					  refusal_labels[why], "adresGemarkeerd", false));
+	http_reply_json(r, 202,
+			json_pack("{s:s, s:s, s:b}", "status", "geweigerd", "reden",
+				  refusal_labels[why], "adresGemarkeerd", false));
 }
 
 static void on_bounce(const PGresult *res, const char *err, void *arg)
@@ -111,8 +112,8 @@ static void on_bounce(const PGresult *res, const char *err, void *arg)
 	atomic_fetch_add(&r->app->metrics.dsn_applied, 1);
 	log_info("bounce %s: hard bounce of %s notifications%s", r->id, PQgetvalue(res, 0, 1),
 		 marked ? ", address marked" : "");
-	http_reply_json(r, 202, json_pack("{s:s, s:b}", "status", "verwerkt", "adresGemarkeerd",
-					  marked));
+	http_reply_json(r, 202,
+			json_pack("{s:s, s:b}", "status", "verwerkt", "adresGemarkeerd", marked));
 }
 
 static void bounce_http_post(struct http_req *r)
@@ -142,11 +143,11 @@ static void bounce_http_post(struct http_req *r)
 		return;
 	case PRE_IGNORED:
 		free(b);
-		http_reply_json(r, 202, json_pack("{s:s, s:b}", "status", "genegeerd",
-						  "adresGemarkeerd", false));
+		http_reply_json(
+			r, 202,
+			json_pack("{s:s, s:b}", "status", "genegeerd", "adresGemarkeerd", false));
 		return;
-	case PRE_APPLY:
-		break;
+	case PRE_APPLY: break;
 	}
 	char age[MAX_AGE_TEXT], reason[64];
 	const char *params[4];
@@ -180,14 +181,9 @@ int bounce_cli(const struct config *cfg, FILE *in)
 	}
 	rc = 0; /* a refused or ignored report is handled: the relay must not bounce it */
 	switch (precheck(&dsn, &why)) {
-	case PRE_REFUSED:
-		printf("refused: %s\n", refusal_labels[why]);
-		goto out;
-	case PRE_IGNORED:
-		printf("ignored: not a hard bounce\n");
-		goto out;
-	case PRE_APPLY:
-		break;
+	case PRE_REFUSED: printf("refused: %s\n", refusal_labels[why]); goto out;
+	case PRE_IGNORED: printf("ignored: not a hard bounce\n"); goto out;
+	case PRE_APPLY: break;
 	}
 	rc = 1;
 	PGconn *c = PQconnectdb(cfg->pg_conninfo);
@@ -205,8 +201,7 @@ int bounce_cli(const struct config *cfg, FILE *in)
 			printf("refused: %s\n", refusal_labels[why]);
 		else
 			printf("hard bounce recorded for %s notifications%s\n",
-			       PQgetvalue(res, 0, 1),
-			       pg_bool(res, 0, 2) ? ", address marked" : "");
+			       PQgetvalue(res, 0, 1), pg_bool(res, 0, 2) ? ", address marked" : "");
 		rc = 0;
 	} else {
 		fprintf(stderr, "berichtd: %s", PQresultErrorMessage(res));

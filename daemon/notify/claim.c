@@ -113,8 +113,21 @@ static const char CLAIM_SQL[] =
 	" ORDER BY 12, 1";
 
 enum claim_col {
-	CC_ID, CC_KIND, CC_ACCOUNT, CC_LANE, CC_LANG, CC_AGENCY, CC_CODE, CC_ATTEMPTS, CC_CREATED,
-	CC_DUE, CC_OK, CC_MAIL, CC_REF, CC_RCPT, CC_MAIL_MS
+	CC_ID,
+	CC_KIND,
+	CC_ACCOUNT,
+	CC_LANE,
+	CC_LANG,
+	CC_AGENCY,
+	CC_CODE,
+	CC_ATTEMPTS,
+	CC_CREATED,
+	CC_DUE,
+	CC_OK,
+	CC_MAIL,
+	CC_REF,
+	CC_RCPT,
+	CC_MAIL_MS
 };
 
 static const struct pgpool_stmt CLAIM_STMT = {"claim", CLAIM_SQL, 3};
@@ -163,8 +176,8 @@ int claim_rows(struct worker *w, const int64_t *ids, int n, bool quiet, struct c
 	PQclear(res);
 	if (cancelled) {
 		atomic_fetch_add(&app->metrics.notifications_cancelled, cancelled);
-		log_debug("delivery[%d]: %lld notifications cancelled at claim", w->index, cancelled);
+		log_debug("delivery[%d]: %lld notifications cancelled at claim", w->index,
+			  cancelled);
 	}
 	return k;
 }
-

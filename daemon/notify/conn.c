@@ -130,4 +130,3 @@ void conn_exec_discard(struct worker *w, const char *sql, int n, const char *con
 	if (res)
 		PQclear(res);
 }
-

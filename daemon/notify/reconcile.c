@@ -105,16 +105,17 @@ static void next_page(struct reconcile *rc)
 	char after[24];
 	snprintf(after, sizeof(after), "%" PRId64, rc->last_id);
 	const char *params[] = {after};
-	if (!pgpool_query(rc->app->pg,
-			  /* the lane as a scalar subquery: one index probe per row of
+	if (!pgpool_query(
+		    rc->app->pg,
+		    /* the lane as a scalar subquery: one index probe per row of
 			   * the page, whatever the (often stale) statistics of a table
 			   * that was just bulk-loaded say; with a join, a page took
 			   * 3x as long during the delivery bench */
-			  "SELECT n.id, (extract(epoch FROM n.due_at) * 1000)::bigint,"
-			  " coalesce((SELECT m.agency_id FROM messages m WHERE m.id = n.message_id), 0)"
-			  " FROM notifications n "
-			  "WHERE n.state = 'scheduled' AND n.id > $1 ORDER BY n.id LIMIT " PAGE_SIZE_STR,
-			  1, params, on_page, rc))
+		    "SELECT n.id, (extract(epoch FROM n.due_at) * 1000)::bigint,"
+		    " coalesce((SELECT m.agency_id FROM messages m WHERE m.id = n.message_id), 0)"
+		    " FROM notifications n "
+		    "WHERE n.state = 'scheduled' AND n.id > $1 ORDER BY n.id LIMIT " PAGE_SIZE_STR,
+		    1, params, on_page, rc))
 		arm(rc);
 }
 
@@ -172,15 +173,17 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		start_pass(rc);
 		return;
 	}
-	snprintf(vis, sizeof(vis), "%" PRId64 " milliseconds", rc->app->cfg->delivery_visibility_ms);
+	snprintf(vis, sizeof(vis), "%" PRId64 " milliseconds",
+		 rc->app->cfg->delivery_visibility_ms);
 	const char *params[] = {vis};
-	if (!pgpool_query(rc->app->pg,
-			  "WITH s AS (UPDATE notifications SET state = 'scheduled', claimed_at = NULL "
-			  "  WHERE state = 'sending' AND claimed_at < now() - $1::interval "
-			  "  RETURNING id, due_at, message_id) "
-			  "SELECT s.id, (extract(epoch FROM s.due_at) * 1000)::bigint,"
-			  " coalesce(m.agency_id, 0) FROM s LEFT JOIN messages m ON m.id = s.message_id",
-			  1, params, on_stale, rc))
+	if (!pgpool_query(
+		    rc->app->pg,
+		    "WITH s AS (UPDATE notifications SET state = 'scheduled', claimed_at = NULL "
+		    "  WHERE state = 'sending' AND claimed_at < now() - $1::interval "
+		    "  RETURNING id, due_at, message_id) "
+		    "SELECT s.id, (extract(epoch FROM s.due_at) * 1000)::bigint,"
+		    " coalesce(m.agency_id, 0) FROM s LEFT JOIN messages m ON m.id = s.message_id",
+		    1, params, on_stale, rc))
 		arm(rc);
 }
 

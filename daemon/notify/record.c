@@ -87,12 +87,14 @@ void outcome_tempfail(struct worker *w, struct outcome *o, const struct claimed 
 		r->due_ms = due;
 		snprintf(r->reason, sizeof(r->reason), "%s", reason);
 		if (retry_expired(&p, c[k].created_ms, due)) {
-			log_warn("delivery[%d]: notification %" PRId64 " given up after %d attempts: %s",
+			log_warn("delivery[%d]: notification %" PRId64
+				 " given up after %d attempts: %s",
 				 w->index, c[k].id, c[k].attempts, reason);
 			r->state = "failed";
 			atomic_fetch_add(&m->notifications_failed, 1);
 		} else {
-			log_info("delivery[%d]: notification %" PRId64 " retry %d in %" PRId64 " ms: %s",
+			log_info("delivery[%d]: notification %" PRId64 " retry %d in %" PRId64
+				 " ms: %s",
 				 w->index, c[k].id, c[k].attempts, due - now_ms, reason);
 			r->state = "scheduled";
 			atomic_fetch_add(&m->notifications_retried, 1);
@@ -143,7 +145,6 @@ void outcome_free(struct outcome *o)
 	free(o->bounce_reason);
 	free(o->rows);
 }
-
 
 /*
  * Marks ids sent and schedules what follows from them: the first reminder
@@ -212,8 +213,9 @@ static bool record_sent(struct worker *w, const int64_t *ids, int n)
 		its[i].lane = strtoll(PQgetvalue(res, i, 2), NULL, 10);
 		dues[i] = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 	}
-	if (nrep > 0 && (!its || !dues ||
-			 !queue_sync_schedule(w->rc, cfg->redis_key_prefix, its, dues, (size_t)nrep)))
+	if (nrep > 0 &&
+	    (!its || !dues ||
+	     !queue_sync_schedule(w->rc, cfg->redis_key_prefix, its, dues, (size_t)nrep)))
 		log_warn("delivery[%d]: reminders not queued; the reconciler will", w->index);
 	atomic_fetch_add(&w->d->app->metrics.notifications_scheduled, nrep);
 	free(its);
@@ -251,7 +253,8 @@ static bool record_bounce(struct worker *w, int64_t mail_id, const char *reason)
 	char idbuf[24];
 	snprintf(idbuf, sizeof(idbuf), "%" PRId64, mail_id);
 	const char *params[] = {idbuf, reason};
-	PGresult *res = conn_exec(w, "SELECT notifications FROM mail_hard_bounce($1, $2)", 2, params);
+	PGresult *res =
+		conn_exec(w, "SELECT notifications FROM mail_hard_bounce($1, $2)", 2, params);
 	if (!res)
 		return false;
 	PQclear(res);
@@ -267,7 +270,8 @@ static bool apply_outcome(struct worker *w, struct outcome *o)
 		o->sent_done = true;
 	}
 	for (; o->bounced_done < o->nbounced; o->bounced_done++)
-		if (!record_bounce(w, o->bounced[o->bounced_done], o->bounce_reason[o->bounced_done]))
+		if (!record_bounce(w, o->bounced[o->bounced_done],
+				   o->bounce_reason[o->bounced_done]))
 			return false;
 	for (; o->rows_done < o->nrows; o->rows_done++)
 		if (!record_row(w, &o->rows[o->rows_done]))
@@ -311,10 +315,11 @@ bool record_outcome(struct worker *w, struct outcome *o)
 
 	while (!apply_outcome(w, o)) {
 		if (attempt++ == 0)
-			log_warn("delivery[%d]: cannot record the outcome of %d accepted mails' rows "
-				 "and %d others; retrying",
-				 w->index, o->sent_done ? 0 : o->nsent,
-				 (o->nbounced - o->bounced_done) + (o->nrows - o->rows_done));
+			log_warn(
+				"delivery[%d]: cannot record the outcome of %d accepted mails' rows "
+				"and %d others; retrying",
+				w->index, o->sent_done ? 0 : o->nsent,
+				(o->nbounced - o->bounced_done) + (o->nrows - o->rows_done));
 		if (!record_backoff(w, attempt, &give_up)) {
 			log_error("delivery[%d]: stopping with an unrecorded outcome; "
 				  "its rows return after the visibility timeout",

@@ -18,7 +18,10 @@
 #define PATH_MAX_LEN 1024
 
 static const char *const template_names[MAIL_KINDS] = {
-	"nieuw-bericht", "nieuwe-berichten", "herinnering", "verificatie",
+	"nieuw-bericht",
+	"nieuwe-berichten",
+	"herinnering",
+	"verificatie",
 };
 static const char *const lang_names[LANGS] = {"nl", "en"};
 
@@ -67,8 +70,8 @@ static void clean_text(const char *s, char *out, size_t cap)
 	out[n] = '\0';
 }
 
-void render_join_senders(const struct claimed *c, int n, enum mail_lang lang, char *out,
-			 size_t cap, int *distinct)
+void render_join_senders(const struct claimed *c, int n, enum mail_lang lang, char *out, size_t cap,
+			 int *distinct)
 {
 	const char *names[SENDERS_MAX / 8];
 	int k = 0;
@@ -84,7 +87,9 @@ void render_join_senders(const struct claimed *c, int n, enum mail_lang lang, ch
 	for (int i = 0; i < k && len < cap; i++) {
 		char clean[AGENCY_MAX];
 		clean_text(names[i], clean, sizeof(clean));
-		const char *sep = i == 0 ? "" : i == k - 1 ? (lang == LANG_EN ? " and " : " en ") : ", ";
+		const char *sep = i == 0       ? ""
+				  : i == k - 1 ? (lang == LANG_EN ? " and " : " en ")
+					       : ", ";
 		len += (size_t)snprintf(out + len, cap - len, "%s%s", sep, clean);
 	}
 	*distinct = k;
@@ -93,10 +98,10 @@ void render_join_senders(const struct claimed *c, int n, enum mail_lang lang, ch
 char *render_mail(const struct delivery *d, const struct claimed *c, int n)
 {
 	const struct config *cfg = d->app->cfg;
-	enum mail_kind kind = strcmp(c->kind, "verify") == 0 ? MAIL_VERIFY
+	enum mail_kind kind = strcmp(c->kind, "verify") == 0   ? MAIL_VERIFY
 			      : strcmp(c->kind, "repeat") == 0 ? MAIL_REPEAT
-			      : n > 1				  ? MAIL_DIGEST
-								  : MAIL_NEW;
+			      : n > 1                          ? MAIL_DIGEST
+							       : MAIL_NEW;
 	const struct template *t = &d->tmpl[kind][c->lang];
 	char senders[SENDERS_MAX], count[16], msgid[MAILREF_NAME_MAX];
 	int distinct = 0;
@@ -104,7 +109,9 @@ char *render_mail(const struct delivery *d, const struct claimed *c, int n)
 	render_join_senders(c, n, c->lang, senders, sizeof(senders), &distinct);
 	snprintf(count, sizeof(count), "%d", n);
 	const struct template_var vars[] = {
-		{"afzenders", senders}, {"aantal", count}, {"code", c->code},
+		{"afzenders", senders},
+		{"aantal", count},
+		{"code", c->code},
 	};
 	if (!mailref_message_id(c->ref, cfg->smtp_bounce_domain, msgid, sizeof(msgid)))
 		return NULL;

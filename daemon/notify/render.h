@@ -22,8 +22,8 @@ int render_make_groups(const struct claimed *cl, int n, struct group *g);
  * English), each sender once, control characters turned into spaces.
  * *distinct gets how many senders there are.
  */
-void render_join_senders(const struct claimed *c, int n, enum mail_lang lang, char *out,
-			 size_t cap, int *distinct);
+void render_join_senders(const struct claimed *c, int n, enum mail_lang lang, char *out, size_t cap,
+			 int *distinct);
 
 /* Renders the mail of the n rows at c; returns the message text (caller frees) or NULL. */
 char *render_mail(const struct delivery *d, const struct claimed *c, int n);

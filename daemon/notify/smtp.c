@@ -124,16 +124,10 @@ static void judge(struct smtp_mail *m, smtp_message_t msg, smtp_recipient_t rcpt
 			r.text = session_error; /* NULL: lost or timed out after a good start */
 		}
 		break;
-	case SMTP_STEP_MAIL:
-		r = reply_of(ps);
-		break;
-	case SMTP_STEP_RCPT:
-		r = reply_of(rs);
-		break;
+	case SMTP_STEP_MAIL: r = reply_of(ps); break;
+	case SMTP_STEP_RCPT: r = reply_of(rs); break;
 	case SMTP_STEP_DATA:
-	case SMTP_STEP_END:
-		r = reply_of(ms);
-		break;
+	case SMTP_STEP_END: r = reply_of(ms); break;
 	}
 	m->result = v.result;
 	m->code = r.code;

@@ -14,22 +14,21 @@
 
 #include "notify/smtp_verdict.h" /* enum smtp_result */
 
-
 struct smtp_mail {
-	const char *envelope_from;  /* VERP address */
-	const char *envid;          /* DSN ENVID, returned in a DSN if the relay supports it */
+	const char *envelope_from; /* VERP address */
+	const char *envid;         /* DSN ENVID, returned in a DSN if the relay supports it */
 	const char *rcpt;
-	const char *text;           /* full RFC 5322 message, CRLF line ends */
+	const char *text; /* full RFC 5322 message, CRLF line ends */
 	/* out */
 	enum smtp_result result;
 	int code;
-	char reason[160];           /* the deciding step and the relay's reply, for logs and the row */
+	char reason[160]; /* the deciding step and the relay's reply, for logs and the row */
 };
 
 struct smtp_relay {
 	const char *host;
 	int port;
-	const char *helo;           /* NULL or "" : libesmtp's default */
+	const char *helo; /* NULL or "" : libesmtp's default */
 	long timeout_s;
 };
 

@@ -89,20 +89,15 @@ struct smtp_verdict smtp_verdict(const struct smtp_codes *c)
 
 	enum smtp_step step = c->content_sent ? SMTP_STEP_END : SMTP_STEP_DATA;
 	switch (reply_class(c->transfer)) {
-	case 2:
-		return (struct smtp_verdict){c->content_sent ? SMTP_SENT : SMTP_TEMPFAIL, step};
-	case 5:
-		return (struct smtp_verdict){SMTP_PERMFAIL, step};
-	default: /* lost, 4xx, other */
-		return (struct smtp_verdict){SMTP_TEMPFAIL, step};
+	case 2: return (struct smtp_verdict){c->content_sent ? SMTP_SENT : SMTP_TEMPFAIL, step};
+	case 5: return (struct smtp_verdict){SMTP_PERMFAIL, step};
+	default: /* lost, 4xx, other */ return (struct smtp_verdict){SMTP_TEMPFAIL, step};
 	}
 }
 
 static const char *const step_names[] = {
-	[SMTP_STEP_SESSION] = "session",
-	[SMTP_STEP_MAIL] = "MAIL FROM",
-	[SMTP_STEP_RCPT] = "RCPT TO",
-	[SMTP_STEP_DATA] = "DATA",
+	[SMTP_STEP_SESSION] = "session", [SMTP_STEP_MAIL] = "MAIL FROM",
+	[SMTP_STEP_RCPT] = "RCPT TO",    [SMTP_STEP_DATA] = "DATA",
 	[SMTP_STEP_END] = "end of data",
 };
 

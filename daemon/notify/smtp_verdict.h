@@ -15,11 +15,10 @@
 
 /* What became of one mail. */
 enum smtp_result {
-	SMTP_SENT,      /* the relay accepted the mail (2xx to the end of data) */
-	SMTP_TEMPFAIL,  /* 4xx, a refused sender, or the connection failed: try again later */
-	SMTP_PERMFAIL,  /* a 5xx for the recipient: hard bounce (table in smtp_verdict.c) */
+	SMTP_SENT,     /* the relay accepted the mail (2xx to the end of data) */
+	SMTP_TEMPFAIL, /* 4xx, a refused sender, or the connection failed: try again later */
+	SMTP_PERMFAIL, /* a 5xx for the recipient: hard bounce (table in smtp_verdict.c) */
 };
-
 
 /* The step whose reply (or missing reply) decided. */
 enum smtp_step {
@@ -51,9 +50,9 @@ struct smtp_verdict smtp_verdict(const struct smtp_codes *c);
 
 /* One reply as libesmtp splits it. */
 struct smtp_reply {
-	int code;              /* 0: none */
-	int enh[3];            /* RFC 3463 code libesmtp split off the text ({0,0,0}: none) */
-	const char *text;      /* the reply text (first line used), or for code 0 an
+	int code;         /* 0: none */
+	int enh[3];       /* RFC 3463 code libesmtp split off the text ({0,0,0}: none) */
+	const char *text; /* the reply text (first line used), or for code 0 an
 				  explanation such as "Connection refused"; may be NULL */
 };
 

@@ -94,10 +94,11 @@ static void defer_quiet(struct worker *w, const struct queue_item *items, int n,
 	timefmt_format_rfc3339(end_ms, due);
 	const char *params[] = {arr, due};
 	if (arr)
-		conn_exec_discard(w,
-				  "UPDATE notifications SET due_at = greatest(due_at, $2::timestamptz) "
-				  "WHERE id = ANY($1::bigint[]) AND state = 'scheduled' AND kind <> 'verify'",
-				  2, params);
+		conn_exec_discard(
+			w,
+			"UPDATE notifications SET due_at = greatest(due_at, $2::timestamptz) "
+			"WHERE id = ANY($1::bigint[]) AND state = 'scheduled' AND kind <> 'verify'",
+			2, params);
 	free(arr);
 	free(ids);
 }
@@ -187,12 +188,8 @@ static void batch_outcomes(struct worker *w, const struct batch *b, const struct
 		const struct group *g = &groups[b->gidx[i]];
 		const struct claimed *c = &cl[g->first];
 		switch (b->mails[i].result) {
-		case SMTP_SENT:
-			outcome_sent(w, o, c, g->count, now);
-			break;
-		case SMTP_PERMFAIL:
-			outcome_permfail(w, o, c, g->count, b->mails[i].reason);
-			break;
+		case SMTP_SENT: outcome_sent(w, o, c, g->count, now); break;
+		case SMTP_PERMFAIL: outcome_permfail(w, o, c, g->count, b->mails[i].reason); break;
 		case SMTP_TEMPFAIL:
 			outcome_tempfail(w, o, c, g->count, b->mails[i].reason, now);
 			break;
@@ -214,8 +211,8 @@ static int send_mails(struct worker *w, const struct claimed *cl, const struct g
 		/* out of memory: every mail is a temporary failure */
 		int64_t now = timefmt_now_ms();
 		for (int g = 0; g < ng; g++)
-			outcome_tempfail(w, o, &cl[groups[g].first], groups[g].count, "out of memory",
-					 now);
+			outcome_tempfail(w, o, &cl[groups[g].first], groups[g].count,
+					 "out of memory", now);
 		batch_free(&b);
 		return 0;
 	}

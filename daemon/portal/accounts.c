@@ -45,7 +45,8 @@ void accounts_http_create(struct http_req *r)
 	json_t *invalid = json_array();
 	const char *key;
 	json_t *val;
-	json_object_foreach(r->body, key, val) {
+	json_object_foreach(r->body, key, val)
+	{
 		if (strcmp(key, "bsn") != 0)
 			http_invalid_add(invalid, key, "unknownField", "Onbekend veld.");
 	}
@@ -176,7 +177,8 @@ void accounts_http_patch(struct http_req *r)
 	json_t *invalid = json_array();
 	const char *key;
 	json_t *val;
-	json_object_foreach(r->body, key, val) {
+	json_object_foreach(r->body, key, val)
+	{
 		bool known = false;
 		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 			known = known || strcmp(key, fields[i]) == 0;
@@ -189,7 +191,8 @@ void accounts_http_patch(struct http_req *r)
 	if (je && !json_is_null(je)) {
 		email = json_string_value(je);
 		if (!email || strlen(email) > EMAIL_MAX || !mime_addr_valid(email))
-			http_invalid_add(invalid, "emailadres", "email", "Geen geldig e-mailadres.");
+			http_invalid_add(invalid, "emailadres", "email",
+					 "Geen geldig e-mailadres.");
 	}
 	const char *notify = opt_bool(invalid, r->body, "emailNotificaties");
 	const char *repeat = opt_bool(invalid, r->body, "herhaalNotificaties");
@@ -226,9 +229,11 @@ void accounts_http_patch(struct http_req *r)
 		return;
 	}
 	snprintf(ttl, sizeof(ttl), "%" PRId64, cfg->portal_verify_ttl_ms);
-	const char *params[] = {r->params[0], set_email ? "t" : "f", email,
-				email ? hash : NULL, ttl, notify, repeat, retention, taal,
-				email ? code : NULL};
+	const char *params[] = {r->params[0], set_email ? "t" : "f",
+				email,        email ? hash : NULL,
+				ttl,          notify,
+				repeat,       retention,
+				taal,         email ? code : NULL};
 	if (!pgpool_query(r->app->pg, PATCH_SQL, 10, params, on_patched, r))
 		http_problem_internal(r);
 }
@@ -253,14 +258,15 @@ void accounts_http_delete(struct http_req *r)
 		return;
 	const char *params[] = {r->params[0]};
 	/* deactivation stops all pending mail at once, verification mail included */
-	if (!pgpool_query(r->app->pg,
-			  "WITH a AS (UPDATE accounts SET active = false, updated_at = now() "
-			  "  WHERE id = $1 RETURNING id), "
-			  "c AS (UPDATE notifications SET state = 'cancelled' "
-			  "  WHERE account_id IN (SELECT id FROM a) AND state = 'scheduled'), "
-			  "v AS (DELETE FROM email_verifications WHERE account_id IN (SELECT id FROM a)) "
-			  "SELECT id FROM a",
-			  1, params, on_delete, r))
+	if (!pgpool_query(
+		    r->app->pg,
+		    "WITH a AS (UPDATE accounts SET active = false, updated_at = now() "
+		    "  WHERE id = $1 RETURNING id), "
+		    "c AS (UPDATE notifications SET state = 'cancelled' "
+		    "  WHERE account_id IN (SELECT id FROM a) AND state = 'scheduled'), "
+		    "v AS (DELETE FROM email_verifications WHERE account_id IN (SELECT id FROM a)) "
+		    "SELECT id FROM a",
+		    1, params, on_delete, r))
 		http_problem_internal(r);
 }
 

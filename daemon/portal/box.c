@@ -35,8 +35,8 @@
  * (janitor.c). IN_BOX takes the SQL names of the message and account rows
  * and the parameters holding [retention] default_days, min_days, max_days.
  */
-#define IN_BOX(m, a, def, min, max)                                                          \
-	"box_holds(" m ".publicatie_tijdstip, " m ".deleted_at, " a ".retention_days, " def      \
+#define IN_BOX(m, a, def, min, max)                                                                \
+	"box_holds(" m ".publicatie_tijdstip, " m ".deleted_at, " a ".retention_days, " def        \
 	"::integer, " min "::integer, " max "::integer)"
 
 struct retention_text {
@@ -58,17 +58,30 @@ static const char LIST_SQL[] =
 	"  x.eind_datum_handelingstermijn, x.papieren_kopie,"
 	"  (extract(epoch FROM x.opened_at) * 1000)::bigint "
 	"FROM (SELECT count(*) AS total FROM messages m JOIN accounts a ON a.id = m.account_id"
-	"      WHERE m.account_id = $1 AND " IN_BOX("m", "a", "$4", "$5", "$6") ") t "
-	"LEFT JOIN LATERAL ("
-	"  SELECT m.*, ag.oin, ag.name FROM messages m JOIN agencies ag ON ag.id = m.agency_id"
-	"  JOIN accounts a ON a.id = m.account_id"
-	"  WHERE m.account_id = $1 AND " IN_BOX("m", "a", "$4", "$5", "$6")
-	"  ORDER BY m.publicatie_tijdstip DESC, m.id DESC LIMIT $2::bigint OFFSET $3::bigint"
-	") x ON true";
+	"      WHERE m.account_id = $1 AND " IN_BOX(
+		"m", "a", "$4", "$5",
+		"$6") ") t "
+		      "LEFT JOIN LATERAL ("
+		      "  SELECT m.*, ag.oin, ag.name FROM messages m JOIN agencies ag ON ag.id = m.agency_id"
+		      "  JOIN accounts a ON a.id = m.account_id"
+		      "  WHERE m.account_id = $1 AND " IN_BOX(
+			      "m", "a", "$4", "$5",
+			      "$6") "  ORDER BY m.publicatie_tijdstip DESC, m.id DESC LIMIT $2::bigint OFFSET $3::bigint"
+				    ") x ON true";
 
 enum list_col {
-	L_ACCOUNT, L_TOTAL, L_ID, L_OIN, L_NAME, L_TYPE, L_REF, L_PUBL, L_AANMAAK, L_EIND,
-	L_PAPER, L_OPENED
+	L_ACCOUNT,
+	L_TOTAL,
+	L_ID,
+	L_OIN,
+	L_NAME,
+	L_TYPE,
+	L_REF,
+	L_PUBL,
+	L_AANMAAK,
+	L_EIND,
+	L_PAPER,
+	L_OPENED
 };
 
 struct page {
@@ -87,12 +100,12 @@ static json_t *time_or_null(const PGresult *res, int row, int col)
 
 static json_t *message_json(const PGresult *res, int row)
 {
-	json_t *o = json_pack("{s:s, s:{s:s, s:s}, s:s, s:s, s:b}", "berichtId",
-			      PQgetvalue(res, row, L_ID), "afzender", "oin",
-			      PQgetvalue(res, row, L_OIN), "naam", PQgetvalue(res, row, L_NAME),
-			      "berichttype", PQgetvalue(res, row, L_TYPE), "referentie",
-			      PQgetvalue(res, row, L_REF), "papierenKopie",
-			      pg_bool(res, row, L_PAPER));
+	json_t *o =
+		json_pack("{s:s, s:{s:s, s:s}, s:s, s:s, s:b}", "berichtId",
+			  PQgetvalue(res, row, L_ID), "afzender", "oin",
+			  PQgetvalue(res, row, L_OIN), "naam", PQgetvalue(res, row, L_NAME),
+			  "berichttype", PQgetvalue(res, row, L_TYPE), "referentie",
+			  PQgetvalue(res, row, L_REF), "papierenKopie", pg_bool(res, row, L_PAPER));
 	if (!o)
 		return NULL;
 	json_object_set_new(o, "publicatieTijdstip", time_or_null(res, row, L_PUBL));
@@ -108,8 +121,9 @@ static json_t *message_json(const PGresult *res, int row)
 static json_t *link(const char *account, int64_t page, int64_t size)
 {
 	char href[HREF_MAX];
-	snprintf(href, sizeof(href), "/v1/accounts/%s/berichten?pagina=%" PRId64
-		 "&paginaGrootte=%" PRId64, account, page, size);
+	snprintf(href, sizeof(href),
+		 "/v1/accounts/%s/berichten?pagina=%" PRId64 "&paginaGrootte=%" PRId64, account,
+		 page, size);
 	return json_pack("{s:s}", "href", href);
 }
 
@@ -137,8 +151,8 @@ static void on_list(const PGresult *res, const char *err, void *arg)
 	json_t *links = json_pack("{s:o, s:o, s:o}", "self", link(acc, page, size), "first",
 				  link(acc, 1, size), "last", link(acc, pages, size));
 	if (page > 1)
-		json_object_set_new(links, "prev", link(acc, page - 1 < pages ? page - 1 : pages,
-							 size));
+		json_object_set_new(links, "prev",
+				    link(acc, page - 1 < pages ? page - 1 : pages, size));
 	if (page < pages)
 		json_object_set_new(links, "next", link(acc, page + 1, size));
 
@@ -278,17 +292,19 @@ void box_http_open(struct http_req *r)
 	struct retention_text rt = {0};
 	retention_text(r->app->cfg, &rt);
 	const char *params[] = {r->params[0], rt.def, rt.min, rt.max};
-	if (!pgpool_query(r->app->pg,
-			  "WITH u AS (UPDATE messages m SET opened_at = now() FROM accounts a"
-			  "   WHERE m.id = $1 AND a.id = m.account_id AND m.opened_at IS NULL"
-			  "     AND " IN_BOX("m", "a", "$2", "$3", "$4")
-			  "   RETURNING m.opened_at),"
-			  " c AS (UPDATE notifications SET state = 'cancelled'"
-			  "   WHERE message_id = $1 AND kind = 'repeat' AND state = 'scheduled'"
-			  "     AND mail_id IS NULL"
-			  "     AND EXISTS (SELECT 1 FROM u)) "
-			  "SELECT (extract(epoch FROM opened_at) * 1000)::bigint FROM u",
-			  4, params, on_open, r))
+	if (!pgpool_query(
+		    r->app->pg,
+		    "WITH u AS (UPDATE messages m SET opened_at = now() FROM accounts a"
+		    "   WHERE m.id = $1 AND a.id = m.account_id AND m.opened_at IS NULL"
+		    "     AND " IN_BOX(
+			    "m", "a", "$2", "$3",
+			    "$4") "   RETURNING m.opened_at),"
+				  " c AS (UPDATE notifications SET state = 'cancelled'"
+				  "   WHERE message_id = $1 AND kind = 'repeat' AND state = 'scheduled'"
+				  "     AND mail_id IS NULL"
+				  "     AND EXISTS (SELECT 1 FROM u)) "
+				  "SELECT (extract(epoch FROM opened_at) * 1000)::bigint FROM u",
+		    4, params, on_open, r))
 		http_problem_internal(r);
 }
 
@@ -322,17 +338,20 @@ void box_http_delete(struct http_req *r)
 	 * the citizen's copy goes: the row stays the agency's record, the same
 	 * for a deleted message as for any other (janitor.c).
 	 */
-	if (!pgpool_query(r->app->pg,
-			  "WITH u AS (UPDATE messages m SET deleted_at = coalesce(m.deleted_at, now())"
-			  "   FROM accounts a WHERE m.id = $1 AND a.id = m.account_id"
-			  "     AND (m.deleted_at IS NOT NULL OR m.publicatie_tijdstip > now()"
-			  "       OR " IN_BOX("m", "a", "$2", "$3", "$4") ")"
-			  "   RETURNING m.id),"
-			  " c AS (UPDATE notifications SET state = 'cancelled'"
-			  "   WHERE message_id IN (SELECT id FROM u) AND state = 'scheduled'"
-			  "     AND mail_id IS NULL) "
-			  "SELECT id FROM u",
-			  4, params, on_delete, r))
+	if (!pgpool_query(
+		    r->app->pg,
+		    "WITH u AS (UPDATE messages m SET deleted_at = coalesce(m.deleted_at, now())"
+		    "   FROM accounts a WHERE m.id = $1 AND a.id = m.account_id"
+		    "     AND (m.deleted_at IS NOT NULL OR m.publicatie_tijdstip > now()"
+		    "       OR " IN_BOX(
+			    "m", "a", "$2", "$3",
+			    "$4") ")"
+				  "   RETURNING m.id),"
+				  " c AS (UPDATE notifications SET state = 'cancelled'"
+				  "   WHERE message_id IN (SELECT id FROM u) AND state = 'scheduled'"
+				  "     AND mail_id IS NULL) "
+				  "SELECT id FROM u",
+		    4, params, on_delete, r))
 		http_problem_internal(r);
 }
 

@@ -102,4 +102,3 @@ void portal_reply_account(struct http_req *r, const char *id, int status)
 		http_problem_internal(r);
 	}
 }
-

@@ -27,9 +27,8 @@ enum list_col { L_ACCOUNT, L_OIN, L_NAME, L_ACTIVE, L_MANDATORY };
 static json_t *subscription_json(const PGresult *res, int row)
 {
 	return json_pack("{s:s, s:s, s:b, s:b}", "oin", PQgetvalue(res, row, L_OIN), "naam",
-			 PQgetvalue(res, row, L_NAME), "actief",
-			 pg_bool(res, row, L_ACTIVE), "verplicht",
-			 pg_bool(res, row, L_MANDATORY));
+			 PQgetvalue(res, row, L_NAME), "actief", pg_bool(res, row, L_ACTIVE),
+			 "verplicht", pg_bool(res, row, L_MANDATORY));
 }
 
 static bool account_known(struct http_req *r, const PGresult *res)
@@ -147,7 +146,8 @@ void subscriptions_http_put(struct http_req *r)
 	json_t *invalid = json_array();
 	const char *key;
 	json_t *val;
-	json_object_foreach(r->body, key, val) {
+	json_object_foreach(r->body, key, val)
+	{
 		if (strcmp(key, "actief") != 0)
 			http_invalid_add(invalid, key, "unknownField", "Onbekend veld.");
 	}

@@ -34,8 +34,8 @@ static bool code_hash(const struct config *cfg, const char *account_id, const ch
 	       crypto_hmac_sha256_hex(cfg->bsn_key, cfg->bsn_key_len, input, (size_t)n, hash);
 }
 
-bool verify_new_code(const struct config *cfg, const char *account_id,
-		     char code[VERIFY_CODE_LEN], char hash[CRYPTO_HEX256_LEN])
+bool verify_new_code(const struct config *cfg, const char *account_id, char code[VERIFY_CODE_LEN],
+		     char hash[CRYPTO_HEX256_LEN])
 {
 	/* rejection sampling: every code equally likely */
 	const uint32_t limit = UINT32_MAX - UINT32_MAX % CODE_SPACE;
@@ -91,8 +91,8 @@ static void on_resent(const PGresult *res, const char *err, void *arg)
 			     "Dit account heeft geen nieuw e-mailadres dat op bevestiging wacht.");
 		return;
 	}
-	log_info("verify %s: new verification mail %s for account %s", r->id,
-		 PQgetvalue(res, 0, 1), r->params[0]);
+	log_info("verify %s: new verification mail %s for account %s", r->id, PQgetvalue(res, 0, 1),
+		 r->params[0]);
 	verify_schedule(r->app, res, 0, 1, 2);
 	char location[96];
 	snprintf(location, sizeof(location), "/v1/accounts/%s/emailverificaties", r->params[0]);
@@ -204,8 +204,7 @@ static void on_attempt(const PGresult *res, const char *err, void *arg)
 	const char *stored = PQgetvalue(res, 0, T_HASH);
 	if (!code_hash(cfg, r->params[0], code, want) || strlen(stored) != strlen(want) ||
 	    !crypto_ct_equal(want, stored, strlen(want))) {
-		int64_t left = cfg->portal_verify_attempts -
-			       pg_bigint(res, 0, T_ATTEMPTS);
+		int64_t left = cfg->portal_verify_attempts - pg_bigint(res, 0, T_ATTEMPTS);
 		log_info("verify %s: wrong code for account %s, %" PRId64 " attempts left", r->id,
 			 r->params[0], left);
 		char detail[160];
@@ -243,7 +242,8 @@ void verify_http_confirm(struct http_req *r)
 		json_decref(invalid);
 		return;
 	}
-	json_object_foreach(r->body, key, val) {
+	json_object_foreach(r->body, key, val)
+	{
 		if (strcmp(key, "code") != 0)
 			http_invalid_add(invalid, key, "unknownField", "Onbekend veld.");
 	}

@@ -26,9 +26,8 @@
  * A fresh uniformly random code and its keyed hash (bound to the account).
  * False if the CSPRNG or HMAC fails.
  */
-bool verify_new_code(const struct config *cfg, const char *account_id,
-		     char code[VERIFY_CODE_LEN], char hash[CRYPTO_HEX256_LEN])
-	__attribute__((warn_unused_result));
+bool verify_new_code(const struct config *cfg, const char *account_id, char code[VERIFY_CODE_LEN],
+		     char hash[CRYPTO_HEX256_LEN]) __attribute__((warn_unused_result));
 
 /*
  * After the commit of a statement that inserted a 'verify' notification:

@@ -65,15 +65,17 @@ static bool parse_period(struct http_req *r, bool allow_maand, struct period *p)
 			seen_jaar = true;
 			int y = digits(kv->value, YEAR_DIGITS, YEAR_DIGITS) ? atoi(kv->value) : -1;
 			if (y < REPORT_YEAR_MIN || y > REPORT_YEAR_MAX)
-				http_invalid_add(invalid, "jaar", "range",
-						 "Een jaartal van 4 cijfers, 2000 tot en met 2100.");
+				http_invalid_add(
+					invalid, "jaar", "range",
+					"Een jaartal van 4 cijfers, 2000 tot en met 2100.");
 			else
 				p->jaar = y;
 		} else if (allow_maand && strcmp(kv->key, "maand") == 0 && !seen_maand) {
 			seen_maand = true;
 			int m = digits(kv->value, 1, 2) ? atoi(kv->value) : -1;
 			if (m < 1 || m > MONTH_MAX)
-				http_invalid_add(invalid, "maand", "range", "Een maand van 1 tot en met 12.");
+				http_invalid_add(invalid, "maand", "range",
+						 "Een maand van 1 tot en met 12.");
 			else
 				p->maand = m;
 		}
@@ -176,7 +178,8 @@ static void on_agency_rates(const PGresult *res, const char *err, void *arg)
 	struct stats_query *q = arg;
 	if (store_failed(q, res, err))
 		return;
-	json_t *rep = report_agency_build(res, q->p.jaar, (long long)q->r->app->cfg->stats_min_cell);
+	json_t *rep =
+		report_agency_build(res, q->p.jaar, (long long)q->r->app->cfg->stats_min_cell);
 	if (!rep)
 		http_problem_not_found(q->r, "Onbekende organisatie.");
 	else
@@ -201,8 +204,8 @@ static void on_notifications(const PGresult *res, const char *err, void *arg)
 	struct stats_query *q = arg;
 	if (store_failed(q, res, err))
 		return;
-	reply_json(q->r,
-		   report_notif_build(res, q->p.jaar, (long long)q->r->app->cfg->stats_dormant_weeks));
+	reply_json(q->r, report_notif_build(res, q->p.jaar,
+					    (long long)q->r->app->cfg->stats_dormant_weeks));
 	free(q);
 }
 
