@@ -80,7 +80,8 @@ $(BIN): $(DAEMON_OBJ) $(BUILD)/libcommon.a
 $(UNIT_OBJ): CPPFLAGS += -Icommon
 
 # daemon modules without I/O that the unit tests specify directly
-UNIT_DAEMON_OBJ := $(BUILD)/daemon/stats/report.o $(BUILD)/daemon/notify/smtp_verdict.o
+UNIT_DAEMON_OBJ := $(BUILD)/daemon/stats/report.o $(BUILD)/daemon/notify/smtp_verdict.o \
+                   $(BUILD)/daemon/core/pgpool.o
 
 $(UNIT_BIN): $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a \
