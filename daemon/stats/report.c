@@ -714,10 +714,10 @@ const char REPORT_NOTIF_SQL[] =
 	"  WHERE dag >= make_date($1::int, 1, 1) AND dag < make_date($1::int + 1, 1, 1)"
 	"), a AS ("
 	"  SELECT count(*) AS actief, count(*) FILTER (WHERE email IS NOT NULL) AS geverifieerd,"
-	/* the portal's no-e-mail confirmation column, when that migration is there */
+	/* the portal's "no e-mail, I know" confirmation (migration 0004) */
 	"    count(*) FILTER (WHERE email IS NULL"
-	"      AND to_jsonb(acc) ->> 'no_email_confirmed_at' IS NOT NULL) AS zonder_bevestigd"
-	"  FROM accounts acc WHERE active"
+	"      AND no_email_confirmed_at IS NOT NULL) AS zonder_bevestigd"
+	"  FROM accounts WHERE active"
 	"), d AS ("
 	"  SELECT count(*) AS slapend FROM ("
 	"    SELECT m.account_id FROM messages m"
@@ -728,8 +728,6 @@ const char REPORT_NOTIF_SQL[] =
 	") "
 	"SELECT n.nieuw, n.herhaal, n.bounced, n.mislukt, a.actief, a.geverifieerd,"
 	"  a.zonder_bevestigd, d.slapend,"
-	"  EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'accounts'"
-	"    AND column_name = 'no_email_confirmed_at'),"
 	"  to_char(now() AT TIME ZONE 'Europe/Amsterdam', 'YYYY-MM-DD') "
 	"FROM n, a, d";
 
@@ -746,12 +744,11 @@ json_t *report_notif_build(const PGresult *res, int jaar, long long dormant_week
 	json_object_set_new(o, "bounces", json_integer(bounced));
 	json_object_set_new(o, "bouncePercentage", pct_json(bounced, nieuw + herhaal));
 	json_object_set_new(o, "mislukt", json_integer(ll(res, 0, 3)));
-	json_object_set_new(o, "peildatum", json_string(PQgetvalue(res, 0, 9)));
+	json_object_set_new(o, "peildatum", json_string(PQgetvalue(res, 0, 8)));
 	json_object_set_new(o, "actieveAccounts", json_integer(actief));
 	json_object_set_new(o, "accountsMetGeverifieerdAdres", json_integer(geverifieerd));
 	json_object_set_new(o, "percentageMetGeverifieerdAdres", pct_json(geverifieerd, actief));
-	json_object_set_new(o, "accountsZonderEmailBevestigd",
-			    flag(res, 0, 8) ? json_integer(ll(res, 0, 6)) : json_null());
+	json_object_set_new(o, "accountsZonderEmailBevestigd", json_integer(ll(res, 0, 6)));
 	json_object_set_new(o, "slapendeAccounts", json_integer(ll(res, 0, 7)));
 	json_object_set_new(o, "slapendNaWeken", json_integer(dormant_weeks));
 	return o;
