@@ -80,7 +80,9 @@ $(BIN): $(DAEMON_OBJ) $(BUILD)/libcommon.a
 $(UNIT_OBJ): CPPFLAGS += -Icommon
 
 # daemon modules without I/O that the unit tests specify directly
-UNIT_DAEMON_OBJ := $(BUILD)/daemon/stats/report.o $(BUILD)/daemon/notify/smtp_verdict.o \
+UNIT_DAEMON_OBJ := $(BUILD)/daemon/stats/report.o $(BUILD)/daemon/stats/report_agency.o \
+                   $(BUILD)/daemon/stats/report_csv.o $(BUILD)/daemon/stats/report_html.o \
+                   $(BUILD)/daemon/notify/smtp_verdict.o \
                    $(BUILD)/daemon/core/pgpool.o
 
 $(UNIT_BIN): $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a
