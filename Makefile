@@ -80,11 +80,14 @@ $(BIN): $(DAEMON_OBJ) $(BUILD)/libcommon.a
 $(UNIT_OBJ): CPPFLAGS += -Icommon
 
 # daemon modules without I/O that the unit tests specify directly
-UNIT_DAEMON_OBJ := $(BUILD)/daemon/stats/report.o $(BUILD)/daemon/notify/smtp_verdict.o \
+UNIT_DAEMON_OBJ := $(BUILD)/daemon/stats/report.o $(BUILD)/daemon/stats/report_agency.o \
+                   $(BUILD)/daemon/stats/report_csv.o $(BUILD)/daemon/stats/report_html.o \
+                   $(BUILD)/daemon/notify/smtp_verdict.o \
                    $(BUILD)/daemon/agency/message.o $(BUILD)/daemon/agency/ingest_group.o \
                    $(BUILD)/daemon/core/route.o $(BUILD)/daemon/core/pgval.o \
                    $(BUILD)/daemon/notify/render.o $(BUILD)/daemon/notify/retry.o \
-                   $(BUILD)/daemon/notify/throttle.o $(BUILD)/daemon/core/queue.o
+                   $(BUILD)/daemon/notify/throttle.o $(BUILD)/daemon/core/queue.o \
+                   $(BUILD)/daemon/core/pgpool.o
 
 $(UNIT_BIN): $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a \

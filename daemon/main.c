@@ -20,28 +20,6 @@
 #define DEFAULT_CONFIG "/etc/berichtd/berichtd.conf"
 #define VERSION "0.1.0"
 
-static void usage(FILE *out)
-{
-	fputs("usage: berichtd [COMMAND] [-c FILE] [options]\n"
-	      "\n"
-	      "commands:\n"
-	      "  run            run the daemon (the default)\n"
-	      "  migrate        apply database migrations\n"
-	      "  check-config   validate the config file\n"
-	      "  config-example print the documented example config\n"
-	      "  token create   create an API token (printed once)\n"
-	      "  berichttype add|list  register an agency's message types\n"
-	      "  bounce         read a delivery status notification from stdin\n"
-	      "  agency set     mark an agency mandatory or optional for citizens\n"
-	      "  stats rebuild  recompute the statistics rollups from the raw messages\n"
-	      "  report         write the annual open-rate report (csv, json or html)\n"
-	      "  version        print the version\n"
-	      "\n"
-	      "`berichtd COMMAND --help` describes each command.\n"
-	      "-c FILE defaults to " DEFAULT_CONFIG ".\n",
-	      out);
-}
-
 static const char *const help_run =
 	"usage: berichtd run [-c FILE]\n"
 	"Runs the daemon in the foreground (systemd Type=notify). SIGTERM/SIGINT stop it\n"
@@ -167,126 +145,237 @@ static bool load(const struct opts *o, struct config *cfg)
 	return true;
 }
 
+/* ------------------------------------------------------------ the commands */
+
+static int cmd_run(struct config *cfg, const struct opts *o, const char *action)
+{
+	(void)o;
+	(void)action;
+	enum log_level lvl = LOG_INFO;
+	log_level_parse(cfg->log_level, &lvl);
+	/* quiet hours are local time: set the zone once, before any thread */
+	setenv("TZ", cfg->notify_timezone, 1);
+	tzset();
+	if (!log_open(lvl, cfg->log_file)) {
+		fprintf(stderr, "berichtd: cannot open log file %s\n", cfg->log_file);
+		return 1;
+	}
+	int rc = server_run(cfg);
+	log_close();
+	return rc;
+}
+
+static int cmd_migrate(struct config *cfg, const struct opts *o, const char *action)
+{
+	(void)action;
+	return migrate_run(cfg, o->dir ? o->dir : migrate_default_dir());
+}
+
+static int cmd_check(struct config *cfg, const struct opts *o, const char *action)
+{
+	(void)cfg;
+	(void)o;
+	(void)action;
+	return 0; /* loading it was the check */
+}
+
+static int cmd_example(struct config *cfg, const struct opts *o, const char *action)
+{
+	(void)cfg;
+	(void)o;
+	(void)action;
+	config_write_example(stdout);
+	return 0;
+}
+
+static int cmd_token(struct config *cfg, const struct opts *o, const char *action)
+{
+	(void)action;
+	return cli_token_create(cfg, o->role, o->oin, o->name);
+}
+
+static int cmd_type(struct config *cfg, const struct opts *o, const char *action)
+{
+	return strcmp(action, "add") == 0 ? cli_berichttype_add(cfg, o->oin, o->code, o->herinnering)
+					  : cli_berichttype_list(cfg, o->oin);
+}
+
+static int cmd_bounce(struct config *cfg, const struct opts *o, const char *action)
+{
+	(void)o;
+	(void)action;
+	return bounce_cli(cfg, stdin);
+}
+
+static int cmd_agency(struct config *cfg, const struct opts *o, const char *action)
+{
+	(void)action;
+	return cli_agency_set(cfg, o->oin, o->mandatory, o->name);
+}
+
+static int cmd_stats(struct config *cfg, const struct opts *o, const char *action)
+{
+	(void)action;
+	return stats_cli_rebuild(cfg, o->van, o->tot, o->force);
+}
+
+static int cmd_report(struct config *cfg, const struct opts *o, const char *action)
+{
+	(void)action;
+	return stats_cli_report(cfg, o->jaar, o->maand, o->format, o->out);
+}
+
+enum cmd_kind {
+	CMD_CONFIG,    /* options, then the config file, then the handler */
+	CMD_NO_CONFIG, /* options, then the handler (cfg is NULL) */
+	CMD_AT_ONCE,   /* the handler before anything else (version, help) */
+};
+
+struct command {
+	const char *name;
+	const char *synopsis;  /* the usage line's left column; NULL: not listed */
+	const char *summary;   /* the usage line's right column */
+	const char *help;      /* `COMMAND --help`, and on bad usage (to stderr) */
+	const char *const *actions; /* the second word it needs (NULL-ended), or NULL */
+	enum cmd_kind kind;
+	int (*handler)(struct config *cfg, const struct opts *o, const char *action);
+};
+
+static const char *const token_actions[] = {"create", NULL};
+static const char *const type_actions[] = {"add", "list", NULL};
+static const char *const agency_actions[] = {"set", NULL};
+static const char *const stats_actions[] = {"rebuild", NULL};
+
+static int cmd_version(struct config *cfg, const struct opts *o, const char *action);
+static int cmd_help(struct config *cfg, const struct opts *o, const char *action);
+
+static const struct command commands[] = {
+	{"run", "run", "run the daemon (the default)", help_run, NULL, CMD_CONFIG, cmd_run},
+	{"migrate", "migrate", "apply database migrations", help_migrate, NULL, CMD_CONFIG,
+	 cmd_migrate},
+	{"check-config", "check-config", "validate the config file", help_check, NULL, CMD_CONFIG,
+	 cmd_check},
+	{"config-example", "config-example", "print the documented example config", help_example,
+	 NULL, CMD_NO_CONFIG, cmd_example},
+	{"token", "token create", "create an API token (printed once)", help_token, token_actions,
+	 CMD_CONFIG, cmd_token},
+	{"berichttype", "berichttype add|list", "register an agency's message types", help_type,
+	 type_actions, CMD_CONFIG, cmd_type},
+	{"bounce", "bounce", "read a delivery status notification from stdin", help_bounce, NULL,
+	 CMD_CONFIG, cmd_bounce},
+	{"agency", "agency set", "mark an agency mandatory or optional for citizens", help_agency,
+	 agency_actions, CMD_CONFIG, cmd_agency},
+	{"stats", "stats rebuild", "recompute the statistics rollups from the raw messages",
+	 help_stats, stats_actions, CMD_CONFIG, cmd_stats},
+	{"report", "report", "write the annual open-rate report (csv, json or html)", help_report,
+	 NULL, CMD_CONFIG, cmd_report},
+	{"version", "version", "print the version", NULL, NULL, CMD_AT_ONCE, cmd_version},
+	{"help", NULL, NULL, NULL, NULL, CMD_AT_ONCE, cmd_help},
+};
+
+#define USAGE_COLUMN 15
+
+static void usage(FILE *out)
+{
+	fputs("usage: berichtd [COMMAND] [-c FILE] [options]\n\ncommands:\n", out);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		const struct command *c = &commands[i];
+		if (!c->synopsis)
+			continue;
+		int len = (int)strlen(c->synopsis);
+		fprintf(out, "  %s%*s%s\n", c->synopsis, len < USAGE_COLUMN ? USAGE_COLUMN - len : 2, "",
+			c->summary);
+	}
+	fputs("\n"
+	      "`berichtd COMMAND --help` describes each command.\n"
+	      "-c FILE defaults to " DEFAULT_CONFIG ".\n",
+	      out);
+}
+
+static int cmd_version(struct config *cfg, const struct opts *o, const char *action)
+{
+	(void)cfg;
+	(void)o;
+	(void)action;
+	printf("berichtd %s\n", VERSION);
+	return 0;
+}
+
+static int cmd_help(struct config *cfg, const struct opts *o, const char *action)
+{
+	(void)cfg;
+	(void)o;
+	(void)action;
+	usage(stdout);
+	return 0;
+}
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static bool is_action(const struct command *c, const char *word)
+{
+	for (const char *const *a = c->actions; *a; a++)
+		if (strcmp(*a, word) == 0)
+			return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {.config = DEFAULT_CONFIG};
-	const char *cmd = "run";
-	const char *help = help_run;
-	const char *sub_action = NULL;
+	const char *name = "run";
+	const char *action = "";
 	int skip = 1;
 
 	if (argc > 1 && argv[1][0] != '-') {
-		cmd = argv[1];
+		name = argv[1];
 		skip = 2;
 	} else if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		usage(stdout);
 		return 0;
 	}
-	if (strcmp(cmd, "token") == 0) {
-		if (argc < 3 || (strcmp(argv[2], "create") != 0 && strcmp(argv[2], "--help") != 0)) {
-			fputs(help_token, stderr);
-			return 2;
-		}
-		skip = strcmp(argv[2], "create") == 0 ? 3 : 2;
-		help = help_token;
-	} else if (strcmp(cmd, "berichttype") == 0) {
-		if (argc < 3 || (strcmp(argv[2], "add") != 0 && strcmp(argv[2], "list") != 0 &&
-				 strcmp(argv[2], "--help") != 0)) {
-			fputs(help_type, stderr);
-			return 2;
-		}
-		sub_action = argv[2];
-		skip = strcmp(argv[2], "--help") == 0 ? 2 : 3;
-		help = help_type;
-	} else if (strcmp(cmd, "bounce") == 0) {
-		help = help_bounce;
-	} else if (strcmp(cmd, "agency") == 0) {
-		if (argc < 3 || (strcmp(argv[2], "set") != 0 && strcmp(argv[2], "--help") != 0)) {
-			fputs(help_agency, stderr);
-			return 2;
-		}
-		skip = strcmp(argv[2], "set") == 0 ? 3 : 2;
-		help = help_agency;
-	} else if (strcmp(cmd, "stats") == 0) {
-		if (argc < 3 || (strcmp(argv[2], "rebuild") != 0 && strcmp(argv[2], "--help") != 0)) {
-			fputs(help_stats, stderr);
-			return 2;
-		}
-		skip = strcmp(argv[2], "rebuild") == 0 ? 3 : 2;
-		help = help_stats;
-	} else if (strcmp(cmd, "report") == 0) {
-		help = help_report;
-	} else if (strcmp(cmd, "migrate") == 0) {
-		help = help_migrate;
-	} else if (strcmp(cmd, "check-config") == 0) {
-		help = help_check;
-	} else if (strcmp(cmd, "config-example") == 0) {
-		help = help_example;
-	} else if (strcmp(cmd, "version") == 0) {
-		printf("berichtd %s\n", VERSION);
-		return 0;
-	} else if (strcmp(cmd, "help") == 0) {
-		usage(stdout);
-		return 0;
-	} else if (strcmp(cmd, "run") != 0) {
-		fprintf(stderr, "berichtd: unknown command '%s'\n", cmd);
+	const struct command *c = find_command(name);
+	if (!c) {
+		fprintf(stderr, "berichtd: unknown command '%s'\n", name);
 		usage(stderr);
 		return 2;
 	}
+	if (c->kind == CMD_AT_ONCE)
+		return c->handler(NULL, &o, action);
+	if (c->actions) {
+		/* `COMMAND ACTION [options]`, or `COMMAND --help` */
+		if (argc < 3 || (!is_action(c, argv[2]) && strcmp(argv[2], "--help") != 0)) {
+			fputs(c->help, stderr);
+			return 2;
+		}
+		if (strcmp(argv[2], "--help") != 0) {
+			action = argv[2];
+			skip = 3;
+		}
+	}
 
 	/* getopt sees argv[0] then the subcommand's own arguments */
-	char **sub = argv + skip - 1;
-	int subc = argc - skip + 1;
-	if (!parse_opts(subc, sub, &o)) {
-		fputs(help, stderr);
+	if (!parse_opts(argc - skip + 1, argv + skip - 1, &o)) {
+		fputs(c->help, stderr);
 		return 2;
 	}
 	if (o.help) {
-		fputs(help, stdout);
+		fputs(c->help, stdout);
 		return 0;
 	}
-
-	if (strcmp(cmd, "config-example") == 0) {
-		config_write_example(stdout);
-		return 0;
-	}
+	if (c->kind == CMD_NO_CONFIG)
+		return c->handler(NULL, &o, action);
 
 	struct config cfg;
 	if (!load(&o, &cfg))
 		return 1;
-	int rc;
-	if (strcmp(cmd, "check-config") == 0) {
-		rc = 0;
-	} else if (strcmp(cmd, "migrate") == 0) {
-		rc = migrate_run(&cfg, o.dir ? o.dir : migrate_default_dir());
-	} else if (strcmp(cmd, "token") == 0) {
-		rc = cli_token_create(&cfg, o.role, o.oin, o.name);
-	} else if (strcmp(cmd, "bounce") == 0) {
-		rc = bounce_cli(&cfg, stdin);
-	} else if (strcmp(cmd, "stats") == 0) {
-		rc = stats_cli_rebuild(&cfg, o.van, o.tot, o.force);
-	} else if (strcmp(cmd, "report") == 0) {
-		rc = stats_cli_report(&cfg, o.jaar, o.maand, o.format, o.out);
-	} else if (strcmp(cmd, "berichttype") == 0) {
-		rc = sub_action && strcmp(sub_action, "add") == 0
-			     ? cli_berichttype_add(&cfg, o.oin, o.code, o.herinnering)
-			     : cli_berichttype_list(&cfg, o.oin);
-	} else if (strcmp(cmd, "agency") == 0) {
-		rc = cli_agency_set(&cfg, o.oin, o.mandatory, o.name);
-	} else {
-		enum log_level lvl = LOG_INFO;
-		log_level_parse(cfg.log_level, &lvl);
-		/* quiet hours are local time: set the zone once, before any thread */
-		setenv("TZ", cfg.notify_timezone, 1);
-		tzset();
-		if (!log_open(lvl, cfg.log_file)) {
-			fprintf(stderr, "berichtd: cannot open log file %s\n", cfg.log_file);
-			config_free(&cfg);
-			return 1;
-		}
-		rc = server_run(&cfg);
-		log_close();
-	}
+	int rc = c->handler(&cfg, &o, action);
 	config_free(&cfg);
 	return rc;
 }

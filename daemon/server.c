@@ -113,10 +113,13 @@ static void teardown(struct server *s)
 
 	app->shutting_down = true;
 	delivery_stop(app->delivery);
+	queue_loop_free(app->queue);     /* pending Redis callbacks get NULL */
+	/* pending queries answer "shutting down" here, so everything their
+	 * callbacks point at (reconciler, janitor, ingest, auth) is still alive;
+	 * the callbacks queue nothing new (the pool refuses while closing) */
+	pgpool_free(app->pg);
 	reconcile_free(app->reconcile);
 	janitor_free(app->janitor);
-	queue_loop_free(app->queue);     /* pending Redis callbacks get NULL */
-	pgpool_free(app->pg);            /* pending queries answer "shutting down" */
 	ingest_free(app->ingest);
 	ratelimit_free(app->ratelimit);
 	auth_free(app->auth);

@@ -15,6 +15,11 @@
  * When no connection is up and all have failed at least once, queued queries
  * fail at once with an error instead of hanging: the API answers 503 rather
  * than holding requests open while PostgreSQL is down.
+ *
+ * A query whose connection fails is called back from the next loop iteration
+ * (pool->failed, done_ev), never where the failure is found: a send can fail
+ * inside pgpool_query (conn_send from conn_dispatch), and pgpool.h promises
+ * that no callback runs inside the call that queued it.
  */
 #include "core/pgpool.h"
 
@@ -34,6 +39,8 @@ static const char ERR_DOWN[] = "database unavailable";
 static const char ERR_CLOSING_QUEUED[] = "shutting down";
 /* a running query cancelled by pgpool_free: its outcome is unknown */
 static const char ERR_CLOSING_RUNNING[] = "shutting down while the query ran";
+/* a connection that failed without a message of its own (or no memory to copy it) */
+static const char ERR_LOST[] = "connection lost";
 
 bool pgpool_never_sent(const char *err)
 {
@@ -49,6 +56,7 @@ struct pgq {
 	char **params;
 	pgpool_cb cb;
 	void *arg;
+	char *err; /* on pool->failed: why its connection failed */
 };
 
 struct pgconn {
@@ -75,6 +83,9 @@ struct pgpool {
 	int queued;
 	int running;
 	struct event *fail_ev;
+	struct pgq *failed, *failed_tail; /* called back by done_ev */
+	int nfailed;
+	struct event *done_ev;
 	bool closing;
 	const struct pgpool_stmt *stmts[PGPOOL_STMT_MAX];
 	int nstmts;
@@ -91,13 +102,14 @@ static void pgq_free(struct pgq *q)
 		free(q->params[i]);
 	free(q->params);
 	free(q->sql);
+	free(q->err);
 	free(q);
 }
 
 static const char *conn_error(PGconn *conn)
 {
 	const char *e = conn ? PQerrorMessage(conn) : NULL;
-	return (e && *e) ? e : "connection lost";
+	return (e && *e) ? e : ERR_LOST;
 }
 
 /* Arms a one-shot wait on the connection's current socket. */
@@ -142,6 +154,24 @@ static void pool_fail_queued(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Calls back the queries whose connection failed (see file comment). */
+static void pool_call_failed(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgpool *pool = arg;
+	struct pgq *q = pool->failed;
+	(void)fd;
+	(void)what;
+
+	pool->failed = pool->failed_tail = NULL; /* later failures wait for the next round */
+	while (q) {
+		struct pgq *next = q->next;
+		pool->nfailed--;
+		q->cb(NULL, q->err ? q->err : ERR_LOST, q->arg);
+		pgq_free(q);
+		q = next;
+	}
+}
+
 static void conn_backoff(struct pgconn *c, const char *reason)
 {
 	struct pgpool *pool = c->pool;
@@ -150,8 +180,21 @@ static void conn_backoff(struct pgconn *c, const char *reason)
 		struct pgq *q = c->cur;
 		c->cur = NULL;
 		pool->running--;
-		q->cb(NULL, reason, q->arg);
-		pgq_free(q);
+		if (pool->closing) {
+			/* pgpool_free: "before this returns", and there is no later */
+			q->cb(NULL, reason, q->arg);
+			pgq_free(q);
+		} else {
+			q->next = NULL;
+			q->err = strdup(reason); /* NULL: ERR_LOST is said instead */
+			if (pool->failed_tail)
+				pool->failed_tail->next = q;
+			else
+				pool->failed = q;
+			pool->failed_tail = q;
+			pool->nfailed++;
+			event_active(pool->done_ev, 0, 0);
+		}
 	}
 	if (c->result) {
 		PQclear(c->result);
@@ -427,7 +470,8 @@ struct pgpool *pgpool_new(struct event_base *base, const char *conninfo, int siz
 	pool->conninfo = strdup(conninfo);
 	pool->conns = calloc((size_t)size, sizeof(*pool->conns));
 	pool->fail_ev = event_new(base, -1, 0, pool_fail_queued, pool);
-	if (!pool->conninfo || !pool->conns || !pool->fail_ev) {
+	pool->done_ev = event_new(base, -1, 0, pool_call_failed, pool);
+	if (!pool->conninfo || !pool->conns || !pool->fail_ev || !pool->done_ev) {
 		pgpool_free(pool);
 		return NULL;
 	}
@@ -508,7 +552,7 @@ bool pgpool_query_stmt(struct pgpool *pool, const struct pgpool_stmt *stmt,
 
 int pgpool_pending(const struct pgpool *pool)
 {
-	return pool->queued + pool->running;
+	return pool->queued + pool->running + pool->nfailed;
 }
 
 void pgpool_free(struct pgpool *pool)
@@ -516,6 +560,8 @@ void pgpool_free(struct pgpool *pool)
 	if (!pool)
 		return;
 	pool->closing = true;
+	/* the failed ones first: they left the queue before the queued ones */
+	pool_call_failed(-1, 0, pool);
 	while (pool->head) {
 		struct pgq *q = pool->head;
 		pool->head = q->next;
@@ -533,6 +579,8 @@ void pgpool_free(struct pgpool *pool)
 	}
 	if (pool->fail_ev)
 		event_free(pool->fail_ev);
+	if (pool->done_ev)
+		event_free(pool->done_ev);
 	free(pool->conns);
 	free(pool->conninfo);
 	free(pool);

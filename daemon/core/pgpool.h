@@ -66,7 +66,7 @@ bool pgpool_query_stmt(struct pgpool *pool, const struct pgpool_stmt *stmt,
 		       const char *const *params, pgpool_cb cb, void *arg)
 	__attribute__((warn_unused_result));
 
-/* Queries queued or running. */
+/* Queries queued, running, or failed and not yet called back. */
 int pgpool_pending(const struct pgpool *pool);
 
 /*
