@@ -95,14 +95,21 @@ struct opts {
 static bool parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'}, {"dir", required_argument, NULL, 'd'},
-		{"role", required_argument, NULL, 'r'},   {"oin", required_argument, NULL, 'o'},
-		{"name", required_argument, NULL, 'n'},   {"help", no_argument, NULL, 'h'},
-		{"code", required_argument, NULL, 't'},   {"herinnering", required_argument, NULL, 'e'},
+		{"config", required_argument, NULL, 'c'},
+		{"dir", required_argument, NULL, 'd'},
+		{"role", required_argument, NULL, 'r'},
+		{"oin", required_argument, NULL, 'o'},
+		{"name", required_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{"code", required_argument, NULL, 't'},
+		{"herinnering", required_argument, NULL, 'e'},
 		{"mandatory", required_argument, NULL, 'M'},
-		{"van", required_argument, NULL, 'V'},    {"tot", required_argument, NULL, 'T'},
-		{"jaar", required_argument, NULL, 'j'},   {"maand", required_argument, NULL, 'm'},
-		{"format", required_argument, NULL, 'f'}, {"out", required_argument, NULL, 'O'},
+		{"van", required_argument, NULL, 'V'},
+		{"tot", required_argument, NULL, 'T'},
+		{"jaar", required_argument, NULL, 'j'},
+		{"maand", required_argument, NULL, 'm'},
+		{"format", required_argument, NULL, 'f'},
+		{"out", required_argument, NULL, 'O'},
 		{"force", no_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
@@ -196,8 +203,9 @@ static int cmd_token(struct config *cfg, const struct opts *o, const char *actio
 
 static int cmd_type(struct config *cfg, const struct opts *o, const char *action)
 {
-	return strcmp(action, "add") == 0 ? cli_berichttype_add(cfg, o->oin, o->code, o->herinnering)
-					  : cli_berichttype_list(cfg, o->oin);
+	return strcmp(action, "add") == 0
+		       ? cli_berichttype_add(cfg, o->oin, o->code, o->herinnering)
+		       : cli_berichttype_list(cfg, o->oin);
 }
 
 static int cmd_bounce(struct config *cfg, const struct opts *o, const char *action)
@@ -233,9 +241,9 @@ enum cmd_kind {
 
 struct command {
 	const char *name;
-	const char *synopsis;  /* the usage line's left column; NULL: not listed */
-	const char *summary;   /* the usage line's right column */
-	const char *help;      /* `COMMAND --help`, and on bad usage (to stderr) */
+	const char *synopsis;       /* the usage line's left column; NULL: not listed */
+	const char *summary;        /* the usage line's right column */
+	const char *help;           /* `COMMAND --help`, and on bad usage (to stderr) */
 	const char *const *actions; /* the second word it needs (NULL-ended), or NULL */
 	enum cmd_kind kind;
 	int (*handler)(struct config *cfg, const struct opts *o, const char *action);
@@ -283,8 +291,8 @@ static void usage(FILE *out)
 		if (!c->synopsis)
 			continue;
 		int len = (int)strlen(c->synopsis);
-		fprintf(out, "  %s%*s%s\n", c->synopsis, len < USAGE_COLUMN ? USAGE_COLUMN - len : 2, "",
-			c->summary);
+		fprintf(out, "  %s%*s%s\n", c->synopsis,
+			len < USAGE_COLUMN ? USAGE_COLUMN - len : 2, "", c->summary);
 	}
 	fputs("\n"
 	      "`berichtd COMMAND --help` describes each command.\n"

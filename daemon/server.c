@@ -113,7 +113,7 @@ static void teardown(struct server *s)
 
 	app->shutting_down = true;
 	delivery_stop(app->delivery);
-	queue_loop_free(app->queue);     /* pending Redis callbacks get NULL */
+	queue_loop_free(app->queue); /* pending Redis callbacks get NULL */
 	/* pending queries answer "shutting down" here, so everything their
 	 * callbacks point at (reconciler, janitor, ingest, auth) is still alive;
 	 * the callbacks queue nothing new (the pool refuses while closing) */

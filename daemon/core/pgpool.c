@@ -49,7 +49,7 @@ bool pgpool_never_sent(const char *err)
 
 struct pgq {
 	struct pgq *next;
-	char *sql;                     /* NULL for a prepared statement */
+	char *sql;                      /* NULL for a prepared statement */
 	const struct pgpool_stmt *stmt; /* or NULL */
 	int stmt_bit;                   /* its index in pool->stmts */
 	int nparams;
@@ -298,8 +298,8 @@ static int stmt_index(const struct pgpool *pool, const struct pgpool_stmt *stmt)
 static void conn_send_prepared(struct pgconn *c)
 {
 	struct pgq *q = c->cur;
-	if (!PQsendQueryPrepared(c->conn, q->stmt->name, q->nparams,
-				 (const char *const *)q->params, NULL, NULL, 0))
+	if (!PQsendQueryPrepared(c->conn, q->stmt->name, q->nparams, (const char *const *)q->params,
+				 NULL, NULL, 0))
 		conn_lost(c, "send failed");
 	else
 		conn_flush(c);
@@ -336,12 +336,8 @@ static void conn_flush(struct pgconn *c)
 static void conn_poll_connect(struct pgconn *c)
 {
 	switch (PQconnectPoll(c->conn)) {
-	case PGRES_POLLING_READING:
-		conn_wait(c, EV_READ);
-		break;
-	case PGRES_POLLING_WRITING:
-		conn_wait(c, EV_WRITE);
-		break;
+	case PGRES_POLLING_READING: conn_wait(c, EV_READ); break;
+	case PGRES_POLLING_WRITING: conn_wait(c, EV_WRITE); break;
 	case PGRES_POLLING_OK:
 		if (PQsetnonblocking(c->conn, 1) != 0) {
 			conn_lost(c, "setnonblocking");
@@ -356,9 +352,7 @@ static void conn_poll_connect(struct pgconn *c)
 		log_info("pg[%d]: connected", c->index);
 		conn_dispatch(c->pool);
 		break;
-	default:
-		conn_lost(c, "connect failed");
-		break;
+	default: conn_lost(c, "connect failed"); break;
 	}
 }
 
@@ -368,9 +362,7 @@ static void conn_on_io(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 
 	switch (c->state) {
-	case PGC_CONNECTING:
-		conn_poll_connect(c);
-		break;
+	case PGC_CONNECTING: conn_poll_connect(c); break;
 	case PGC_BUSY:
 		if (what & EV_WRITE) {
 			int r = PQflush(c->conn);
@@ -393,8 +385,7 @@ static void conn_on_io(evutil_socket_t fd, short what, void *arg)
 		}
 		conn_wait(c, EV_READ);
 		break;
-	case PGC_BACKOFF:
-		break;
+	case PGC_BACKOFF: break;
 	}
 }
 

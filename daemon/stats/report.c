@@ -38,33 +38,33 @@ long long report_tenths(long long part, long long whole)
  * year; sum(int) accumulates in bigint) because sum(bigint) goes through
  * numeric, a third of the query's time.
  */
-#define REPORT_SQL_FOR(TABLE, PERIOD, STEP)                                                    \
-	"WITH p AS MATERIALIZED ("                                                          \
-	"  SELECT make_date($1::int, coalesce($2::int, 1), 1) AS van,"                      \
-	"    (make_date($1::int, coalesce($2::int, 1), 1) + interval '1 " STEP "')::date AS tot," \
-	"    stats_closed_through(now()) AS gesloten"                                       \
-	"), c AS ("                                                                         \
-	"  SELECT m.agency_id, m.berichttype, m.papieren_kopie, m." PERIOD " >= p.van AS huidig," \
-	"    m.verstuurd::int AS verstuurd, m.geopend_3w::int AS geopend_3w,"               \
-	"    m.geopend_6w::int AS geopend_6w, m.laatste_dag, p.gesloten"                    \
-	"  FROM " TABLE " m, p"                                                             \
-	"  WHERE (m." PERIOD " >= p.van AND m." PERIOD " < p.tot)"                          \
-	"     OR (m." PERIOD " >= (p.van - interval '1 year')::date"                        \
-	"         AND m." PERIOD " < (p.tot - interval '1 year')::date)"                    \
-	"), g AS ("                                                                         \
-	"  SELECT CASE WHEN grouping(agency_id) = 1 THEN 0 WHEN grouping(berichttype) = 0 THEN 2" \
-	"      WHEN grouping(papieren_kopie) = 0 THEN 3 ELSE 1 END AS niveau,"              \
-	"    huidig, agency_id, berichttype, papieren_kopie, sum(verstuurd) AS n,"          \
-	"    sum(geopend_3w) AS g3, sum(geopend_6w) AS g6,"                                 \
-	"    max(laatste_dag) > min(gesloten) AS voorlopig"                                 \
-	"  FROM c GROUP BY GROUPING SETS ((huidig), (huidig, agency_id),"                   \
-	"    (huidig, agency_id, berichttype), (huidig, agency_id, papieren_kopie))"        \
-	") "                                                                                \
-	"SELECT g.niveau, a.oin, a.name, g.berichttype, g.papieren_kopie, g.huidig,"       \
-	"  g.n, g.g3, g.g6, g.voorlopig "                                                   \
-	"FROM g LEFT JOIN agencies a ON a.id = g.agency_id "                                \
+#define REPORT_SQL_FOR(TABLE, PERIOD, STEP)                                                        \
+	"WITH p AS MATERIALIZED ("                                                                 \
+	"  SELECT make_date($1::int, coalesce($2::int, 1), 1) AS van,"                             \
+	"    (make_date($1::int, coalesce($2::int, 1), 1) + interval '1 " STEP "')::date AS tot,"  \
+	"    stats_closed_through(now()) AS gesloten"                                              \
+	"), c AS ("                                                                                \
+	"  SELECT m.agency_id, m.berichttype, m.papieren_kopie, m." PERIOD " >= p.van AS huidig,"  \
+	"    m.verstuurd::int AS verstuurd, m.geopend_3w::int AS geopend_3w,"                      \
+	"    m.geopend_6w::int AS geopend_6w, m.laatste_dag, p.gesloten"                           \
+	"  FROM " TABLE " m, p"                                                                    \
+	"  WHERE (m." PERIOD " >= p.van AND m." PERIOD " < p.tot)"                                 \
+	"     OR (m." PERIOD " >= (p.van - interval '1 year')::date"                               \
+	"         AND m." PERIOD " < (p.tot - interval '1 year')::date)"                           \
+	"), g AS ("                                                                                \
+	"  SELECT CASE WHEN grouping(agency_id) = 1 THEN 0 WHEN grouping(berichttype) = 0 THEN 2"  \
+	"      WHEN grouping(papieren_kopie) = 0 THEN 3 ELSE 1 END AS niveau,"                     \
+	"    huidig, agency_id, berichttype, papieren_kopie, sum(verstuurd) AS n,"                 \
+	"    sum(geopend_3w) AS g3, sum(geopend_6w) AS g6,"                                        \
+	"    max(laatste_dag) > min(gesloten) AS voorlopig"                                        \
+	"  FROM c GROUP BY GROUPING SETS ((huidig), (huidig, agency_id),"                          \
+	"    (huidig, agency_id, berichttype), (huidig, agency_id, papieren_kopie))"               \
+	") "                                                                                       \
+	"SELECT g.niveau, a.oin, a.name, g.berichttype, g.papieren_kopie, g.huidig,"               \
+	"  g.n, g.g3, g.g6, g.voorlopig "                                                          \
+	"FROM g LEFT JOIN agencies a ON a.id = g.agency_id "                                       \
 	"ORDER BY a.name COLLATE \"C\" NULLS FIRST, a.oin, g.niveau, g.berichttype COLLATE \"C\"," \
-	"  g.papieren_kopie,"                                                               \
+	"  g.papieren_kopie,"                                                                      \
 	"  g.huidig DESC"
 
 static const char REPORT_SQL_YEAR[] = REPORT_SQL_FOR("stats_jaar", "jaar", "year");
@@ -79,8 +79,7 @@ enum { R_NIVEAU, R_OIN, R_NAME, R_TYPE, R_PAPIER, R_HUIDIG, R_N, R_G3, R_G6, R_V
 enum { LEVEL_TOTAL = 0, LEVEL_AGENCY = 1, LEVEL_TYPE = 2, LEVEL_PAPER = 3 };
 
 /* attaches the previous period's figures and the change to a current cell */
-static void attach_previous(json_t *cell, long long n, long long g3, long long g6,
-			    bool voorlopig)
+static void attach_previous(json_t *cell, long long n, long long g3, long long g6, bool voorlopig)
 {
 	long long cn = json_integer_value(json_object_get(cell, "aantalBerichten"));
 	long long c3 = json_integer_value(json_object_get(cell, "geopendBinnen3Weken"));

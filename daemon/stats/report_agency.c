@@ -33,11 +33,11 @@ struct counts {
 
 /* One displayed cell over the months: what a snapshot at month j shows. */
 struct acell {
-	const char *label;          /* berichttype, or NULL */
-	int papier;                 /* 0/1 for the split, -1 otherwise */
+	const char *label; /* berichttype, or NULL */
+	int papier;        /* 0/1 for the split, -1 otherwise */
 	struct counts month[MONTHS + 1];
-	struct counts ytd;          /* through the month being walked */
-	long long last_shown_n;     /* ytd n when it last showed open figures; 0 = never */
+	struct counts ytd;      /* through the month being walked */
+	long long last_shown_n; /* ytd n when it last showed open figures; 0 = never */
 	bool suppressed;
 };
 

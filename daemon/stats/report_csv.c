@@ -25,14 +25,18 @@ static void csv_field(FILE *f, const char *s)
 }
 
 const char *const REPORT_CELL_NUMS[REPORT_CELL_NNUMS] = {
-	"aantalBerichten", "geopendBinnen3Weken", "geopendBinnen6Weken", "percentage3Weken",
-	"percentage6Weken",
+	"aantalBerichten",  "geopendBinnen3Weken", "geopendBinnen6Weken",
+	"percentage3Weken", "percentage6Weken",
 };
 static const char *const CSV_CHANGE[] = {
-	"groeiAantalBerichten", "verschilPercentage3Weken", "verschilPercentage6Weken",
+	"groeiAantalBerichten",
+	"verschilPercentage3Weken",
+	"verschilPercentage6Weken",
 };
 static const char *const CSV_PREV[] = {
-	"aantalBerichten", "percentage3Weken", "percentage6Weken",
+	"aantalBerichten",
+	"percentage3Weken",
+	"percentage6Weken",
 };
 
 static void csv_row(FILE *f, const char *level, const json_t *org, const json_t *cell)
@@ -82,12 +86,15 @@ char *report_csv(const json_t *rep)
 	csv_row(f, "totaal", NULL, json_object_get(rep, "totaal"));
 	size_t i, j;
 	json_t *org, *c;
-	json_array_foreach(json_object_get(rep, "organisaties"), i, org) {
+	json_array_foreach(json_object_get(rep, "organisaties"), i, org)
+	{
 		csv_row(f, "organisatie", org, org);
-		json_array_foreach(json_object_get(org, "berichttypes"), j, c) {
+		json_array_foreach(json_object_get(org, "berichttypes"), j, c)
+		{
 			csv_row(f, "berichttype", org, c);
 		}
-		json_array_foreach(json_object_get(org, "papierenKopie"), j, c) {
+		json_array_foreach(json_object_get(org, "papierenKopie"), j, c)
+		{
 			csv_row(f, "papierenKopie", org, c);
 		}
 	}
@@ -97,7 +104,6 @@ char *report_csv(const json_t *rep)
 	}
 	return out;
 }
-
 
 /* a JSON number or null as text: "" for null, one decimal for reals */
 void report_num_text(char *buf, size_t len, const json_t *v)
@@ -109,4 +115,3 @@ void report_num_text(char *buf, size_t len, const json_t *v)
 	else
 		buf[0] = '\0';
 }
-

@@ -68,10 +68,11 @@ static void html_chart(FILE *f, const json_t *orgs)
 		"geopend, op een schaal van 0 tot 100 procent. Dezelfde cijfers staan in de tabel "
 		"hierboven.</desc>",
 		width, height, width, height);
-	fprintf(f, "<rect x=\"%d\" y=\"8\" width=\"12\" height=\"12\" fill=\"#154273\"/>"
-		   "<text x=\"%d\" y=\"18\">binnen 3 weken</text>"
-		   "<rect x=\"%d\" y=\"8\" width=\"12\" height=\"12\" fill=\"#8fcae7\"/>"
-		   "<text x=\"%d\" y=\"18\">binnen 6 weken</text>",
+	fprintf(f,
+		"<rect x=\"%d\" y=\"8\" width=\"12\" height=\"12\" fill=\"#154273\"/>"
+		"<text x=\"%d\" y=\"18\">binnen 3 weken</text>"
+		"<rect x=\"%d\" y=\"8\" width=\"12\" height=\"12\" fill=\"#8fcae7\"/>"
+		"<text x=\"%d\" y=\"18\">binnen 6 weken</text>",
 		CHART_LABEL_W, CHART_LABEL_W + 16, CHART_LABEL_W + 140, CHART_LABEL_W + 156);
 	for (int t = 0; t <= CHART_TICKS; t++) {
 		int x = CHART_LABEL_W + t * CHART_PLOT_W / CHART_TICKS;
@@ -83,7 +84,8 @@ static void html_chart(FILE *f, const json_t *orgs)
 	}
 	size_t i;
 	json_t *org;
-	json_array_foreach(orgs, i, org) {
+	json_array_foreach(orgs, i, org)
+	{
 		int y = CHART_TOP + (int)i * CHART_ROW_H;
 		const json_t *p3 = json_object_get(org, "percentage3Weken");
 		const json_t *p6 = json_object_get(org, "percentage6Weken");
@@ -131,32 +133,37 @@ char *report_html(const json_t *rep)
 		"Europe/Amsterdam. <strong>Voorlopig</strong>: het venster van minstens een cohort "
 		"is nog open; die cijfers kunnen nog stijgen.</p>",
 		period, HTML_STYLE, period);
-	fprintf(f, "<table><caption>Openingspercentages %s</caption><thead><tr>"
-		   "<th scope=\"col\">Organisatie / berichttype</th>"
-		   "<th scope=\"col\">Berichten</th><th scope=\"col\">Geopend binnen 3 weken</th>"
-		   "<th scope=\"col\">Geopend binnen 6 weken</th><th scope=\"col\">%% 3 weken</th>"
-		   "<th scope=\"col\">%% 6 weken</th><th scope=\"col\">Groei berichten t.o.v. vorig "
-		   "jaar (%%)</th><th scope=\"col\">Voorlopig</th></tr></thead><tbody>",
+	fprintf(f,
+		"<table><caption>Openingspercentages %s</caption><thead><tr>"
+		"<th scope=\"col\">Organisatie / berichttype</th>"
+		"<th scope=\"col\">Berichten</th><th scope=\"col\">Geopend binnen 3 weken</th>"
+		"<th scope=\"col\">Geopend binnen 6 weken</th><th scope=\"col\">%% 3 weken</th>"
+		"<th scope=\"col\">%% 6 weken</th><th scope=\"col\">Groei berichten t.o.v. vorig "
+		"jaar (%%)</th><th scope=\"col\">Voorlopig</th></tr></thead><tbody>",
 		period);
 	size_t i, j;
 	json_t *org, *c;
 	const json_t *orgs = json_object_get(rep, "organisaties");
-	json_array_foreach(orgs, i, org) {
+	json_array_foreach(orgs, i, org)
+	{
 		fputs("<tr><th scope=\"row\">", f);
 		html_text(f, json_string_value(json_object_get(org, "naam")));
 		fputs("</th>", f);
 		html_cells(f, org);
 		fputs("</tr>", f);
-		json_array_foreach(json_object_get(org, "berichttypes"), j, c) {
+		json_array_foreach(json_object_get(org, "berichttypes"), j, c)
+		{
 			fputs("<tr class=\"sub\"><th scope=\"row\">berichttype ", f);
 			html_text(f, json_string_value(json_object_get(c, "berichttype")));
 			fputs("</th>", f);
 			html_cells(f, c);
 			fputs("</tr>", f);
 		}
-		json_array_foreach(json_object_get(org, "papierenKopie"), j, c) {
+		json_array_foreach(json_object_get(org, "papierenKopie"), j, c)
+		{
 			fprintf(f, "<tr class=\"sub\"><th scope=\"row\">%s papieren kopie</th>",
-				json_is_true(json_object_get(c, "papierenKopie")) ? "met" : "zonder");
+				json_is_true(json_object_get(c, "papierenKopie")) ? "met"
+										  : "zonder");
 			html_cells(f, c);
 			fputs("</tr>", f);
 		}
@@ -172,4 +179,3 @@ char *report_html(const json_t *rep)
 	}
 	return out;
 }
-
