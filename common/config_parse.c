@@ -1,0 +1,174 @@
+/*
+ * config_parse.c - the value syntaxes of the configuration (config.h):
+ * durations, sizes, quiet hours, Redis URLs, host:port. Pure.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MS_DAY (24LL * 3600 * 1000)
+
+bool config_parse_duration(const char *s, int64_t *ms)
+{
+	char *end;
+	int64_t unit;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return false;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno)
+		return false;
+	if (strcmp(end, "ms") == 0)
+		unit = 1;
+	else if (*end == '\0' || strcmp(end, "s") == 0)
+		unit = 1000;
+	else if (strcmp(end, "m") == 0)
+		unit = 60 * 1000;
+	else if (strcmp(end, "h") == 0)
+		unit = 3600 * 1000;
+	else if (strcmp(end, "d") == 0)
+		unit = MS_DAY;
+	else
+		return false;
+	if (v > INT64_MAX / unit)
+		return false;
+	*ms = v * unit;
+	return true;
+}
+
+bool config_parse_size(const char *s, int64_t *bytes)
+{
+	char *end;
+	int64_t unit = 1;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return false;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno)
+		return false;
+	switch (tolower((unsigned char)*end)) {
+	case '\0': break;
+	case 'k':
+		unit = 1024;
+		end++;
+		break;
+	case 'm':
+		unit = 1024 * 1024;
+		end++;
+		break;
+	case 'g':
+		unit = 1024LL * 1024 * 1024;
+		end++;
+		break;
+	default: return false;
+	}
+	if (*end == 'b' || *end == 'B')
+		end++;
+	if (*end != '\0' || v > INT64_MAX / unit)
+		return false;
+	*bytes = v * unit;
+	return true;
+}
+
+static bool parse_hhmm(const char *s, int *min)
+{
+	if (!isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1]) || s[2] != ':' ||
+	    !isdigit((unsigned char)s[3]) || !isdigit((unsigned char)s[4]))
+		return false;
+	int h = (s[0] - '0') * 10 + (s[1] - '0');
+	int m = (s[3] - '0') * 10 + (s[4] - '0');
+	if (h > 23 || m > 59)
+		return false;
+	*min = h * 60 + m;
+	return true;
+}
+
+bool config_parse_quiet_hours(const char *s, bool *enabled, int *start_min, int *end_min)
+{
+	if (strcmp(s, "off") == 0) {
+		*enabled = false;
+		*start_min = *end_min = 0;
+		return true;
+	}
+	if (strlen(s) != 11 || s[5] != '-')
+		return false;
+	if (!parse_hhmm(s, start_min) || !parse_hhmm(s + 6, end_min))
+		return false;
+	if (*start_min == *end_min)
+		return false;
+	*enabled = true;
+	return true;
+}
+
+#define REDIS_SCHEME "redis://"
+#define REDIS_DEFAULT_PORT 6379
+
+bool config_parse_redis_url(const char *url, char *host, size_t hostlen, int *port)
+{
+	char hp[300];
+	size_t sl = strlen(REDIS_SCHEME);
+
+	if (strncmp(url, REDIS_SCHEME, sl) != 0)
+		return false;
+	const char *rest = url + sl;
+	size_t n = strcspn(rest, "/");
+	if (n == 0 || n >= sizeof(hp) || memchr(rest, '@', n))
+		return false; /* no credentials in the URL: they would end up in logs */
+	const char *path = rest + n;
+	if (*path && strcmp(path, "/") != 0 && strcmp(path, "/0") != 0)
+		return false;
+	memcpy(hp, rest, n);
+	hp[n] = '\0';
+	if (config_split_hostport(hp, host, hostlen, port))
+		return true;
+	if (strchr(hp, ':') || strchr(hp, '[') || n >= hostlen)
+		return false;
+	memcpy(host, hp, n + 1);
+	*port = REDIS_DEFAULT_PORT;
+	return true;
+}
+
+bool config_split_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon;
+	const char *h = s;
+	size_t hl;
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb || rb[1] != ':')
+			return false;
+		h = s + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return false;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= hostlen)
+		return false;
+	if (s[0] != '[' && memchr(s, ':', hl))
+		return false; /* an IPv6 address needs brackets */
+	if (s[0] != '[' && memchr(s, ']', hl))
+		return false;
+	if (!isdigit((unsigned char)colon[1]))
+		return false; /* no sign, no space */
+	char *end;
+	errno = 0;
+	long p = strtol(colon + 1, &end, 10);
+	if (errno || *end || p < 1 || p > 65535)
+		return false;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (int)p;
+	return true;
+}
