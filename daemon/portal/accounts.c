@@ -242,12 +242,8 @@ static void on_delete(const PGresult *res, const char *err, void *arg)
 {
 	struct http_req *r = arg;
 
-	if (portal_store_failed(r, err))
+	if (!portal_found(r, res, err, "Onbekend account."))
 		return;
-	if (PQntuples(res) != 1) {
-		http_problem_not_found(r, "Onbekend account.");
-		return;
-	}
 	log_info("accounts %s: account %s deactivated", r->id, PQgetvalue(res, 0, 0));
 	http_reply_json(r, 204, NULL);
 }

@@ -314,12 +314,8 @@ static void on_delete(const PGresult *res, const char *err, void *arg)
 {
 	struct http_req *r = arg;
 
-	if (portal_store_failed(r, err))
+	if (!portal_found(r, res, err, "Onbekend bericht."))
 		return;
-	if (PQntuples(res) != 1) {
-		http_problem_not_found(r, "Onbekend bericht.");
-		return;
-	}
 	log_debug("box %s: a message deleted by the citizen", r->id);
 	http_reply_json(r, 204, NULL);
 }

@@ -78,12 +78,8 @@ static void on_account_row(const PGresult *res, const char *err, void *arg)
 	int status = c->status;
 	free(c);
 
-	if (portal_store_failed(r, err))
+	if (!portal_found(r, res, err, "Onbekend account."))
 		return;
-	if (PQntuples(res) != 1) {
-		http_problem_not_found(r, "Onbekend account.");
-		return;
-	}
 	http_reply_json(r, status, account_json(r->app->cfg, res, 0));
 }
 
@@ -101,4 +97,15 @@ void portal_reply_account(struct http_req *r, const char *id, int status)
 		free(c);
 		http_problem_internal(r);
 	}
+}
+
+bool portal_found(struct http_req *r, const PGresult *res, const char *err, const char *detail)
+{
+	if (portal_store_failed(r, err))
+		return false;
+	if (PQntuples(res) != 1) {
+		http_problem_not_found(r, detail);
+		return false;
+	}
+	return true;
 }

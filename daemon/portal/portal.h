@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
 #include "core/http.h"
 
 /* True if id is a UUID; else answers 404 (unknown account) and returns false. */
@@ -16,6 +18,12 @@ bool portal_account_id_ok(struct http_req *r, const char *id);
 
 /* True (and answers 503) when err says PostgreSQL failed. */
 bool portal_store_failed(struct http_req *r, const char *err);
+
+/*
+ * True when the statement gave exactly one row; else answers (503 when
+ * PostgreSQL failed, 404 with detail when the row does not exist).
+ */
+bool portal_found(struct http_req *r, const PGresult *res, const char *err, const char *detail);
 
 /* Answers with the account as GET /v1/accounts/{id} shows it, with status. */
 void portal_reply_account(struct http_req *r, const char *id, int status);

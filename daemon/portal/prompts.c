@@ -43,12 +43,8 @@ static void on_list(const PGresult *res, const char *err, void *arg)
 {
 	struct http_req *r = arg;
 
-	if (portal_store_failed(r, err))
+	if (!portal_found(r, res, err, "Onbekend account."))
 		return;
-	if (PQntuples(res) != 1) {
-		http_problem_not_found(r, "Onbekend account.");
-		return;
-	}
 	json_t *list = json_array();
 	for (size_t k = 0; k < NKINDS; k++)
 		if (PQgetvalue(res, 0, (int)k)[0] == 't')
@@ -72,12 +68,8 @@ static void on_ack(const PGresult *res, const char *err, void *arg)
 {
 	struct http_req *r = arg;
 
-	if (portal_store_failed(r, err))
+	if (!portal_found(r, res, err, "Onbekend account."))
 		return;
-	if (PQntuples(res) != 1) {
-		http_problem_not_found(r, "Onbekend account.");
-		return;
-	}
 	log_info("prompts %s: %s acknowledged for account %s", r->id, r->params[1], r->params[0]);
 	http_reply_json(r, 204, NULL);
 }
