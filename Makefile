@@ -54,7 +54,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
             python3-psycopg2 python3-yaml curl chromium
 
-.PHONY: all deps test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-ingest bench-delivery bench-report
+.PHONY: all deps test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report
 
 all: $(BIN)
 
@@ -155,10 +155,16 @@ run: deps all
 # a brute-force query over the raw rows); no assertions.
 bench: bench-ingest bench-delivery bench-report
 
-bench-ingest: deps all
+# the load generator the ingest bench uses, beside what make deps installs
+BENCH_PKGS := wrk
+
+bench-deps: deps
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(BENCH_PKGS)"
+
+bench-ingest: bench-deps all
 	tests/bench/run.sh
 
-bench-delivery: deps all
+bench-delivery: bench-deps all
 	$(PYTHON) tests/bench/bench_delivery.py
 
 bench-report: all
