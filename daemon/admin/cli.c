@@ -7,13 +7,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agency/message.h"
 #include "core/auth.h"
 #include "common/bsn.h"
 #include "common/config.h"
 #include "common/crypto.h"
 
 #define NAME_MAX_LEN 200
-#define TYPE_MAX_LEN 8
 
 PGresult *cli_run(PGconn *c, const char *sql, int n, const char *const *params)
 {
@@ -97,20 +97,6 @@ out:
 	return rc;
 }
 
-static bool type_code_ok(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-	if (n < 1 || n > TYPE_MAX_LEN)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
 int cli_berichttype_add(const struct config *cfg, const char *oin, const char *code,
 			const char *herinnering)
 {
@@ -121,7 +107,7 @@ int cli_berichttype_add(const struct config *cfg, const char *oin, const char *c
 		fprintf(stderr, "berichtd: --oin must be 20 digits\n");
 		return 2;
 	}
-	if (!type_code_ok(code)) {
+	if (!message_type_ok(code)) {
 		fprintf(stderr, "berichtd: --code must be 1 to 8 of A-Z a-z 0-9 _ -\n");
 		return 2;
 	}

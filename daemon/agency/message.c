@@ -54,7 +54,7 @@ static int printable_chars(const char *s)
 	return n;
 }
 
-static bool type_ok(const char *s)
+bool message_type_ok(const char *s)
 {
 	size_t n = strlen(s);
 	if (n < 1 || n > MESSAGE_TYPE_MAX)
@@ -110,7 +110,7 @@ static void check_identity(struct check *c, const uint8_t *bsn_key, size_t keyle
 		invalid(c, "bsn", "internal", "De BSN kon niet worden verwerkt.");
 
 	const char *type = get_string(c, "berichttype", true);
-	if (type && !type_ok(type))
+	if (type && !message_type_ok(type))
 		invalid(c, "berichttype", "pattern", "1 tot 8 tekens uit A-Z, a-z, 0-9, _ en -.");
 	else if (type)
 		snprintf(out->berichttype, sizeof(out->berichttype), "%s", type);

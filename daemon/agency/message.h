@@ -47,4 +47,7 @@ bool message_parse(const json_t *obj, int64_t now_ms, const uint8_t *bsn_key, si
 		   const char *prefix, message_invalid_fn report, void *ctx,
 		   struct message_in *out);
 
+/* A berichttype code: 1 to MESSAGE_TYPE_MAX of [A-Za-z0-9_-] (the CLI registers them). */
+bool message_type_ok(const char *s);
+
 #endif
