@@ -50,6 +50,53 @@ static void retention_text(const struct config *cfg, struct retention_text *t)
 	snprintf(t->max, sizeof(t->max), "%" PRId64, cfg->retention_max_days);
 }
 
+/* $1 message id, $2..$4 the retention bounds, for the three statements below. */
+static void query_message(struct http_req *r, const char *sql, pgpool_cb cb)
+{
+	struct retention_text rt = {0};
+	retention_text(r->app->cfg, &rt);
+	const char *params[] = {r->params[0], rt.def, rt.min, rt.max};
+	if (!pgpool_query(r->app->pg, sql, 4, params, cb, r))
+		http_problem_internal(r);
+}
+
+/* The first open sets opened_at and cancels the reminders not yet in a mail. */
+static const char OPEN_SQL[] =
+	"WITH u AS (UPDATE messages m SET opened_at = now() FROM accounts a"
+	"   WHERE m.id = $1 AND a.id = m.account_id AND m.opened_at IS NULL"
+	"     AND " IN_BOX(
+		"m", "a", "$2", "$3",
+		"$4") "   RETURNING m.opened_at),"
+		      " c AS (UPDATE notifications SET state = 'cancelled'"
+		      "   WHERE message_id = $1 AND kind = 'repeat' AND state = 'scheduled'"
+		      "     AND mail_id IS NULL AND EXISTS (SELECT 1 FROM u)) "
+		      "SELECT (extract(epoch FROM opened_at) * 1000)::bigint FROM u";
+
+static const char REREAD_SQL[] =
+	"SELECT (extract(epoch FROM m.opened_at) * 1000)::bigint FROM messages m "
+	"JOIN accounts a ON a.id = m.account_id "
+	"WHERE m.id = $1 AND " IN_BOX("m", "a", "$2", "$3", "$4");
+
+/*
+ * Deleting again is fine (204), and so is deleting one not yet published;
+ * the first deletion time is kept. A copy past the citizen's retention is
+ * gone already (404). Only the citizen's copy goes: the row stays the
+ * agency's record, the same for a deleted message as for any other
+ * (janitor.c).
+ */
+static const char DELETE_SQL[] =
+	"WITH u AS (UPDATE messages m SET deleted_at = coalesce(m.deleted_at, now())"
+	"   FROM accounts a WHERE m.id = $1 AND a.id = m.account_id"
+	"     AND (m.deleted_at IS NOT NULL OR m.publicatie_tijdstip > now()"
+	"       OR " IN_BOX(
+		"m", "a", "$2", "$3",
+		"$4") ")"
+		      "   RETURNING m.id),"
+		      " c AS (UPDATE notifications SET state = 'cancelled'"
+		      "   WHERE message_id IN (SELECT id FROM u) AND state = 'scheduled'"
+		      "     AND mail_id IS NULL) "
+		      "SELECT id FROM u";
+
 static const char LIST_SQL[] =
 	"SELECT (SELECT count(*) FROM accounts WHERE id = $1), t.total,"
 	"  x.id, x.oin, x.name, x.berichttype, x.referentie,"
@@ -274,38 +321,13 @@ static void on_open(const PGresult *res, const char *err, void *arg)
 		return;
 	}
 	/* not the first open: a new statement sees the committed first time */
-	struct retention_text rt = {0};
-	retention_text(r->app->cfg, &rt);
-	const char *params[] = {r->params[0], rt.def, rt.min, rt.max};
-	if (!pgpool_query(r->app->pg,
-			  "SELECT (extract(epoch FROM m.opened_at) * 1000)::bigint FROM messages m "
-			  "JOIN accounts a ON a.id = m.account_id "
-			  "WHERE m.id = $1 AND " IN_BOX("m", "a", "$2", "$3", "$4"),
-			  4, params, on_open_reread, r))
-		http_problem_internal(r);
+	query_message(r, REREAD_SQL, on_open_reread);
 }
 
 void box_http_open(struct http_req *r)
 {
-	if (!message_id_ok(r))
-		return;
-	struct retention_text rt = {0};
-	retention_text(r->app->cfg, &rt);
-	const char *params[] = {r->params[0], rt.def, rt.min, rt.max};
-	if (!pgpool_query(
-		    r->app->pg,
-		    "WITH u AS (UPDATE messages m SET opened_at = now() FROM accounts a"
-		    "   WHERE m.id = $1 AND a.id = m.account_id AND m.opened_at IS NULL"
-		    "     AND " IN_BOX(
-			    "m", "a", "$2", "$3",
-			    "$4") "   RETURNING m.opened_at),"
-				  " c AS (UPDATE notifications SET state = 'cancelled'"
-				  "   WHERE message_id = $1 AND kind = 'repeat' AND state = 'scheduled'"
-				  "     AND mail_id IS NULL"
-				  "     AND EXISTS (SELECT 1 FROM u)) "
-				  "SELECT (extract(epoch FROM opened_at) * 1000)::bigint FROM u",
-		    4, params, on_open, r))
-		http_problem_internal(r);
+	if (message_id_ok(r))
+		query_message(r, OPEN_SQL, on_open);
 }
 
 /* ---------------------------------------------------------------- delete */
@@ -322,33 +344,8 @@ static void on_delete(const PGresult *res, const char *err, void *arg)
 
 void box_http_delete(struct http_req *r)
 {
-	if (!message_id_ok(r))
-		return;
-	struct retention_text rt = {0};
-	retention_text(r->app->cfg, &rt);
-	const char *params[] = {r->params[0], rt.def, rt.min, rt.max};
-	/*
-	 * Deleting again is fine (204), and so is deleting one not yet
-	 * published; the first deletion time is kept. A copy past the
-	 * citizen's retention is gone already (404). Only
-	 * the citizen's copy goes: the row stays the agency's record, the same
-	 * for a deleted message as for any other (janitor.c).
-	 */
-	if (!pgpool_query(
-		    r->app->pg,
-		    "WITH u AS (UPDATE messages m SET deleted_at = coalesce(m.deleted_at, now())"
-		    "   FROM accounts a WHERE m.id = $1 AND a.id = m.account_id"
-		    "     AND (m.deleted_at IS NOT NULL OR m.publicatie_tijdstip > now()"
-		    "       OR " IN_BOX(
-			    "m", "a", "$2", "$3",
-			    "$4") ")"
-				  "   RETURNING m.id),"
-				  " c AS (UPDATE notifications SET state = 'cancelled'"
-				  "   WHERE message_id IN (SELECT id FROM u) AND state = 'scheduled'"
-				  "     AND mail_id IS NULL) "
-				  "SELECT id FROM u",
-		    4, params, on_delete, r))
-		http_problem_internal(r);
+	if (message_id_ok(r))
+		query_message(r, DELETE_SQL, on_delete);
 }
 
 const struct http_route box_routes[] = {
