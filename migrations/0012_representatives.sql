@@ -62,7 +62,9 @@ CREATE INDEX notifications_representation_idx ON notifications (representation_i
 -- p_zaak, published at p_published? Not deleted, the publication inside
 -- [geldig_vanaf, geldig_tot), the agency and the case in scope; and the
 -- same for every representation it was passed on from (a derived one ends
--- when its source ends, whatever it says itself).
+-- when its source ends, whatever it says itself). A nabestaande acts for
+-- the estate: its time is now, not the publication, so it also gets the
+-- messages that were there before the death.
 CREATE FUNCTION representation_in_force(p_rep bigint, p_agency bigint, p_zaak text,
                                         p_published timestamptz)
 RETURNS boolean LANGUAGE sql STABLE AS $$
@@ -74,8 +76,9 @@ RETURNS boolean LANGUAGE sql STABLE AS $$
     )
     SELECT count(*) > 0 AND bool_and(
                c.deleted_at IS NULL
-           AND c.geldig_vanaf <= p_published
-           AND (c.geldig_tot IS NULL OR p_published < c.geldig_tot)
+           AND c.geldig_vanaf <= CASE WHEN c.soort = 'nabestaande' THEN now() ELSE p_published END
+           AND (c.geldig_tot IS NULL
+                OR CASE WHEN c.soort = 'nabestaande' THEN now() ELSE p_published END < c.geldig_tot)
            AND (c.organisaties IS NULL OR p_agency = ANY (c.organisaties))
            AND (c.zaakkenmerk IS NULL OR c.zaakkenmerk IS NOT DISTINCT FROM p_zaak))
     FROM chain c
