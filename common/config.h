@@ -78,6 +78,7 @@ struct config {
 	char *security_bsn_key_file; /* file holding the hex key */
 	char *security_bounce_key;   /* hex */
 	char *security_bounce_key_file;
+	int64_t security_token_cache_ttl_ms; /* auth cache lifetime, at most 30 s */
 
 	/* [bounce] */
 	int64_t bounce_max_age_ms; /* DSNs about older mails are refused */

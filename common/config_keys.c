@@ -26,6 +26,8 @@
 #define MIN_CELL_FLOOR 5
 #define MAX_CELL 1000000
 #define MAX_DORMANT_WEEKS 52
+/* a revoked token must stop working within 30 s (issue 15) */
+#define AUTH_CACHE_TTL_MAX_MS 30000
 
 const struct config_key config_keys[] = {
 	{"http", "listen", CFG_HOSTPORT, "127.0.0.1:8080", false, OFF(http_listen), NOLIMIT,
@@ -127,6 +129,9 @@ const struct config_key config_keys[] = {
 	{"security", "bounce_key_file", CFG_PATH, NULL, false, OFF(security_bounce_key_file),
 	 NOLIMIT,
 	 "File holding the bounce tag key in hex (e.g. a systemd credential). Changing it makes DSNs of mails sent before unattributable."},
+	{"security", "token_cache_ttl", CFG_DURATION, "30s", false,
+	 OFF(security_token_cache_ttl_ms), 0, AUTH_CACHE_TTL_MAX_MS,
+	 "How long the daemon trusts a bearer token it has looked up (at most 30s; 0s asks PostgreSQL on every request). A revoked token is refused within this time; an expired one at its expiry."},
 
 	{"bounce", "max_age", CFG_DURATION, "7d", false, OFF(bounce_max_age_ms), 60000,
 	 365 * MS_DAY,

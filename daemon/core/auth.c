@@ -1,8 +1,12 @@
 /*
  * auth.c - token lookup with a small TTL cache (see auth.h).
  *
- * The cache is a fixed-size direct-mapped table keyed by the token hash: a
- * revoked token stops working within AUTH_CACHE_TTL_MS at the latest.
+ * The cache is a fixed-size direct-mapped table keyed by the token hash. An
+ * entry lives [security] token_cache_ttl (default and most 30 s), never past
+ * the token's expires_at: a revoked token stops working within the TTL, an
+ * expired one at its expiry. Only a lookup that (re)fills an entry asks
+ * PostgreSQL, and it records last_used_at when the stored one is over a
+ * minute old: no write per request (migration 0014).
  */
 #include "core/auth.h"
 
@@ -16,8 +20,20 @@
 #include "core/pgpool.h"
 
 #define AUTH_CACHE_SLOTS 1024
-#define AUTH_CACHE_TTL_MS 30000
 #define TOKEN_MAX_LEN 256
+
+/*
+ * The token if it is neither revoked nor expired, with the milliseconds it
+ * has left (NULL: no expiry); last_used_at is written at most once a minute.
+ */
+#define TOKEN_LOOKUP_SQL                                                                           \
+	"WITH t AS (SELECT id, role, agency_id, last_used_at, "                                    \
+	"floor(extract(epoch FROM expires_at - now()) * 1000)::bigint AS left_ms "                 \
+	"FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL "                            \
+	"AND (expires_at IS NULL OR expires_at > now())), "                                        \
+	"used AS (UPDATE api_tokens u SET last_used_at = now() FROM t WHERE u.id = t.id "          \
+	"AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute')) "           \
+	"SELECT role, agency_id, left_ms FROM t"
 
 struct auth_entry {
 	char hash[CRYPTO_HEX256_LEN];
@@ -90,9 +106,15 @@ static void on_token_row(const PGresult *res, const char *err, void *arg)
 		r.ok = true;
 		r.role = auth_role_parse(PQgetvalue(res, 0, 0));
 		r.agency_id = PQgetisnull(res, 0, 1) ? 0 : strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		int64_t ttl = l->a->app->cfg->security_token_cache_ttl_ms;
+		if (!PQgetisnull(res, 0, 2)) {
+			int64_t left = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+			if (left < ttl)
+				ttl = left; /* never trusted past its expiry */
+		}
 		struct auth_entry *e = &l->a->cache[slot_of(l->hash)];
 		memcpy(e->hash, l->hash, sizeof(e->hash));
-		e->expires_ms = now_ms() + AUTH_CACHE_TTL_MS;
+		e->expires_ms = now_ms() + ttl;
 		e->role = r.role;
 		e->agency_id = r.agency_id;
 	}
@@ -128,10 +150,7 @@ void auth_lookup(struct auth *a, const char *token, auth_cb cb, void *arg)
 	l->cb = cb;
 	l->arg = arg;
 	const char *params[] = {l->hash};
-	if (!pgpool_query(a->app->pg,
-			  "SELECT role, agency_id FROM api_tokens "
-			  "WHERE token_hash = $1 AND revoked_at IS NULL",
-			  1, params, on_token_row, l)) {
+	if (!pgpool_query(a->app->pg, TOKEN_LOOKUP_SQL, 1, params, on_token_row, l)) {
 		free(l);
 		none.unavailable = true;
 		cb(&none, arg);

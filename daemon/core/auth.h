@@ -4,7 +4,8 @@
  * Tokens are random 256-bit values shown once by `berichtd token create`;
  * the database keeps only their SHA-256 (DESIGN.md section 7). A lookup
  * hashes the presented token and asks PostgreSQL (asynchronously), with a
- * short in-memory cache so a busy agency does not cost a query per request.
+ * short in-memory cache so a busy agency does not cost a query per request:
+ * [security] token_cache_ttl, at most 30 s, never past the token's expiry.
  *
  * Loop thread only.
  */
@@ -19,7 +20,7 @@
 struct auth;
 
 struct auth_result {
-	bool ok;           /* token known and not revoked */
+	bool ok;           /* token known, neither revoked nor expired */
 	bool unavailable;  /* the database could not be asked: answer 503, not 401 */
 	unsigned role;     /* one ROLE_* bit (http.h) */
 	int64_t agency_id; /* role agency only */
