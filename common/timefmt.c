@@ -125,3 +125,13 @@ void timefmt_format_rfc3339(int64_t ms, char out[TIMEFMT_RFC3339_LEN])
 		 (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100, tm.tm_mday % 100,
 		 tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100, rem % 1000);
 }
+
+enum timefmt_kind timefmt_parse_date_or_time(const char *s, int *year, int *month, int *day,
+					     int64_t *ms)
+{
+	if (timefmt_parse_date(s, year, month, day))
+		return TIMEFMT_DATE;
+	if (timefmt_parse_rfc3339(s, ms))
+		return TIMEFMT_TIME;
+	return TIMEFMT_INVALID;
+}

@@ -25,4 +25,18 @@ void timefmt_format_rfc3339(int64_t ms, char out[TIMEFMT_RFC3339_LEN]);
 /* Parses a full date "YYYY-MM-DD" (a real calendar date). */
 bool timefmt_parse_date(const char *s, int *year, int *month, int *day);
 
+/* What timefmt_parse_date_or_time found. */
+enum timefmt_kind {
+	TIMEFMT_INVALID = 0,
+	TIMEFMT_DATE, /* "YYYY-MM-DD": *year, *month, *day set */
+	TIMEFMT_TIME, /* an RFC 3339 time: *ms set */
+};
+
+/*
+ * A calendar date or an RFC 3339 time, as `berichtd token create
+ * --geldig-tot` takes it (the caller decides which instant a date means).
+ */
+enum timefmt_kind timefmt_parse_date_or_time(const char *s, int *year, int *month, int *day,
+					     int64_t *ms);
+
 #endif

@@ -39,10 +39,19 @@ static const char *const help_example =
 	"Prints the documented example config (every key with its default).\n";
 static const char *const help_token =
 	"usage: berichtd token create [-c FILE] --role agency|portal|ministry|relay\n"
-	"                             [--oin OIN] [--name NAME]\n"
-	"Prints a new random token once on stdout; only its SHA-256 is stored.\n"
-	"Role agency needs --oin (20 digits); the agency is created when new,\n"
-	"with NAME as its display name (the name that appears in mails).\n";
+	"                             [--oin OIN] [--name NAME] [--geldig-tot DATE|TIME]\n"
+	"       berichtd token list [-c FILE] [--oin OIN] [--json]\n"
+	"       berichtd token revoke [-c FILE] ID\n"
+	"create prints a new random token once on stdout (its id on stderr); only its\n"
+	"SHA-256 is stored. Role agency needs --oin (20 digits). A new agency is\n"
+	"created with NAME as its display name (the name in mails); an existing one\n"
+	"is never changed (NAME then names the token only; rename it with `agency\n"
+	"set --name`). --geldig-tot: the token is refused from then on; a date means\n"
+	"00:00 Europe/Amsterdam of that day, or give an RFC 3339 time. Several tokens\n"
+	"of one agency may be valid at once (rotation: create, switch, revoke).\n"
+	"list shows id, role, OIN, status, created, last used (to the minute),\n"
+	"expires and name, never the secret. revoke ID: running daemons refuse it\n"
+	"within [security] token_cache_ttl (at most 30 s).\n";
 
 static const char *const help_type =
 	"usage: berichtd berichttype add [-c FILE] --oin OIN --code CODE [--herinnering DURATION]\n"
@@ -58,9 +67,11 @@ static const char *const help_bounce =
 	"marks the address; delayed and temporary reports are ignored.\n";
 static const char *const help_agency =
 	"usage: berichtd agency set [-c FILE] --oin OIN [--mandatory yes|no] [--name NAME]\n"
+	"       berichtd agency list [-c FILE] [--json]\n"
 	"--mandatory yes: citizens cannot turn this agency off in the portal (its\n"
 	"messages always reach an active box); no: they can (the default for new\n"
-	"agencies). --name renames it. The agency must exist (token create makes it).\n";
+	"agencies). --name renames it (the name in mails). The agency must exist (token\n"
+	"create makes it). list shows every agency with its berichttypes and active tokens.\n";
 static const char *const help_stats =
 	"usage: berichtd stats rebuild [-c FILE] [--van DATE --tot DATE] [--force]\n"
 	"Recomputes the open-rate rollups of the cohorts (publication days in\n"
@@ -86,8 +97,11 @@ struct opts {
 	const char *code;
 	const char *herinnering;
 	const char *mandatory;
+	const char *geldig_tot;
+	const char *arg; /* the one positional argument (token revoke ID) */
 	const char *van, *tot, *jaar, *maand, *format, *out;
 	bool force;
+	bool json;
 	bool help;
 };
 
@@ -111,6 +125,8 @@ static bool parse_opts(int argc, char **argv, struct opts *o)
 		{"format", required_argument, NULL, 'f'},
 		{"out", required_argument, NULL, 'O'},
 		{"force", no_argument, NULL, 'F'},
+		{"geldig-tot", required_argument, NULL, 'G'},
+		{"json", no_argument, NULL, 'J'},
 		{NULL, 0, NULL, 0},
 	};
 	int ch;
@@ -133,10 +149,14 @@ static bool parse_opts(int argc, char **argv, struct opts *o)
 		case 'f': o->format = optarg; break;
 		case 'O': o->out = optarg; break;
 		case 'F': o->force = true; break;
+		case 'G': o->geldig_tot = optarg; break;
+		case 'J': o->json = true; break;
 		case 'h': o->help = true; break;
 		default: return false;
 		}
 	}
+	if (optind < argc)
+		o->arg = argv[optind++];
 	return optind == argc;
 }
 
@@ -197,8 +217,11 @@ static int cmd_example(struct config *cfg, const struct opts *o, const char *act
 
 static int cmd_token(struct config *cfg, const struct opts *o, const char *action)
 {
-	(void)action;
-	return cli_token_create(cfg, o->role, o->oin, o->name);
+	if (strcmp(action, "list") == 0)
+		return cli_token_list(cfg, o->oin, o->json);
+	if (strcmp(action, "revoke") == 0)
+		return cli_token_revoke(cfg, o->arg);
+	return cli_token_create(cfg, o->role, o->oin, o->name, o->geldig_tot);
 }
 
 static int cmd_type(struct config *cfg, const struct opts *o, const char *action)
@@ -217,7 +240,8 @@ static int cmd_bounce(struct config *cfg, const struct opts *o, const char *acti
 
 static int cmd_agency(struct config *cfg, const struct opts *o, const char *action)
 {
-	(void)action;
+	if (strcmp(action, "list") == 0)
+		return cli_agency_list(cfg, o->json);
 	return cli_agency_set(cfg, o->oin, o->mandatory, o->name);
 }
 
@@ -247,38 +271,39 @@ struct command {
 	const char *const *actions; /* the second word it needs (NULL-ended), or NULL */
 	enum cmd_kind kind;
 	int (*handler)(struct config *cfg, const struct opts *o, const char *action);
+	const char *arg_action; /* the action that takes one positional argument, or NULL */
 };
 
-static const char *const token_actions[] = {"create", NULL};
+static const char *const token_actions[] = {"create", "list", "revoke", NULL};
 static const char *const type_actions[] = {"add", "list", NULL};
-static const char *const agency_actions[] = {"set", NULL};
+static const char *const agency_actions[] = {"set", "list", NULL};
 static const char *const stats_actions[] = {"rebuild", NULL};
 
 static int cmd_version(struct config *cfg, const struct opts *o, const char *action);
 static int cmd_help(struct config *cfg, const struct opts *o, const char *action);
 
 static const struct command commands[] = {
-	{"run", "run", "run the daemon (the default)", help_run, NULL, CMD_CONFIG, cmd_run},
+	{"run", "run", "run the daemon (the default)", help_run, NULL, CMD_CONFIG, cmd_run, NULL},
 	{"migrate", "migrate", "apply database migrations", help_migrate, NULL, CMD_CONFIG,
-	 cmd_migrate},
+	 cmd_migrate, NULL},
 	{"check-config", "check-config", "validate the config file", help_check, NULL, CMD_CONFIG,
-	 cmd_check},
+	 cmd_check, NULL},
 	{"config-example", "config-example", "print the documented example config", help_example,
-	 NULL, CMD_NO_CONFIG, cmd_example},
-	{"token", "token create", "create an API token (printed once)", help_token, token_actions,
-	 CMD_CONFIG, cmd_token},
+	 NULL, CMD_NO_CONFIG, cmd_example, NULL},
+	{"token", "token create|list|revoke", "API tokens: create (printed once), list, revoke",
+	 help_token, token_actions, CMD_CONFIG, cmd_token, "revoke"},
 	{"berichttype", "berichttype add|list", "register an agency's message types", help_type,
-	 type_actions, CMD_CONFIG, cmd_type},
+	 type_actions, CMD_CONFIG, cmd_type, NULL},
 	{"bounce", "bounce", "read a delivery status notification from stdin", help_bounce, NULL,
-	 CMD_CONFIG, cmd_bounce},
-	{"agency", "agency set", "mark an agency mandatory or optional for citizens", help_agency,
-	 agency_actions, CMD_CONFIG, cmd_agency},
+	 CMD_CONFIG, cmd_bounce, NULL},
+	{"agency", "agency set|list", "rename an agency, mark it mandatory; list them", help_agency,
+	 agency_actions, CMD_CONFIG, cmd_agency, NULL},
 	{"stats", "stats rebuild", "recompute the statistics rollups from the raw messages",
-	 help_stats, stats_actions, CMD_CONFIG, cmd_stats},
+	 help_stats, stats_actions, CMD_CONFIG, cmd_stats, NULL},
 	{"report", "report", "write the annual open-rate report (csv, json or html)", help_report,
-	 NULL, CMD_CONFIG, cmd_report},
-	{"version", "version", "print the version", NULL, NULL, CMD_AT_ONCE, cmd_version},
-	{"help", NULL, NULL, NULL, NULL, CMD_AT_ONCE, cmd_help},
+	 NULL, CMD_CONFIG, cmd_report, NULL},
+	{"version", "version", "print the version", NULL, NULL, CMD_AT_ONCE, cmd_version, NULL},
+	{"help", NULL, NULL, NULL, NULL, CMD_AT_ONCE, cmd_help, NULL},
 };
 
 #define USAGE_COLUMN 15
@@ -369,7 +394,8 @@ int main(int argc, char **argv)
 	}
 
 	/* getopt sees argv[0] then the subcommand's own arguments */
-	if (!parse_opts(argc - skip + 1, argv + skip - 1, &o)) {
+	if (!parse_opts(argc - skip + 1, argv + skip - 1, &o) ||
+	    (o.arg && !(c->arg_action && strcmp(action, c->arg_action) == 0))) {
 		fputs(c->help, stderr);
 		return 2;
 	}

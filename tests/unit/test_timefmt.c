@@ -397,3 +397,46 @@ Test(timefmt, date_rejects_surrounding_text)
 	cr_expect_not(timefmt_parse_date("2026-03-29T00:00:00Z", &y, &m, &d));
 	cr_expect_not(timefmt_parse_date("+026-03-29", &y, &m, &d));
 }
+
+/* --------------------------------------- a date or a time (token --geldig-tot) */
+
+Test(timefmt, date_or_time_tells_a_date)
+{
+	int y = 0, m = 0, d = 0;
+	int64_t ms = -1;
+	cr_assert_eq(timefmt_parse_date_or_time("2027-02-28", &y, &m, &d, &ms), TIMEFMT_DATE);
+	cr_expect_eq(y, 2027);
+	cr_expect_eq(m, 2);
+	cr_expect_eq(d, 28);
+	cr_expect_eq(ms, -1, "a date sets no time");
+}
+
+Test(timefmt, date_or_time_tells_a_time)
+{
+	int y = 0, m = 0, d = 0;
+	int64_t ms = 0;
+	cr_assert_eq(timefmt_parse_date_or_time("2026-03-29T03:00:00+02:00", &y, &m, &d, &ms),
+		     TIMEFMT_TIME);
+	cr_expect_eq(ms, T_2026_03_29_01Z);
+	cr_assert_eq(timefmt_parse_date_or_time("2026-03-29T01:00:00Z", &y, &m, &d, &ms),
+		     TIMEFMT_TIME);
+	cr_expect_eq(ms, T_2026_03_29_01Z);
+}
+
+Test(timefmt, date_or_time_rejects_neither)
+{
+	int y, m, d;
+	int64_t ms;
+	const char *bad[] = {"",
+			     "morgen",
+			     "2027-02-29",          /* not a leap year */
+			     "2027-13-01",
+			     "2027-01-01 ",
+			     "2027-01-01T00:00:00", /* a time needs its offset */
+			     "2027-01-01 00:00:00Z",
+			     "1735689600",
+			     "30d"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_eq(timefmt_parse_date_or_time(bad[i], &y, &m, &d, &ms), TIMEFMT_INVALID,
+			     "\"%s\" accepted", bad[i]);
+}
