@@ -446,16 +446,25 @@ class Daemon:
             p.returncode, p.stdout, p.stderr)
         return p
 
-    def token(self, role, oin=None, name=None):
+    def token(self, role, oin=None, name=None, geldig_tot=None):
+        return self.token_with_id(role, oin, name, geldig_tot)[0]
+
+    def token_with_id(self, role, oin=None, name=None, geldig_tot=None):
+        """`token create` through the CLI; returns (token, id), the id being
+        what `token revoke` and `token list` name it by."""
         args = ["token", "create", "--role", role]
         if oin is not None:
             args += ["--oin", oin]
         if name is not None:
             args += ["--name", name]
+        if geldig_tot is not None:
+            args += ["--geldig-tot", geldig_tot]
         p = self.cli(*args)
         assert p.returncode == 0 and p.stdout.strip(), "token create failed (rc=%d):\n%s%s" % (
             p.returncode, p.stdout, p.stderr)
-        return p.stdout.strip().splitlines()[0].strip()
+        m = re.search(r"^token (\d+) for role", p.stderr, re.MULTILINE)
+        assert m, "token create named no id:\n" + p.stderr
+        return p.stdout.strip().splitlines()[0].strip(), m.group(1)
 
     # -- process
     @property
