@@ -54,7 +54,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
             python3-psycopg2 python3-yaml curl chromium
 
-.PHONY: all deps test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report
+.PHONY: all deps test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report systemd-check
 
 all: $(BIN)
 
@@ -127,7 +127,7 @@ valgrind: all
 	BERICHTD_BIN=$(abspath tests/harness/valgrind-berichtd.sh) tests/run-integration.sh -k "test_pipeline"
 
 test: deps
-	$(MAKE) layers all unit check-example openapi-lint integration SANITIZE=$(SANITIZE)
+	$(MAKE) layers all unit check-example systemd-check openapi-lint integration SANITIZE=$(SANITIZE)
 
 # docs/openapi.yaml against the Dutch API Design Rules ruleset (shared/ is a
 # sibling of the clone in CI and on our machines). Spectral is pinned in
@@ -169,6 +169,24 @@ bench-delivery: bench-deps all
 
 bench-report: all
 	BERICHTD_BIN=$(abspath $(BIN)) tests/bench/bench_report.sh
+
+# The unit, sysusers and tmpfiles snippets as systemd reads them (CI has no
+# systemd as PID 1: verify the unit offline, with ExecStart pointing at this
+# build, apply the snippets to a scratch root), and the unit's exposure score.
+SYSTEMD_PKGS := systemd
+
+systemd-check: $(BIN)
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(SYSTEMD_PKGS)"
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	sed "s#/usr/bin/berichtd#$(abspath $(BIN))#g" systemd/berichtd.service > "$$tmp/berichtd.service" && \
+	systemd-analyze verify "$$tmp/berichtd.service" && \
+	mkdir -p "$$tmp/root/etc" && \
+	systemd-sysusers --root="$$tmp/root" "$(abspath systemd/berichtd.sysusers)" >/dev/null 2>&1 && \
+	grep -q '^berichtd:' "$$tmp/root/etc/passwd" && \
+	systemd-tmpfiles --root="$$tmp/root" --create "$(abspath systemd/berichtd.tmpfiles)" && \
+	test -d "$$tmp/root/etc/berichtd" && \
+	systemd-analyze security --offline=true "$$tmp/berichtd.service" | tail -1 && \
+	echo "systemd-check: unit, sysusers and tmpfiles ok"
 
 # The include rule of docs/architecture.md (layers, no circles); part of test and lint.
 layers:

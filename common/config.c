@@ -381,6 +381,8 @@ static void finish(struct config *cfg, struct errbuf *e, const char *name, bool 
 		err_add(e, "%s: retention: need min_days <= default_days <= max_days", name);
 	if (cfg->retention_agency_record_days < cfg->retention_max_days)
 		err_add(e, "%s: retention: agency_record_days must be at least max_days", name);
+	if (cfg->delivery_stall_ms <= cfg->smtp_timeout_ms)
+		err_add(e, "%s: delivery: stall_timeout must be longer than smtp.timeout", name);
 	if (cfg->ops_listen && cfg->http_listen && strcmp(cfg->ops_listen, cfg->http_listen) == 0)
 		err_add(e, "%s: ops.listen: must differ from http.listen", name);
 }

@@ -58,6 +58,7 @@ struct config {
 	int64_t delivery_retry_max_ms;
 	int64_t delivery_retry_span_ms;
 	int64_t delivery_visibility_ms;
+	int64_t delivery_stall_ms;
 	int64_t delivery_reconcile_ms;
 	int64_t delivery_poll_ms;
 

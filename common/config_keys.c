@@ -95,6 +95,9 @@ const struct config_key config_keys[] = {
 	 "A notification taken by a worker that neither sent nor released it within this time is taken again."},
 	{"delivery", "reconcile_interval", CFG_DURATION, "30s", false, OFF(delivery_reconcile_ms),
 	 100, MS_DAY, "How often the Redis schedule is checked against PostgreSQL and repaired."},
+	{"delivery", "stall_timeout", CFG_DURATION, "90s", false, OFF(delivery_stall_ms), 1000,
+	 MS_DAY,
+	 "Under the systemd watchdog: a delivery worker that shows no progress (no turn of its loop, no line to or from the relay, no database attempt) for this long stops the watchdog pings, so systemd restarts the daemon. Longer than smtp.timeout."},
 	{"delivery", "poll_interval", CFG_DURATION, "100ms", false, OFF(delivery_poll_ms), 1, 60000,
 	 "How long an idle worker waits before it looks for due notifications again."},
 

@@ -31,6 +31,7 @@
 #include "core/queue.h"
 #include "notify/reconcile.h"
 #include "routes.h"
+#include "watchdog.h"
 
 #define SHUTDOWN_GRACE_MS 10000
 #define SHUTDOWN_POLL_MS 20
@@ -40,6 +41,7 @@ struct server {
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *drain_timer;
 	int drain_waited_ms;
+	struct watchdog *watchdog;
 };
 
 static void drain_check(evutil_socket_t fd, short what, void *arg)
@@ -112,6 +114,7 @@ static void teardown(struct server *s)
 	struct app *app = &s->app;
 
 	app->shutting_down = true;
+	watchdog_stop(s->watchdog);
 	delivery_stop(app->delivery);
 	queue_loop_free(app->queue); /* pending Redis callbacks get NULL */
 	/* pending queries answer "shutting down" here, so everything their
@@ -180,6 +183,7 @@ int server_run(struct config *cfg)
 	if (!app->reconcile || !app->janitor || !http_start(app, &routes_api, &routes_ops))
 		goto out;
 
+	s->watchdog = watchdog_start(app);
 	sdnotify("READY=1");
 	log_info("berichtd running");
 	event_base_dispatch(app->base);

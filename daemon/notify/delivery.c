@@ -76,7 +76,8 @@ struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 		return NULL;
 	}
 	d->threads = calloc((size_t)cfg->delivery_workers + 1, sizeof(*d->threads));
-	if (!d->threads) {
+	d->beats = calloc((size_t)cfg->delivery_workers + 1, sizeof(*d->beats));
+	if (!d->threads || !d->beats) {
 		delivery_stop(d);
 		return NULL;
 	}
@@ -85,6 +86,7 @@ struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 		if (w) {
 			w->d = d; /* before the thread starts: it reads them at once */
 			w->index = i;
+			atomic_init(&d->beats[i], clock_mono_ms());
 		}
 		if (!w || pthread_create(&d->threads[i], NULL, worker_main, w) != 0) {
 			free(w);
@@ -109,9 +111,24 @@ void delivery_stop(struct delivery *d)
 	for (int i = 0; i < d->nthreads; i++)
 		pthread_join(d->threads[i], NULL);
 	free(d->threads);
+	free(d->beats);
 	render_free_templates(d);
 	throttle_destroy(&d->throttle);
 	pthread_cond_destroy(&d->wake);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
+}
+
+int delivery_stalled(const struct delivery *d, int64_t now_ms, int64_t limit_ms, int64_t *age_ms)
+{
+	int worst = -1;
+	*age_ms = 0;
+	for (int i = 0; d && i < d->nthreads; i++) {
+		int64_t age = now_ms - atomic_load(&d->beats[i]);
+		if (age > *age_ms) {
+			*age_ms = age;
+			worst = i;
+		}
+	}
+	return *age_ms > limit_ms ? worst : -1;
 }

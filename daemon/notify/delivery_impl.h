@@ -46,6 +46,9 @@ struct delivery {
 	bool quiet_enabled;
 	int quiet_start, quiet_end;
 	pthread_t *threads;
+	/* per worker: clock_mono_ms() of its last sign of progress (the
+	 * watchdog's view, delivery_stalled()); written by the worker only */
+	atomic_llong *beats;
 	int nthreads;
 	atomic_bool stop;
 	pthread_mutex_t lock; /* guards the condvar */
@@ -113,6 +116,8 @@ struct outcome {
 /* worker.c */
 void *worker_main(void *arg);
 /* Sleeps up to ms, waking at once when the daemon stops. */
+/* The worker shows the watchdog it is making progress (see delivery_stalled). */
+void worker_beat(struct worker *w);
 void worker_pause_ms(struct delivery *d, int64_t ms);
 
 /* conn.c: the statements prepared once per connection (bits of worker.prepared) */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "notify/smtp_verdict.h"
 
@@ -32,6 +33,7 @@ struct msg_track {
 
 /* what the protocol monitor learns about the session before the first MAIL */
 struct session_track {
+	atomic_llong *progress_ms; /* see struct smtp_relay */
 	bool mail_written;
 	char refusal[SESSION_LINE_MAX]; /* first 4xx/5xx line before it, or "" */
 };
@@ -60,6 +62,9 @@ static void on_event(smtp_session_t session, int event, void *arg, ...)
 static void on_monitor(const char *buf, int len, int writing, void *arg)
 {
 	struct session_track *st = arg;
+	/* a line, not a byte: a relay that trickles bytes holds us up all the same */
+	if (st->progress_ms && len > 0 && (writing || memchr(buf, '\n', (size_t)len)))
+		atomic_store(st->progress_ms, clock_mono_ms());
 	if (st->mail_written || len <= 0)
 		return;
 	if (writing) {
@@ -139,7 +144,7 @@ void smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, si
 	char hostport[HOSTPORT_MAX];
 	char errbuf[128];
 	const char *session_error = NULL;
-	struct session_track st = {false, ""};
+	struct session_track st = {relay->progress_ms, false, ""};
 	smtp_session_t session = smtp_create_session();
 	smtp_message_t *msgs = calloc(n, sizeof(*msgs));
 	smtp_recipient_t *rcpts = calloc(n, sizeof(*rcpts));

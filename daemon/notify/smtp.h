@@ -9,6 +9,7 @@
 #ifndef BERICHTD_SMTP_H
 #define BERICHTD_SMTP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -30,6 +31,9 @@ struct smtp_relay {
 	int port;
 	const char *helo; /* NULL or "" : libesmtp's default */
 	long timeout_s;
+	/* set to clock_mono_ms() whenever a line goes to or comes from the
+	 * relay, so the watchdog sees a session that moves; NULL: not kept */
+	atomic_llong *progress_ms;
 };
 
 /* Sends all mails in one session; fills in each mail's result. */
