@@ -48,6 +48,10 @@ struct config {
 	char *smtp_bounce_domain;
 	char *smtp_helo;
 	int64_t smtp_timeout_ms;
+	char *smtp_starttls; /* off | opportunistic | require */
+	char *smtp_ca_file;
+	char *smtp_user;
+	char *smtp_password_file;
 
 	/* [delivery] */
 	int64_t delivery_workers;
@@ -107,6 +111,7 @@ struct config {
 	char *path; /* the file this came from */
 	uint8_t bsn_key[64];
 	size_t bsn_key_len;
+	char smtp_password[256]; /* read from smtp_password_file; "" without AUTH */
 	uint8_t bounce_key[64];
 	size_t bounce_key_len;
 	bool bounce_key_derived; /* no bounce key configured: derived from the BSN key */

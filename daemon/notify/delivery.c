@@ -25,6 +25,7 @@
 #include "common/mime.h"
 #include "notify/delivery_impl.h"
 #include "notify/render.h"
+#include "notify/smtp.h"
 
 /* "Name <address>" or "address" into its parts; false if invalid or unsafe in a header. */
 static bool split_from(const char *from, char *name, char *addr)
@@ -66,6 +67,12 @@ struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 	}
 	if (!split_from(cfg->smtp_from, d->from_name, d->from_addr)) {
 		snprintf(err, errlen, "smtp.from is not \"Name <address>\" or an address");
+		delivery_stop(d);
+		return NULL;
+	}
+	smtp_init();
+	if (smtp_tls_mode(cfg->smtp_starttls) != SMTP_TLS_OFF &&
+	    !(d->smtp_tls = smtp_tls_context(cfg->smtp_ca_file, err, errlen))) {
 		delivery_stop(d);
 		return NULL;
 	}
@@ -113,6 +120,7 @@ void delivery_stop(struct delivery *d)
 	free(d->threads);
 	free(d->beats);
 	render_free_templates(d);
+	SSL_CTX_free(d->smtp_tls);
 	throttle_destroy(&d->throttle);
 	pthread_cond_destroy(&d->wake);
 	pthread_mutex_destroy(&d->lock);

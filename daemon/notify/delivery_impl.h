@@ -16,6 +16,7 @@
 #define BERICHTD_DELIVERY_IMPL_H
 
 #include <libpq-fe.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -54,6 +55,7 @@ struct delivery {
 	pthread_mutex_t lock; /* guards the condvar */
 	pthread_cond_t wake;
 	struct throttle throttle;
+	SSL_CTX *smtp_tls; /* every session's TLS context; NULL with smtp.starttls = off */
 };
 
 struct worker {

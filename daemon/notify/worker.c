@@ -223,9 +223,12 @@ static int send_mails(struct worker *w, const struct claimed *cl, const struct g
 	}
 	batch_build(w, &b, cl, groups, ng, o);
 	if (b.n > 0) {
-		struct smtp_relay relay = {cfg->smtp_host, (int)cfg->smtp_port, cfg->smtp_helo,
-					   (long)(cfg->smtp_timeout_ms / MS_PER_S),
-					   &w->d->beats[w->index]};
+		struct smtp_relay relay = {
+			cfg->smtp_host,         (int)cfg->smtp_port,
+			cfg->smtp_helo,         (long)(cfg->smtp_timeout_ms / MS_PER_S),
+			&w->d->beats[w->index], smtp_tls_mode(cfg->smtp_starttls),
+			w->d->smtp_tls,         cfg->smtp_user,
+			cfg->smtp_password};
 		smtp_send_batch(&relay, b.mails, (size_t)b.n);
 	}
 	batch_outcomes(w, &b, cl, groups, o);
