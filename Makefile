@@ -52,7 +52,7 @@ UNIT_BIN   := $(BUILD)/unit-tests
 DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             libesmtp-dev libjansson-dev libssl-dev libcriterion-dev postgresql \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
-            python3-psycopg2 python3-yaml curl chromium
+            python3-psycopg2 python3-yaml curl chromium openssl
 
 .PHONY: all deps test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report systemd-check
 
