@@ -13,7 +13,7 @@
 
 CC       ?= cc
 SANITIZE ?=
-PKGS     := libevent libpq hiredis libesmtp-1.0 jansson libcrypto libssl
+PKGS     := libevent libpq hiredis libesmtp-1.0 jansson libcrypto libssl libevent_openssl
 PYTHON   := /usr/bin/python3
 
 ifeq ($(SANITIZE),)

@@ -295,6 +295,36 @@ static void check_smtp_security(struct config *cfg, struct errbuf *e)
 			cfg->smtp_password_file);
 }
 
+static bool readable(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (f)
+		fclose(f);
+	return f != NULL;
+}
+
+/* [tls]: what start needs, so check-config finds it first */
+static void check_tls(struct config *cfg, struct errbuf *e)
+{
+	const char *ca = cfg->tls_client_auth ? cfg->tls_client_auth : "";
+	if (strcmp(ca, "off") != 0 && strcmp(ca, "optional") != 0 && strcmp(ca, "require") != 0)
+		err_add(e, "%s: tls.client_auth: must be off, optional or require", cfg->path);
+	bool on = cfg->tls_cert_file && *cfg->tls_cert_file;
+	if (!on) {
+		if (strcmp(ca, "off") != 0)
+			err_add(e, "%s: tls.client_auth: needs tls.cert_file", cfg->path);
+		return;
+	}
+	if (!readable(cfg->tls_cert_file))
+		err_add(e, "%s: tls.cert_file: cannot open %s", cfg->path, cfg->tls_cert_file);
+	if (cfg->tls_key_file && *cfg->tls_key_file && !readable(cfg->tls_key_file))
+		err_add(e, "%s: tls.key_file: cannot open %s", cfg->path, cfg->tls_key_file);
+	if (strcmp(ca, "off") != 0 && !(cfg->tls_client_ca_file && *cfg->tls_client_ca_file &&
+					readable(cfg->tls_client_ca_file)))
+		err_add(e, "%s: tls.client_ca_file: needed and readable with client_auth %s",
+			cfg->path, ca);
+}
+
 static bool load_bsn_key(struct config *cfg, struct errbuf *e)
 {
 	int got = load_hex_key(cfg, e, "bsn_key", cfg->security_bsn_key, cfg->security_bsn_key_file,
@@ -421,6 +451,7 @@ static void finish(struct config *cfg, struct errbuf *e, const char *name, bool 
 	if (cfg->retention_agency_record_days < cfg->retention_max_days)
 		err_add(e, "%s: retention: agency_record_days must be at least max_days", name);
 	check_smtp_security(cfg, e);
+	check_tls(cfg, e);
 	if (cfg->delivery_stall_ms <= cfg->smtp_timeout_ms)
 		err_add(e, "%s: delivery: stall_timeout must be longer than smtp.timeout", name);
 	if (cfg->ops_listen && cfg->http_listen && strcmp(cfg->ops_listen, cfg->http_listen) == 0)

@@ -49,6 +49,14 @@ struct config {
 	char *smtp_helo;
 	int64_t smtp_timeout_ms;
 	char *smtp_starttls; /* off | opportunistic | require */
+
+	/* [tls] */
+	char *tls_cert_file;
+	char *tls_key_file;
+	char *tls_client_auth; /* off | optional | require */
+	char *tls_client_ca_file;
+	char *tls_portal_certs, *tls_ministry_certs, *tls_relay_certs;
+
 	char *smtp_ca_file;
 	char *smtp_user;
 	char *smtp_password_file;

@@ -97,6 +97,11 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		log_level_parse(fresh.log_level, &lvl);
 		if (!log_open(lvl, fresh.log_file))
 			log_error("reload: cannot open log file");
+		char tlserr[256];
+		if (!http_reload_tls(&s->app, &fresh, tlserr, sizeof(tlserr)))
+			log_error("reload: TLS: %s; keeping the old certificate", tlserr);
+		else if (s->app.cfg->tls_cert_file && *s->app.cfg->tls_cert_file)
+			log_info("reload: TLS certificate and key read again");
 		log_info("reload: log settings applied; other changes take effect on restart");
 		config_free(&fresh);
 	}

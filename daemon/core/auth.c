@@ -24,6 +24,7 @@ struct auth_entry {
 	int64_t expires_ms;
 	unsigned role;
 	int64_t agency_id;
+	char oin[24];
 };
 
 struct auth {
@@ -90,11 +91,13 @@ static void on_token_row(const PGresult *res, const char *err, void *arg)
 		r.ok = true;
 		r.role = auth_role_parse(PQgetvalue(res, 0, 0));
 		r.agency_id = PQgetisnull(res, 0, 1) ? 0 : strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		snprintf(r.oin, sizeof(r.oin), "%s", PQgetvalue(res, 0, 2));
 		struct auth_entry *e = &l->a->cache[slot_of(l->hash)];
 		memcpy(e->hash, l->hash, sizeof(e->hash));
 		e->expires_ms = now_ms() + AUTH_CACHE_TTL_MS;
 		e->role = r.role;
 		e->agency_id = r.agency_id;
+		memcpy(e->oin, r.oin, sizeof(e->oin));
 	}
 	l->cb(&r, l->arg);
 	free(l);
@@ -120,6 +123,7 @@ void auth_lookup(struct auth *a, const char *token, auth_cb cb, void *arg)
 	const struct auth_entry *e = &a->cache[slot_of(l->hash)];
 	if (e->expires_ms > now_ms() && crypto_ct_equal(e->hash, l->hash, sizeof(l->hash))) {
 		struct auth_result r = {.ok = true, .role = e->role, .agency_id = e->agency_id};
+		memcpy(r.oin, e->oin, sizeof(r.oin));
 		free(l);
 		cb(&r, arg);
 		return;
@@ -129,8 +133,9 @@ void auth_lookup(struct auth *a, const char *token, auth_cb cb, void *arg)
 	l->arg = arg;
 	const char *params[] = {l->hash};
 	if (!pgpool_query(a->app->pg,
-			  "SELECT role, agency_id FROM api_tokens "
-			  "WHERE token_hash = $1 AND revoked_at IS NULL",
+			  "SELECT t.role, t.agency_id, coalesce(ag.oin, '') FROM api_tokens t "
+			  "LEFT JOIN agencies ag ON ag.id = t.agency_id "
+			  "WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
 			  1, params, on_token_row, l)) {
 		free(l);
 		none.unavailable = true;

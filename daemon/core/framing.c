@@ -482,8 +482,13 @@ static void on_input(struct evbuffer *input, const struct evbuffer_cb_info *info
 
 struct bufferevent *framing_bev(struct event_base *base, void *arg)
 {
-	struct framing *fr = arg;
-	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	return framing_wrap(arg, bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE));
+}
+
+struct bufferevent *framing_wrap(struct framing *fr, struct bufferevent *bev)
+{
+	if (!fr)
+		return bev;
 	struct fr_conn *c = calloc(1, sizeof(*c));
 
 	if (!bev || !c) {

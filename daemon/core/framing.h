@@ -66,4 +66,8 @@ void framing_free(struct framing *fr);
 /* For evhttp_set_bevcb(http, framing_bev, fr). */
 struct bufferevent *framing_bev(struct event_base *base, void *fr);
 
+/* The same for a bufferevent made elsewhere (a TLS one: the framing sees
+ * the decrypted bytes); returns bev (NULL stays NULL). */
+struct bufferevent *framing_wrap(struct framing *fr, struct bufferevent *bev);
+
 #endif
