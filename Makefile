@@ -54,7 +54,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
             python3-psycopg2 python3-yaml curl chromium openssl
 
-.PHONY: all deps test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report systemd-check
+.PHONY: all deps test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report bench-tls systemd-check
 
 all: $(BIN)
 
@@ -87,7 +87,8 @@ UNIT_DAEMON_OBJ := $(BUILD)/daemon/stats/report.o $(BUILD)/daemon/stats/report_a
                    $(BUILD)/daemon/core/route.o $(BUILD)/daemon/core/pgval.o \
                    $(BUILD)/daemon/notify/render.o $(BUILD)/daemon/notify/retry.o \
                    $(BUILD)/daemon/notify/throttle.o $(BUILD)/daemon/core/queue.o \
-                   $(BUILD)/daemon/core/pgpool.o
+                   $(BUILD)/daemon/core/pgpool.o $(BUILD)/daemon/core/tls.o \
+                   $(BUILD)/daemon/core/framing.o $(BUILD)/daemon/core/framing_head.o
 
 $(UNIT_BIN): $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a \
@@ -166,6 +167,11 @@ bench-ingest: bench-deps all
 
 bench-delivery: bench-deps all
 	$(PYTHON) tests/bench/bench_delivery.py
+
+bench-tls: bench-deps all
+	@run_dir=.bench-run/tls-$$$$; trap 'tests/harness/services.sh stop '"$$run_dir"' >/dev/null 2>&1' EXIT; \
+	tests/harness/services.sh start "$$run_dir" >/dev/null && \
+	BERICHTD_BIN=$(abspath $(BIN)) $(PYTHON) tests/bench/bench_tls.py "$$run_dir"
 
 bench-report: all
 	BERICHTD_BIN=$(abspath $(BIN)) tests/bench/bench_report.sh
