@@ -108,14 +108,21 @@ def relay(pki):
         c.stop()
 
 
-def daemon_for(services, rec, pki, **overrides):
+@pytest.fixture
+def daemon_for(make_daemon):
+    """daemon_for(rec, pki, **overrides): a started daemon whose relay is rec
+    (stopped, and checked to exit 0, at teardown)."""
+    def make(rec, pki, **overrides):
+        return _daemon_for(make_daemon, rec, pki, **overrides)
+    return make
+
+
+def _daemon_for(make_daemon, rec, pki, **overrides):
     cfg = {"smtp.host": "127.0.0.1", "smtp.port": rec.port, "smtp.ca_file": str(pki / "ca.pem"),
            "delivery.workers": "1", "delivery.poll_interval": "20ms",
            "delivery.retry_base": "200ms", "delivery.retry_max": "1s"}
     cfg.update(overrides)
-    d = Daemon(services, "smtp-sec", **cfg)
-    d.start()
-    return d
+    return make_daemon("smtp-sec", **cfg)
 
 
 def verification_mail_to(d, address):
@@ -143,85 +150,78 @@ def addr():
     return "sec-%s@example.org" % uuid.uuid4().hex[:8]
 
 
-def test_require_with_auth_sends_over_tls_as_the_user(services, relay, pki):
+def test_require_with_auth_sends_over_tls_as_the_user(daemon_for, relay, pki):
     rec = relay("relay", auth=True)
-    d = daemon_for(services, rec, pki, **{"smtp.starttls": "require", "smtp.user": USER,
+    d = daemon_for(rec, pki, **{"smtp.starttls": "require", "smtp.user": USER,
                                           "smtp.password_file": str(pki / "smtp-password")})
     a = addr()
     verification_mail_to(d, a)
     [m] = wait_until(lambda: rec.to(a), timeout=30, what="the mail over TLS")
     assert m["tls"] is True and m["login"] == USER
     assert PASSWORD not in d.log_text()
-    assert d.stop() == 0
 
 
-def test_require_refuses_a_relay_without_starttls(services, relay, pki):
+def test_require_refuses_a_relay_without_starttls(daemon_for, relay, pki):
     rec = relay(None)
-    d = daemon_for(services, rec, pki, **{"smtp.starttls": "require"})
+    d = daemon_for(rec, pki, **{"smtp.starttls": "require"})
     a = addr()
     account = verification_mail_to(d, a)
     wait_until(lambda: retried_with(d, account, "STARTTLS"), timeout=30,
                what=lambda: "a retry naming STARTTLS\n" + d.log_tail())
     assert rec.to(a) == []
-    assert d.stop() == 0
 
 
-def test_opportunistic_sends_in_clear_when_no_starttls_is_offered(services, relay, pki):
+def test_opportunistic_sends_in_clear_when_no_starttls_is_offered(daemon_for, relay, pki):
     rec = relay(None)
-    d = daemon_for(services, rec, pki, **{"smtp.starttls": "opportunistic"})
+    d = daemon_for(rec, pki, **{"smtp.starttls": "opportunistic"})
     a = addr()
     verification_mail_to(d, a)
     [m] = wait_until(lambda: rec.to(a), timeout=30, what="the mail in clear")
     assert m["tls"] is False
-    assert d.stop() == 0
 
 
-def test_opportunistic_uses_tls_when_offered(services, relay, pki):
+def test_opportunistic_uses_tls_when_offered(daemon_for, relay, pki):
     rec = relay("relay")
-    d = daemon_for(services, rec, pki, **{"smtp.starttls": "opportunistic"})
+    d = daemon_for(rec, pki, **{"smtp.starttls": "opportunistic"})
     a = addr()
     verification_mail_to(d, a)
     [m] = wait_until(lambda: rec.to(a), timeout=30, what="the mail over TLS")
     assert m["tls"] is True
-    assert d.stop() == 0
 
 
 @pytest.mark.parametrize("cert,why", [("other", "relay certificate not valid"),
                                       ("wrongname", "relay certificate is for")])
 @pytest.mark.parametrize("mode", ["opportunistic", "require"])
-def test_a_bad_certificate_gets_no_mail(services, relay, pki, cert, why, mode):
+def test_a_bad_certificate_gets_no_mail(daemon_for, relay, pki, cert, why, mode):
     rec = relay(cert)
-    d = daemon_for(services, rec, pki, **{"smtp.starttls": mode})
+    d = daemon_for(rec, pki, **{"smtp.starttls": mode})
     a = addr()
     account = verification_mail_to(d, a)
     wait_until(lambda: retried_with(d, account, why), timeout=30,
                what=lambda: "a retry naming %r\n%s" % (why, d.log_tail()))
     assert rec.to(a) == []
-    assert d.stop() == 0
 
 
-def test_off_never_starts_tls(services, relay, pki):
+def test_off_never_starts_tls(daemon_for, relay, pki):
     rec = relay("other")  # a certificate that would be refused
-    d = daemon_for(services, rec, pki, **{"smtp.starttls": "off"})
+    d = daemon_for(rec, pki, **{"smtp.starttls": "off"})
     a = addr()
     verification_mail_to(d, a)
     [m] = wait_until(lambda: rec.to(a), timeout=30, what="the mail in clear")
     assert m["tls"] is False
-    assert d.stop() == 0
 
 
-def test_a_wrong_password_is_retried_and_names_the_relay_answer(services, relay, pki):
+def test_a_wrong_password_is_retried_and_names_the_relay_answer(daemon_for, relay, pki):
     rec = relay("relay", auth=True)
     bad = pki / "bad-password"
     bad.write_text("not-it\n")
-    d = daemon_for(services, rec, pki, **{"smtp.starttls": "require", "smtp.user": USER,
+    d = daemon_for(rec, pki, **{"smtp.starttls": "require", "smtp.user": USER,
                                           "smtp.password_file": str(bad)})
     a = addr()
     account = verification_mail_to(d, a)
     wait_until(lambda: retried_with(d, account, "53"), timeout=30,
                what=lambda: "a retry with the relay's 53x\n" + d.log_tail())
     assert rec.to(a) == []
-    assert d.stop() == 0
 
 
 def test_check_config_refuses_auth_without_required_tls(services, pki):
