@@ -22,6 +22,9 @@ struct config {
 	char *http_listen;     /* "host:port" */
 	int64_t http_max_body; /* bytes */
 	int64_t http_timeout_ms;
+	int64_t http_header_timeout_ms;
+	int64_t http_request_timeout_ms;
+	int64_t http_max_connections;
 
 	/* [ops] */
 	char *ops_listen; /* "host:port" of /healthz, /readyz, /metrics */

@@ -32,6 +32,13 @@ const struct config_key config_keys[] = {
 	 "Address and port the HTTP API listens on (put TLS in front: a reverse proxy or load balancer)."},
 	{"http", "max_body", CFG_SIZE, "16m", false, OFF(http_max_body), MIN_BODY, MAX_BODY,
 	 "Largest request body accepted; larger requests get 413."},
+	{"http", "header_timeout", CFG_DURATION, "10s", false, OFF(http_header_timeout_ms), 1000,
+	 MS_DAY,
+	 "Longest time from a request's first byte to the end of its headers; a slower client (slowloris) is cut off."},
+	{"http", "request_timeout", CFG_DURATION, "60s", false, OFF(http_request_timeout_ms), 1000,
+	 MS_DAY, "Longest time from a request's first byte to the end of its body."},
+	{"http", "max_connections", CFG_INT, "20000", false, OFF(http_max_connections), 1, 1000000,
+	 "Most client connections at once on the API listener (the ops listener has no limit); more get 503 with Connection: close. Keep it under LimitNOFILE."},
 	{"http", "timeout", CFG_DURATION, "30s", false, OFF(http_timeout_ms), 1000, MS_DAY,
 	 "Idle and request timeout of HTTP connections."},
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "core/app.h"
 #include "core/auth.h"
@@ -144,6 +145,18 @@ static void teardown(struct server *s)
 		event_base_free(app->base);
 }
 
+/* Every client connection is a descriptor: take all the hard limit allows
+ * (LimitNOFILE= under systemd), so [http] max_connections is the limit. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("start: cannot raise the descriptor limit");
+	}
+}
+
 int server_run(struct config *cfg)
 {
 	struct server *s = calloc(1, sizeof(*s));
@@ -156,6 +169,7 @@ int server_run(struct config *cfg)
 	app = &s->app;
 	app->cfg = cfg;
 	signal(SIGPIPE, SIG_IGN); /* a relay or client closing mid-write is an error, not death */
+	raise_fd_limit();
 
 	app->base = event_base_new();
 	if (!app->base)

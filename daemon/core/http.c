@@ -49,8 +49,10 @@ struct http_side {
 
 struct http_front {
 	struct app *app;
-	struct framing *framing; /* shared by both sides' connections */
-	struct tls *tls;         /* the API listener's, or NULL: plain HTTP */
+	struct framing *framing;     /* the API listener's connections */
+	struct framing *ops_framing; /* the ops listener's: no connection limit, so an
+				      * operator can look while agencies are refused */
+	struct tls *tls;             /* the API listener's, or NULL: plain HTTP */
 	struct http_side api, ops;
 };
 
@@ -419,8 +421,9 @@ static bool side_start(struct http_side *side, const char *listen)
 	 */
 	if (side->api && side->front->tls)
 		evhttp_set_bevcb(side->evh, tls_bev, side->front->tls); /* framing inside */
-	else if (side->front->framing)
-		evhttp_set_bevcb(side->evh, framing_bev, side->front->framing);
+	else if (side->api ? side->front->framing : side->front->ops_framing)
+		evhttp_set_bevcb(side->evh, framing_bev,
+				 side->api ? side->front->framing : side->front->ops_framing);
 	evhttp_set_max_body_size(side->evh, (ev_ssize_t)app->cfg->http_max_body);
 	if (evhttp_set_flags(side->evh, EVHTTP_SERVER_LINGERING_CLOSE) != 0)
 		log_warn("%s: no lingering close; clients may miss a 413", side->name);
@@ -457,7 +460,12 @@ bool http_start(struct app *app, const struct http_routes *api, const struct htt
 		return false;
 	app->http = f;
 	f->app = app;
-	f->framing = framing_new(app->base, app->cfg->http_max_body);
+	struct framing_limits lim = {app->cfg->http_header_timeout_ms,
+				     app->cfg->http_request_timeout_ms,
+				     (int)app->cfg->http_max_connections};
+	f->framing = framing_new(app->base, app->cfg->http_max_body, &lim);
+	lim.max_connections = 0;
+	f->ops_framing = framing_new(app->base, app->cfg->http_max_body, &lim);
 	if (!f->framing)
 		log_warn("http: out of memory; malformed requests get libevent's own pages");
 	char err[256];
@@ -494,6 +502,7 @@ void http_stop(struct app *app)
 	if (f->ops.evh)
 		evhttp_free(f->ops.evh);
 	framing_free(f->framing); /* after both: it releases the connections they left */
+	framing_free(f->ops_framing);
 	tls_free(f->tls);
 	free(f);
 	app->http = NULL;
@@ -564,4 +573,9 @@ static bool certificate_allows(struct http_req *r, const struct auth_result *res
 	}
 	X509_free(cert);
 	return ok;
+}
+
+void http_connection_stats(struct app *app, struct framing_stats *out)
+{
+	framing_stats(app->http ? app->http->framing : NULL, out);
 }

@@ -77,6 +77,10 @@ bool http_start(struct app *app, const struct http_routes *api, const struct htt
  * open connections keep theirs. False with the reason in err. */
 bool http_reload_tls(struct app *app, const struct config *fresh, char *err, size_t errlen);
 
+struct framing_stats;
+/* Client connections now, and those cut off or refused (framing.h). */
+void http_connection_stats(struct app *app, struct framing_stats *out);
+
 void http_stop_accepting(struct app *app);
 void http_stop(struct app *app);
 
