@@ -256,6 +256,75 @@ static int load_hex_key(struct config *cfg, struct errbuf *e, const char *name, 
 	return ok ? 1 : -1;
 }
 
+/*
+ * [smtp] starttls, and AUTH: a user needs a password file (read here, so
+ * check-config finds a missing one) and TLS, or the password would cross
+ * the network in clear.
+ */
+static void check_smtp_security(struct config *cfg, struct errbuf *e)
+{
+	const char *tls = cfg->smtp_starttls ? cfg->smtp_starttls : "";
+	if (strcmp(tls, "off") != 0 && strcmp(tls, "opportunistic") != 0 &&
+	    strcmp(tls, "require") != 0)
+		err_add(e, "%s: smtp.starttls: must be off, opportunistic or require", cfg->path);
+	bool user = cfg->smtp_user && *cfg->smtp_user;
+	bool file = cfg->smtp_password_file && *cfg->smtp_password_file;
+	if (user != file) {
+		err_add(e, "%s: smtp: user and password_file go together", cfg->path);
+		return;
+	}
+	if (!user)
+		return;
+	if (strcmp(tls, "require") != 0)
+		err_add(e,
+			"%s: smtp.user: AUTH needs starttls = require (the password never goes in clear)",
+			cfg->path);
+	FILE *f = fopen(cfg->smtp_password_file, "r");
+	if (!f) {
+		err_add(e, "%s: smtp.password_file: cannot open %s", cfg->path,
+			cfg->smtp_password_file);
+		return;
+	}
+	size_t n = fread(cfg->smtp_password, 1, sizeof(cfg->smtp_password) - 1, f);
+	fclose(f);
+	cfg->smtp_password[n] = '\0';
+	while (n > 0 && (cfg->smtp_password[n - 1] == '\n' || cfg->smtp_password[n - 1] == '\r'))
+		cfg->smtp_password[--n] = '\0';
+	if (n == 0)
+		err_add(e, "%s: smtp.password_file: %s is empty", cfg->path,
+			cfg->smtp_password_file);
+}
+
+static bool readable(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (f)
+		fclose(f);
+	return f != NULL;
+}
+
+/* [tls]: what start needs, so check-config finds it first */
+static void check_tls(struct config *cfg, struct errbuf *e)
+{
+	const char *ca = cfg->tls_client_auth ? cfg->tls_client_auth : "";
+	if (strcmp(ca, "off") != 0 && strcmp(ca, "optional") != 0 && strcmp(ca, "require") != 0)
+		err_add(e, "%s: tls.client_auth: must be off, optional or require", cfg->path);
+	bool on = cfg->tls_cert_file && *cfg->tls_cert_file;
+	if (!on) {
+		if (strcmp(ca, "off") != 0)
+			err_add(e, "%s: tls.client_auth: needs tls.cert_file", cfg->path);
+		return;
+	}
+	if (!readable(cfg->tls_cert_file))
+		err_add(e, "%s: tls.cert_file: cannot open %s", cfg->path, cfg->tls_cert_file);
+	if (cfg->tls_key_file && *cfg->tls_key_file && !readable(cfg->tls_key_file))
+		err_add(e, "%s: tls.key_file: cannot open %s", cfg->path, cfg->tls_key_file);
+	if (strcmp(ca, "off") != 0 && !(cfg->tls_client_ca_file && *cfg->tls_client_ca_file &&
+					readable(cfg->tls_client_ca_file)))
+		err_add(e, "%s: tls.client_ca_file: needed and readable with client_auth %s",
+			cfg->path, ca);
+}
+
 static bool load_bsn_key(struct config *cfg, struct errbuf *e)
 {
 	int got = load_hex_key(cfg, e, "bsn_key", cfg->security_bsn_key, cfg->security_bsn_key_file,
@@ -381,6 +450,10 @@ static void finish(struct config *cfg, struct errbuf *e, const char *name, bool 
 		err_add(e, "%s: retention: need min_days <= default_days <= max_days", name);
 	if (cfg->retention_agency_record_days < cfg->retention_max_days)
 		err_add(e, "%s: retention: agency_record_days must be at least max_days", name);
+	check_smtp_security(cfg, e);
+	check_tls(cfg, e);
+	if (cfg->delivery_stall_ms <= cfg->smtp_timeout_ms)
+		err_add(e, "%s: delivery: stall_timeout must be longer than smtp.timeout", name);
 	if (cfg->ops_listen && cfg->http_listen && strcmp(cfg->ops_listen, cfg->http_listen) == 0)
 		err_add(e, "%s: ops.listen: must differ from http.listen", name);
 }
@@ -478,6 +551,7 @@ void config_free(struct config *cfg)
 	cfg->path = NULL;
 	memset(cfg->bsn_key, 0, sizeof(cfg->bsn_key));
 	OPENSSL_cleanse(cfg->bounce_key, sizeof(cfg->bounce_key));
+	OPENSSL_cleanse(cfg->smtp_password, sizeof(cfg->smtp_password));
 }
 
 void config_write_example(FILE *out)

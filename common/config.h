@@ -22,6 +22,9 @@ struct config {
 	char *http_listen;     /* "host:port" */
 	int64_t http_max_body; /* bytes */
 	int64_t http_timeout_ms;
+	int64_t http_header_timeout_ms;
+	int64_t http_request_timeout_ms;
+	int64_t http_max_connections;
 
 	/* [ops] */
 	char *ops_listen; /* "host:port" of /healthz, /readyz, /metrics */
@@ -48,6 +51,18 @@ struct config {
 	char *smtp_bounce_domain;
 	char *smtp_helo;
 	int64_t smtp_timeout_ms;
+	char *smtp_starttls; /* off | opportunistic | require */
+
+	/* [tls] */
+	char *tls_cert_file;
+	char *tls_key_file;
+	char *tls_client_auth; /* off | optional | require */
+	char *tls_client_ca_file;
+	char *tls_portal_certs, *tls_ministry_certs, *tls_relay_certs;
+
+	char *smtp_ca_file;
+	char *smtp_user;
+	char *smtp_password_file;
 
 	/* [delivery] */
 	int64_t delivery_workers;
@@ -58,6 +73,7 @@ struct config {
 	int64_t delivery_retry_max_ms;
 	int64_t delivery_retry_span_ms;
 	int64_t delivery_visibility_ms;
+	int64_t delivery_stall_ms;
 	int64_t delivery_reconcile_ms;
 	int64_t delivery_poll_ms;
 
@@ -107,6 +123,7 @@ struct config {
 	char *path; /* the file this came from */
 	uint8_t bsn_key[64];
 	size_t bsn_key_len;
+	char smtp_password[256]; /* read from smtp_password_file; "" without AUTH */
 	uint8_t bounce_key[64];
 	size_t bounce_key_len;
 	bool bounce_key_derived; /* no bounce key configured: derived from the BSN key */

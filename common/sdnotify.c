@@ -28,7 +28,9 @@ bool sdnotify(const char *state)
 	if (fd < 0)
 		return false;
 	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
-	ssize_t n = sendto(fd, state, strlen(state), 0, (struct sockaddr *)&sa, salen);
+	/* never block the event loop: a full socket loses one state, not the daemon */
+	ssize_t n = sendto(fd, state, strlen(state), MSG_DONTWAIT | MSG_NOSIGNAL,
+			   (struct sockaddr *)&sa, salen);
 	close(fd);
 	return n == (ssize_t)strlen(state);
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "core/app.h"
 #include "core/auth.h"
@@ -31,6 +32,7 @@
 #include "core/queue.h"
 #include "notify/reconcile.h"
 #include "routes.h"
+#include "watchdog.h"
 
 #define SHUTDOWN_GRACE_MS 10000
 #define SHUTDOWN_POLL_MS 20
@@ -40,6 +42,7 @@ struct server {
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *drain_timer;
 	int drain_waited_ms;
+	struct watchdog *watchdog;
 };
 
 static void drain_check(evutil_socket_t fd, short what, void *arg)
@@ -95,6 +98,11 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		log_level_parse(fresh.log_level, &lvl);
 		if (!log_open(lvl, fresh.log_file))
 			log_error("reload: cannot open log file");
+		char tlserr[256];
+		if (!http_reload_tls(&s->app, &fresh, tlserr, sizeof(tlserr)))
+			log_error("reload: TLS: %s; keeping the old certificate", tlserr);
+		else if (s->app.cfg->tls_cert_file && *s->app.cfg->tls_cert_file)
+			log_info("reload: TLS certificate and key read again");
 		log_info("reload: log settings applied; other changes take effect on restart");
 		config_free(&fresh);
 	}
@@ -112,6 +120,7 @@ static void teardown(struct server *s)
 	struct app *app = &s->app;
 
 	app->shutting_down = true;
+	watchdog_stop(s->watchdog);
 	delivery_stop(app->delivery);
 	queue_loop_free(app->queue); /* pending Redis callbacks get NULL */
 	/* pending queries answer "shutting down" here, so everything their
@@ -136,6 +145,18 @@ static void teardown(struct server *s)
 		event_base_free(app->base);
 }
 
+/* Every client connection is a descriptor: take all the hard limit allows
+ * (LimitNOFILE= under systemd), so [http] max_connections is the limit. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("start: cannot raise the descriptor limit");
+	}
+}
+
 int server_run(struct config *cfg)
 {
 	struct server *s = calloc(1, sizeof(*s));
@@ -148,6 +169,7 @@ int server_run(struct config *cfg)
 	app = &s->app;
 	app->cfg = cfg;
 	signal(SIGPIPE, SIG_IGN); /* a relay or client closing mid-write is an error, not death */
+	raise_fd_limit();
 
 	app->base = event_base_new();
 	if (!app->base)
@@ -180,6 +202,7 @@ int server_run(struct config *cfg)
 	if (!app->reconcile || !app->janitor || !http_start(app, &routes_api, &routes_ops))
 		goto out;
 
+	s->watchdog = watchdog_start(app);
 	sdnotify("READY=1");
 	log_info("berichtd running");
 	event_base_dispatch(app->base);

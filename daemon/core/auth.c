@@ -33,13 +33,15 @@
 	"AND (expires_at IS NULL OR expires_at > now())), "                                        \
 	"used AS (UPDATE api_tokens u SET last_used_at = now() FROM t WHERE u.id = t.id "          \
 	"AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute')) "           \
-	"SELECT role, agency_id, left_ms FROM t"
+	"SELECT t.role, t.agency_id, t.left_ms, coalesce(ag.oin, '') "                             \
+	"FROM t LEFT JOIN agencies ag ON ag.id = t.agency_id"
 
 struct auth_entry {
 	char hash[CRYPTO_HEX256_LEN];
 	int64_t expires_ms;
 	unsigned role;
 	int64_t agency_id;
+	char oin[24];
 };
 
 struct auth {
@@ -112,11 +114,13 @@ static void on_token_row(const PGresult *res, const char *err, void *arg)
 			if (left < ttl)
 				ttl = left; /* never trusted past its expiry */
 		}
+		snprintf(r.oin, sizeof(r.oin), "%s", PQgetvalue(res, 0, 3));
 		struct auth_entry *e = &l->a->cache[slot_of(l->hash)];
 		memcpy(e->hash, l->hash, sizeof(e->hash));
 		e->expires_ms = now_ms() + ttl;
 		e->role = r.role;
 		e->agency_id = r.agency_id;
+		memcpy(e->oin, r.oin, sizeof(e->oin));
 	}
 	l->cb(&r, l->arg);
 	free(l);
@@ -142,6 +146,7 @@ void auth_lookup(struct auth *a, const char *token, auth_cb cb, void *arg)
 	const struct auth_entry *e = &a->cache[slot_of(l->hash)];
 	if (e->expires_ms > now_ms() && crypto_ct_equal(e->hash, l->hash, sizeof(l->hash))) {
 		struct auth_result r = {.ok = true, .role = e->role, .agency_id = e->agency_id};
+		memcpy(r.oin, e->oin, sizeof(r.oin));
 		free(l);
 		cb(&r, arg);
 		return;

@@ -24,6 +24,7 @@ struct auth_result {
 	bool unavailable;  /* the database could not be asked: answer 503, not 401 */
 	unsigned role;     /* one ROLE_* bit (http.h) */
 	int64_t agency_id; /* role agency only */
+	char oin[24];      /* role agency: the agency's OIN, checked against a client certificate */
 };
 
 typedef void (*auth_cb)(const struct auth_result *res, void *arg);

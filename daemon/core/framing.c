@@ -28,6 +28,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "common/clock.h"
+
 #define CHUNK_LINE_MAX 1024
 #define CHUNK_HEX_MAX 15 /* fits int64 */
 #define SWEEP_S 1
@@ -54,10 +56,16 @@ struct fr_conn {
 	size_t trailer;    /* CHUNKED: trailer bytes so far */
 	bool over;         /* CHUNKED: over max_body, its 413 passed on */
 	bool busy;
+	bool refused;       /* over max_connections: its first request gets the 503 */
+	int64_t started_ms; /* when the request being read began; 0 between requests */
+	bool head_done;     /* its head is complete; the body is being read */
 };
 
 struct framing {
 	int64_t max_body;
+	struct framing_limits lim;
+	int nconns; /* connections tracked (a closed one until the next sweep) */
+	long long slow_cut, refused;
 	struct event *sweep;
 	struct fr_conn *conns;
 };
@@ -84,9 +92,24 @@ static bool conn_gone(struct fr_conn *c)
 	return ecb == NULL;
 }
 
+/*
+ * A client that takes longer than the limit over one request's head, or
+ * over the whole request, is cut off: the socket is shut down, evhttp reads
+ * the end and closes it. (The idle timeout of evhttp counts only the time
+ * between two reads, so one byte a second kept a connection for ever.)
+ */
+static bool too_slow(const struct framing *fr, const struct fr_conn *c, int64_t now)
+{
+	if (c->started_ms == 0)
+		return false;
+	int64_t limit = c->head_done ? fr->lim.request_timeout_ms : fr->lim.header_timeout_ms;
+	return limit > 0 && now - c->started_ms > limit;
+}
+
 static void sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct framing *fr = arg;
+	int64_t now = clock_mono_ms();
 	(void)fd;
 	(void)what;
 
@@ -95,9 +118,16 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
 		if (conn_gone(c)) {
 			*pp = c->next;
 			conn_free(c);
-		} else {
-			pp = &c->next;
+			fr->nconns--;
+			continue;
 		}
+		if (too_slow(fr, c, now)) {
+			c->started_ms = 0;
+			c->state = FR_SINK;
+			fr->slow_cut++;
+			shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+		}
+		pp = &c->next;
 	}
 }
 
@@ -207,6 +237,7 @@ static size_t head_end(struct evbuffer *held)
 
 static void chunked_end(struct fr_conn *c)
 {
+	c->started_ms = 0;
 	free(c->head);
 	c->head = NULL;
 	evbuffer_drain(c->body, evbuffer_get_length(c->body));
@@ -396,6 +427,11 @@ static void feed_chunked(struct fr_conn *c)
  */
 static void feed(struct fr_conn *c, bool idle)
 {
+	if (c->refused && c->state != FR_SINK) {
+		pass_fault(c, FRAMING_BUSY);
+		evbuffer_drain(c->fresh, evbuffer_get_length(c->fresh));
+		return;
+	}
 	while (evbuffer_get_length(c->fresh) > 0 || c->state == FR_HEAD) {
 		size_t n = evbuffer_get_length(c->fresh);
 		switch (c->state) {
@@ -416,8 +452,10 @@ static void feed(struct fr_conn *c, bool idle)
 			else
 				evbuffer_drain(c->fresh, k);
 			c->remaining -= (int64_t)k;
-			if (c->remaining == 0)
+			if (c->remaining == 0) {
 				c->state = FR_HEAD;
+				c->started_ms = 0;
+			}
 			break;
 		}
 		case FR_HEAD: {
@@ -429,6 +467,10 @@ static void feed(struct fr_conn *c, bool idle)
 				if (ch != '\r' && ch != '\n')
 					break;
 				evbuffer_drain(c->held, 1);
+			}
+			if (c->started_ms == 0 && evbuffer_get_length(c->held) > 0) {
+				c->started_ms = clock_mono_ms();
+				c->head_done = false;
 			}
 			size_t len = head_end(c->held);
 			if (len == 0 || len > FRAMING_HEAD_MAX) {
@@ -449,6 +491,9 @@ static void feed(struct fr_conn *c, bool idle)
 				     evbuffer_get_length(c->held) == len;
 			take_head(c, head, len, quiet);
 			held_back(c, len);
+			c->head_done = true;
+			if (c->state == FR_HEAD)
+				c->started_ms = 0; /* no body: the request is read */
 			break;
 		}
 		}
@@ -482,8 +527,13 @@ static void on_input(struct evbuffer *input, const struct evbuffer_cb_info *info
 
 struct bufferevent *framing_bev(struct event_base *base, void *arg)
 {
-	struct framing *fr = arg;
-	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	return framing_wrap(arg, bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE));
+}
+
+struct bufferevent *framing_wrap(struct framing *fr, struct bufferevent *bev)
+{
+	if (!fr)
+		return bev;
 	struct fr_conn *c = calloc(1, sizeof(*c));
 
 	if (!bev || !c) {
@@ -513,10 +563,16 @@ struct bufferevent *framing_bev(struct event_base *base, void *arg)
 	bufferevent_incref(bev);
 	c->next = fr->conns;
 	fr->conns = c;
+	if (fr->lim.max_connections > 0 && fr->nconns >= fr->lim.max_connections) {
+		c->refused = true;
+		fr->refused++;
+	}
+	fr->nconns++;
 	return bev;
 }
 
-struct framing *framing_new(struct event_base *base, int64_t max_body)
+struct framing *framing_new(struct event_base *base, int64_t max_body,
+			    const struct framing_limits *lim)
 {
 	struct framing *fr = calloc(1, sizeof(*fr));
 	struct timeval every = {SWEEP_S, 0};
@@ -524,6 +580,8 @@ struct framing *framing_new(struct event_base *base, int64_t max_body)
 	if (!fr)
 		return NULL;
 	fr->max_body = max_body;
+	if (lim)
+		fr->lim = *lim;
 	fr->sweep = event_new(base, -1, EV_PERSIST, sweep, fr);
 	if (!fr->sweep || event_add(fr->sweep, &every) != 0) {
 		if (fr->sweep)
@@ -545,4 +603,14 @@ void framing_free(struct framing *fr)
 		conn_free(c);
 	}
 	free(fr);
+}
+
+void framing_stats(const struct framing *fr, struct framing_stats *out)
+{
+	*out = (struct framing_stats){0};
+	if (!fr)
+		return;
+	out->connections = fr->nconns;
+	out->slow_cut = fr->slow_cut;
+	out->refused = fr->refused;
 }

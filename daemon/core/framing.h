@@ -53,17 +53,37 @@
 #define FRAMING_METHOD "methode"              /* 501: a method the API does not have */
 #define FRAMING_CODING "codering"             /* 501: a transfer coding other than chunked */
 #define FRAMING_INTERNAL "intern"             /* 503: out of memory */
+#define FRAMING_BUSY "te-druk"                /* 503: over [http] max_connections */
 
 /* The longest request head (request line and header fields) accepted. */
 #define FRAMING_HEAD_MAX (64 * 1024)
 
 struct framing;
 
-struct framing *framing_new(struct event_base *base, int64_t max_body);
+/* Hostile clients: 0 means no limit. */
+struct framing_limits {
+	int64_t header_timeout_ms;  /* from a request's first byte to the end of its head */
+	int64_t request_timeout_ms; /* from its first byte to the end of its body */
+	int max_connections;        /* more get 503 (Connection: close) on their first request */
+};
+
+struct framing_stats {
+	int connections;
+	long long slow_cut; /* connections cut off for a slow head or body */
+	long long refused;  /* connections over max_connections */
+};
+
+struct framing *framing_new(struct event_base *base, int64_t max_body,
+			    const struct framing_limits *lim);
+void framing_stats(const struct framing *fr, struct framing_stats *out);
 /* Call after evhttp_free: releases the connections still tracked. */
 void framing_free(struct framing *fr);
 
 /* For evhttp_set_bevcb(http, framing_bev, fr). */
 struct bufferevent *framing_bev(struct event_base *base, void *fr);
+
+/* The same for a bufferevent made elsewhere (a TLS one: the framing sees
+ * the decrypted bytes); returns bev (NULL stays NULL). */
+struct bufferevent *framing_wrap(struct framing *fr, struct bufferevent *bev);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/framing.h"
 #include "core/pgpool.h"
 #include "core/queue.h"
 
@@ -133,6 +134,23 @@ void health_metrics(struct http_req *r)
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
 				      "berichtd_dsn_refused_total{reason=\"%s\"} %lld\n",
 				      refusals[i], (long long)m->dsn_refused[i]);
+	struct framing_stats fs;
+	http_connection_stats(r->app, &fs);
+	if (n < sizeof(buf))
+		n += (size_t)snprintf(
+			buf + n, sizeof(buf) - n,
+			"# HELP berichtd_http_connections Client connections open now on the API listener.\n"
+			"# TYPE berichtd_http_connections gauge\n"
+			"berichtd_http_connections %d\n"
+			"# HELP berichtd_http_slow_clients_cut_total Connections cut off for a request "
+			"head or body slower than [http] header_timeout or request_timeout.\n"
+			"# TYPE berichtd_http_slow_clients_cut_total counter\n"
+			"berichtd_http_slow_clients_cut_total %lld\n"
+			"# HELP berichtd_http_connections_refused_total Connections over [http] "
+			"max_connections (answered 503).\n"
+			"# TYPE berichtd_http_connections_refused_total counter\n"
+			"berichtd_http_connections_refused_total %lld\n",
+			fs.connections, fs.slow_cut, fs.refused);
 	if (n > sizeof(buf))
 		n = sizeof(buf);
 	http_reply_text(r, 200, "text/plain; version=0.0.4", buf, n);

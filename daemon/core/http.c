@@ -17,6 +17,9 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +31,9 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "core/http_impl.h"
+#include "core/roles.h"
 #include "core/route.h"
+#include "core/tls.h"
 
 #define HOST_MAX 256
 
@@ -44,7 +49,10 @@ struct http_side {
 
 struct http_front {
 	struct app *app;
-	struct framing *framing; /* shared by both sides' connections */
+	struct framing *framing;     /* the API listener's connections */
+	struct framing *ops_framing; /* the ops listener's: no connection limit, so an
+				      * operator can look while agencies are refused */
+	struct tls *tls;             /* the API listener's, or NULL: plain HTTP */
 	struct http_side api, ops;
 };
 
@@ -126,6 +134,7 @@ void http_query_check(struct http_req *r, json_t *invalid)
 }
 
 static void on_auth(const struct auth_result *res, void *arg);
+static bool certificate_allows(struct http_req *r, const struct auth_result *res);
 
 static bool is_tchar(unsigned char ch)
 {
@@ -267,6 +276,8 @@ static void on_auth(const struct auth_result *res, void *arg)
 			     "Dit token mag deze operatie niet uitvoeren.");
 		return;
 	}
+	if (!certificate_allows(r, res))
+		return;
 	r->role = (enum role)res->role;
 	r->agency_id = res->agency_id;
 	dispatch(r, route);
@@ -408,8 +419,11 @@ static bool side_start(struct http_side *side, const char *listen)
 	 * Its own limit and lingering close stay as the fallback for a
 	 * connection framing.c could not allocate for.
 	 */
-	if (side->front->framing)
-		evhttp_set_bevcb(side->evh, framing_bev, side->front->framing);
+	if (side->api && side->front->tls)
+		evhttp_set_bevcb(side->evh, tls_bev, side->front->tls); /* framing inside */
+	else if (side->api ? side->front->framing : side->front->ops_framing)
+		evhttp_set_bevcb(side->evh, framing_bev,
+				 side->api ? side->front->framing : side->front->ops_framing);
 	evhttp_set_max_body_size(side->evh, (ev_ssize_t)app->cfg->http_max_body);
 	if (evhttp_set_flags(side->evh, EVHTTP_SERVER_LINGERING_CLOSE) != 0)
 		log_warn("%s: no lingering close; clients may miss a 413", side->name);
@@ -420,6 +434,12 @@ static bool side_start(struct http_side *side, const char *listen)
 		log_error("%s: cannot listen on %s", side->name, listen);
 		return false;
 	}
+	/* accepted sockets inherit it: a response written in several TLS records
+	 * must not wait for the client's delayed ACK (40 ms each under Nagle) */
+	int one = 1;
+	if (setsockopt(evhttp_bound_socket_get_fd(side->sock), IPPROTO_TCP, TCP_NODELAY, &one,
+		       sizeof(one)) != 0)
+		log_warn("%s: cannot set TCP_NODELAY", side->name);
 	log_info("%s: listening on %s", side->name, listen);
 	return true;
 }
@@ -440,9 +460,23 @@ bool http_start(struct app *app, const struct http_routes *api, const struct htt
 		return false;
 	app->http = f;
 	f->app = app;
-	f->framing = framing_new(app->base, app->cfg->http_max_body);
+	struct framing_limits lim = {app->cfg->http_header_timeout_ms,
+				     app->cfg->http_request_timeout_ms,
+				     (int)app->cfg->http_max_connections};
+	f->framing = framing_new(app->base, app->cfg->http_max_body, &lim);
+	lim.max_connections = 0;
+	f->ops_framing = framing_new(app->base, app->cfg->http_max_body, &lim);
 	if (!f->framing)
 		log_warn("http: out of memory; malformed requests get libevent's own pages");
+	char err[256];
+	f->tls = tls_new(app->cfg, f->framing, err, sizeof(err));
+	if (!f->tls && err[0]) {
+		log_error("http: %s", err);
+		return false;
+	}
+	if (f->tls)
+		log_info("http: TLS on %s (client certificates: %s)", app->cfg->http_listen,
+			 app->cfg->tls_client_auth);
 	f->api = (struct http_side){f, "http", api, true, NULL, NULL};
 	f->ops = (struct http_side){f, "ops", ops, false, NULL, NULL};
 	return side_start(&f->api, app->cfg->http_listen) &&
@@ -468,6 +502,80 @@ void http_stop(struct app *app)
 	if (f->ops.evh)
 		evhttp_free(f->ops.evh);
 	framing_free(f->framing); /* after both: it releases the connections they left */
+	framing_free(f->ops_framing);
+	tls_free(f->tls);
 	free(f);
 	app->http = NULL;
+}
+
+bool http_reload_tls(struct app *app, const struct config *fresh, char *err, size_t errlen)
+{
+	err[0] = '\0';
+	if (!app->http || !app->http->tls)
+		return true; /* switching TLS on or off needs a restart (config_reload says so) */
+	return tls_reload(app->http->tls, fresh, err, errlen);
+}
+
+/* The certificates a role's tokens are bound to ([tls] portal_certs, ...), or NULL. */
+static const char *bound_certs(const struct config *cfg, unsigned role)
+{
+	const char *list = NULL;
+	if (role == ROLE_PORTAL)
+		list = cfg->tls_portal_certs;
+	else if (role == ROLE_MINISTRY)
+		list = cfg->tls_ministry_certs;
+	else if (role == ROLE_RELAY)
+		list = cfg->tls_relay_certs;
+	return list && *list ? list : NULL;
+}
+
+/*
+ * What the connection's client certificate allows, after the token: an
+ * agency's certificate must carry the token's OIN; under client_auth =
+ * require an agency needs one; a role bound to certificates needs one of
+ * them. False when a problem was answered.
+ */
+static bool certificate_allows(struct http_req *r, const struct auth_result *res)
+{
+	const struct http_front *f = r->app->http;
+	if (!f || !f->tls)
+		return true;
+	const char *bound = res->role == ROLE_AGENCY ? NULL : bound_certs(r->app->cfg, res->role);
+	if (res->role != ROLE_AGENCY && !bound)
+		return true;
+	X509 *cert = tls_peer_cert(r->ev);
+	bool ok = true;
+	if (!cert) {
+		if (bound || tls_client_auth(f->tls) == TLS_CLIENT_REQUIRE) {
+			http_problem(
+				r, 401, "certificaat-nodig", "Clientcertificaat nodig",
+				"Deze operatie vraagt een geldig clientcertificaat (PKIoverheid).");
+			ok = false;
+		}
+	} else if (res->role == ROLE_AGENCY) {
+		char oin[TLS_OIN_LEN + 1];
+		if (!tls_cert_oin(cert, oin) || strcmp(oin, res->oin) != 0) {
+			http_problem(r, 403, "certificaat-oin",
+				     "Certificaat past niet bij het token",
+				     "Het OIN in het clientcertificaat (serialNumber) is niet dat "
+				     "van de organisatie van het token.");
+			ok = false;
+		}
+	} else {
+		char fp[TLS_FINGERPRINT_LEN + 1];
+		tls_cert_fingerprint(cert, fp);
+		if (!tls_fingerprint_listed(bound, fp)) {
+			http_problem(r, 403, "certificaat-niet-toegestaan",
+				     "Certificaat niet toegestaan",
+				     "Dit clientcertificaat is niet aan deze rol gebonden.");
+			ok = false;
+		}
+	}
+	X509_free(cert);
+	return ok;
+}
+
+void http_connection_stats(struct app *app, struct framing_stats *out)
+{
+	framing_stats(app->http ? app->http->framing : NULL, out);
 }

@@ -73,6 +73,14 @@ struct http_routes {
 bool http_start(struct app *app, const struct http_routes *api, const struct http_routes *ops)
 	__attribute__((warn_unused_result));
 /* Closes both listening sockets; requests already received still get answers. */
+/* SIGHUP: the API listener's TLS certificate and key as the files are now;
+ * open connections keep theirs. False with the reason in err. */
+bool http_reload_tls(struct app *app, const struct config *fresh, char *err, size_t errlen);
+
+struct framing_stats;
+/* Client connections now, and those cut off or refused (framing.h). */
+void http_connection_stats(struct app *app, struct framing_stats *out);
+
 void http_stop_accepting(struct app *app);
 void http_stop(struct app *app);
 

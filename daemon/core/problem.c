@@ -213,6 +213,10 @@ void http_problem_framing(struct http_req *r, const char *fault)
 		http_problem(r, 413, "te-groot", "Body te groot", detail);
 		return;
 	}
+	if (strcmp(fault, FRAMING_BUSY) == 0) {
+		http_problem_unavailable(r, "Te veel verbindingen; probeer het zo opnieuw.");
+		return;
+	}
 	if (strcmp(fault, FRAMING_INTERNAL) == 0) {
 		http_problem_unavailable(r, "Geen geheugen vrij voor dit verzoek.");
 		return;

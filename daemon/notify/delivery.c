@@ -25,6 +25,7 @@
 #include "common/mime.h"
 #include "notify/delivery_impl.h"
 #include "notify/render.h"
+#include "notify/smtp.h"
 
 /* "Name <address>" or "address" into its parts; false if invalid or unsafe in a header. */
 static bool split_from(const char *from, char *name, char *addr)
@@ -69,6 +70,12 @@ struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 		delivery_stop(d);
 		return NULL;
 	}
+	smtp_init();
+	if (smtp_tls_mode(cfg->smtp_starttls) != SMTP_TLS_OFF &&
+	    !(d->smtp_tls = smtp_tls_context(cfg->smtp_ca_file, err, errlen))) {
+		delivery_stop(d);
+		return NULL;
+	}
 	if (!config_parse_quiet_hours(cfg->notify_quiet_hours, &d->quiet_enabled, &d->quiet_start,
 				      &d->quiet_end)) {
 		snprintf(err, errlen, "notify.quiet_hours is invalid");
@@ -76,7 +83,8 @@ struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 		return NULL;
 	}
 	d->threads = calloc((size_t)cfg->delivery_workers + 1, sizeof(*d->threads));
-	if (!d->threads) {
+	d->beats = calloc((size_t)cfg->delivery_workers + 1, sizeof(*d->beats));
+	if (!d->threads || !d->beats) {
 		delivery_stop(d);
 		return NULL;
 	}
@@ -85,6 +93,7 @@ struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 		if (w) {
 			w->d = d; /* before the thread starts: it reads them at once */
 			w->index = i;
+			atomic_init(&d->beats[i], clock_mono_ms());
 		}
 		if (!w || pthread_create(&d->threads[i], NULL, worker_main, w) != 0) {
 			free(w);
@@ -109,9 +118,25 @@ void delivery_stop(struct delivery *d)
 	for (int i = 0; i < d->nthreads; i++)
 		pthread_join(d->threads[i], NULL);
 	free(d->threads);
+	free(d->beats);
 	render_free_templates(d);
+	SSL_CTX_free(d->smtp_tls);
 	throttle_destroy(&d->throttle);
 	pthread_cond_destroy(&d->wake);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
+}
+
+int delivery_stalled(const struct delivery *d, int64_t now_ms, int64_t limit_ms, int64_t *age_ms)
+{
+	int worst = -1;
+	*age_ms = 0;
+	for (int i = 0; d && i < d->nthreads; i++) {
+		int64_t age = now_ms - atomic_load(&d->beats[i]);
+		if (age > *age_ms) {
+			*age_ms = age;
+			worst = i;
+		}
+	}
+	return *age_ms > limit_ms ? worst : -1;
 }

@@ -16,6 +16,7 @@
 #define BERICHTD_DELIVERY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "core/app.h"
 
@@ -23,6 +24,14 @@ struct delivery;
 
 /* Loads the templates and starts cfg->delivery_workers threads. */
 struct delivery *delivery_start(struct app *app, char *err, size_t errlen);
+
+/*
+ * The watchdog's question: a worker that showed no progress (a turn of its
+ * loop, a claim, a line to or from the relay, a record attempt) for more
+ * than limit_ms: returns its index, or -1 when every worker moves.
+ * *age_ms is the longest time any worker showed none. Main thread only.
+ */
+int delivery_stalled(const struct delivery *d, int64_t now_ms, int64_t limit_ms, int64_t *age_ms);
 
 /* Asks the workers to finish their current batch, joins and frees them. */
 void delivery_stop(struct delivery *d);

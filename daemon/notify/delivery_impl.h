@@ -16,6 +16,7 @@
 #define BERICHTD_DELIVERY_IMPL_H
 
 #include <libpq-fe.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -46,11 +47,15 @@ struct delivery {
 	bool quiet_enabled;
 	int quiet_start, quiet_end;
 	pthread_t *threads;
+	/* per worker: clock_mono_ms() of its last sign of progress (the
+	 * watchdog's view, delivery_stalled()); written by the worker only */
+	atomic_llong *beats;
 	int nthreads;
 	atomic_bool stop;
 	pthread_mutex_t lock; /* guards the condvar */
 	pthread_cond_t wake;
 	struct throttle throttle;
+	SSL_CTX *smtp_tls; /* every session's TLS context; NULL with smtp.starttls = off */
 };
 
 struct worker {
@@ -113,6 +118,8 @@ struct outcome {
 /* worker.c */
 void *worker_main(void *arg);
 /* Sleeps up to ms, waking at once when the daemon stops. */
+/* The worker shows the watchdog it is making progress (see delivery_stalled). */
+void worker_beat(struct worker *w);
 void worker_pause_ms(struct delivery *d, int64_t ms);
 
 /* conn.c: the statements prepared once per connection (bits of worker.prepared) */

@@ -314,6 +314,7 @@ bool record_outcome(struct worker *w, struct outcome *o)
 	int attempt = 0;
 
 	while (!apply_outcome(w, o)) {
+		worker_beat(w); /* waiting for PostgreSQL is not being stuck */
 		if (attempt++ == 0)
 			log_warn(
 				"delivery[%d]: cannot record the outcome of %d accepted mails' rows "

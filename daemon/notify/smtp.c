@@ -12,12 +12,17 @@
  */
 #include "notify/smtp.h"
 
+#include <openssl/err.h>
+#include <openssl/x509.h>
+/* before libesmtp.h, which declares the STARTTLS and AUTH calls only then */
+#include <auth-client.h>
 #include <libesmtp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "notify/smtp_verdict.h"
 
@@ -32,17 +37,61 @@ struct msg_track {
 
 /* what the protocol monitor learns about the session before the first MAIL */
 struct session_track {
+	atomic_llong *progress_ms; /* see struct smtp_relay */
 	bool mail_written;
-	char refusal[SESSION_LINE_MAX]; /* first 4xx/5xx line before it, or "" */
+	char refusal[SESSION_LINE_MAX];     /* first 4xx/5xx line before it, or "" */
+	char tls_problem[SESSION_LINE_MAX]; /* why TLS to the relay failed, or "" */
 };
+
+/* What libESMTP found wrong with TLS to the relay; the mail is not sent. */
+static void on_tls_event(struct session_track *st, int event, va_list ap)
+{
+	switch (event) {
+	case SMTP_EV_EXTNA_STARTTLS:
+		snprintf(st->tls_problem, sizeof(st->tls_problem),
+			 "relay offers no STARTTLS (smtp.starttls = require)");
+		break;
+	case SMTP_EV_INVALID_PEER_CERTIFICATE: {
+		long vfy = va_arg(ap, long);
+		snprintf(st->tls_problem, sizeof(st->tls_problem),
+			 "relay certificate not valid: %s", X509_verify_cert_error_string(vfy));
+		break;
+	}
+	case SMTP_EV_NO_PEER_CERTIFICATE:
+		snprintf(st->tls_problem, sizeof(st->tls_problem), "relay sent no certificate");
+		break;
+	case SMTP_EV_WRONG_PEER_CERTIFICATE: {
+		(void)va_arg(ap, int *);
+		const char *name = va_arg(ap, const char *);
+		snprintf(st->tls_problem, sizeof(st->tls_problem),
+			 "relay certificate is for %.60s, not for smtp.host", name ? name : "?");
+		break;
+	}
+	case SMTP_EV_WEAK_CIPHER:
+		snprintf(st->tls_problem, sizeof(st->tls_problem), "relay offered a weak cipher");
+		break;
+	case SMTP_EV_UNUSABLE_CA_LIST:
+		snprintf(st->tls_problem, sizeof(st->tls_problem), "cannot use the CA list");
+		break;
+	default: break;
+	}
+	/* every "ok" argument stays 0: libESMTP then quits the session */
+}
 
 static void on_event(smtp_session_t session, int event, void *arg, ...)
 {
+	va_list ap;
 	(void)session;
-	(void)arg;
+	if (event == SMTP_EV_EXTNA_STARTTLS ||
+	    (event >= SMTP_EV_WEAK_CIPHER && event != SMTP_EV_STARTTLS_OK &&
+	     event <= SMTP_EV_UNUSABLE_CA_LIST)) {
+		va_start(ap, arg);
+		on_tls_event(arg, event, ap);
+		va_end(ap);
+		return;
+	}
 	if (event != SMTP_EV_MESSAGEDATA && event != SMTP_EV_MESSAGESENT)
 		return; /* the others keep libesmtp's defaults (an absent DSN is no error) */
-	va_list ap;
 	va_start(ap, arg);
 	smtp_message_t msg = va_arg(ap, smtp_message_t);
 	va_end(ap);
@@ -60,6 +109,9 @@ static void on_event(smtp_session_t session, int event, void *arg, ...)
 static void on_monitor(const char *buf, int len, int writing, void *arg)
 {
 	struct session_track *st = arg;
+	/* a line, not a byte: a relay that trickles bytes holds us up all the same */
+	if (st->progress_ms && len > 0 && (writing || memchr(buf, '\n', (size_t)len)))
+		atomic_store(st->progress_ms, clock_mono_ms());
 	if (st->mail_written || len <= 0)
 		return;
 	if (writing) {
@@ -116,7 +168,9 @@ static void judge(struct smtp_mail *m, smtp_message_t msg, smtp_recipient_t rcpt
 
 	switch (v.cause) {
 	case SMTP_STEP_SESSION:
-		if (st->refusal[0] && !st->mail_written) {
+		if (st->tls_problem[0] && !st->mail_written) {
+			r.text = st->tls_problem;
+		} else if (st->refusal[0] && !st->mail_written) {
 			/* "421 4.3.2 busy" or "421-...": the code, then the rest as sent */
 			r.code = atoi(st->refusal);
 			r.text = st->refusal + strnlen(st->refusal, 4);
@@ -134,12 +188,89 @@ static void judge(struct smtp_mail *m, smtp_message_t msg, smtp_recipient_t rcpt
 	smtp_verdict_reason(m->reason, sizeof(m->reason), v.cause, &r);
 }
 
+/* SASL asks for the user and the password; nothing else is known. */
+static int on_auth_interact(auth_client_request_t request, char **result, int fields, void *arg)
+{
+	const struct smtp_relay *relay = arg;
+	for (int i = 0; i < fields; i++) {
+		if (request[i].flags & AUTH_USER)
+			result[i] = (char *)relay->user;
+		else if (request[i].flags & AUTH_PASS)
+			result[i] = (char *)relay->password;
+		else
+			return 0;
+	}
+	return 1;
+}
+
+/* STARTTLS as [smtp] starttls says, and AUTH when a user is set. */
+static bool set_security(smtp_session_t session, const struct smtp_relay *relay,
+			 auth_context_t *auth)
+{
+	if (relay->tls != SMTP_TLS_OFF) {
+		if (!relay->tls_ctx || !smtp_starttls_set_ctx(session, relay->tls_ctx) ||
+		    !smtp_starttls_enable(session, relay->tls == SMTP_TLS_REQUIRE
+							   ? Starttls_REQUIRED
+							   : Starttls_ENABLED))
+			return false;
+	}
+	if (!relay->user || !*relay->user)
+		return true;
+	*auth = auth_create_context();
+	/* PLAIN and LOGIN send the password as it is: allowed, since the config
+	 * refuses AUTH without starttls = require */
+	return *auth && auth_set_mechanism_flags(*auth, AUTH_PLUGIN_PLAIN, 0) &&
+	       auth_set_interact_cb(*auth, on_auth_interact, (void *)relay) &&
+	       smtp_auth_set_context(session, *auth);
+}
+
+void smtp_init(void)
+{
+	auth_client_init();
+}
+
+enum smtp_tls smtp_tls_mode(const char *name)
+{
+	if (name && strcmp(name, "off") == 0)
+		return SMTP_TLS_OFF;
+	if (name && strcmp(name, "require") == 0)
+		return SMTP_TLS_REQUIRE;
+	return SMTP_TLS_OPPORTUNISTIC;
+}
+
+/* TLS 1.2: ECDHE with AES-GCM or ChaCha20 (NCSC "good"); 1.3 keeps its defaults */
+#define TLS12_CIPHERS                                                                              \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:" \
+	"ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+
+SSL_CTX *smtp_tls_context(const char *ca_file, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+	    !SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS)) {
+		snprintf(err, errlen, "cannot make a TLS context");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	int ok = (ca_file && *ca_file) ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+				       : SSL_CTX_set_default_verify_paths(ctx);
+	if (!ok) {
+		snprintf(err, errlen, "smtp.ca_file: cannot load %s: %s", ca_file ? ca_file : "",
+			 ERR_reason_error_string(ERR_peek_last_error()));
+		ERR_clear_error();
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
 void smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, size_t n)
 {
 	char hostport[HOSTPORT_MAX];
 	char errbuf[128];
 	const char *session_error = NULL;
-	struct session_track st = {false, ""};
+	struct session_track st = {relay->progress_ms, false, "", ""};
+	auth_context_t auth = NULL;
 	smtp_session_t session = smtp_create_session();
 	smtp_message_t *msgs = calloc(n, sizeof(*msgs));
 	smtp_recipient_t *rcpts = calloc(n, sizeof(*rcpts));
@@ -158,8 +289,9 @@ void smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, si
 	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++)
 		smtp_set_timeout(session, timeouts[i] | Timeout_OVERRIDE_RFC2822_MINIMUM,
 				 relay->timeout_s);
-	if (!smtp_set_eventcb(session, on_event, NULL) ||
-	    !smtp_set_monitorcb(session, on_monitor, &st, 0)) {
+	if (!smtp_set_eventcb(session, on_event, &st) ||
+	    !smtp_set_monitorcb(session, on_monitor, &st, 0) ||
+	    !set_security(session, relay, &auth)) {
 		fail_all(mails, n, "cannot build SMTP session");
 		goto out;
 	}
@@ -189,6 +321,8 @@ void smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, si
 out:
 	if (session)
 		smtp_destroy_session(session);
+	if (auth)
+		auth_destroy_context(auth);
 	free(msgs);
 	free(rcpts);
 	free(track);

@@ -9,8 +9,11 @@
 #ifndef BERICHTD_SMTP_H
 #define BERICHTD_SMTP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <openssl/ssl.h>
 
 #include "notify/smtp_verdict.h" /* enum smtp_result */
 
@@ -25,12 +28,36 @@ struct smtp_mail {
 	char reason[160]; /* the deciding step and the relay's reply, for logs and the row */
 };
 
+/* [smtp] starttls */
+enum smtp_tls { SMTP_TLS_OFF, SMTP_TLS_OPPORTUNISTIC, SMTP_TLS_REQUIRE };
+
 struct smtp_relay {
 	const char *host;
 	int port;
 	const char *helo; /* NULL or "" : libesmtp's default */
 	long timeout_s;
+	/* set to clock_mono_ms() whenever a line goes to or comes from the
+	 * relay, so the watchdog sees a session that moves; NULL: not kept */
+	atomic_llong *progress_ms;
+	enum smtp_tls tls;
+	SSL_CTX *tls_ctx;     /* from smtp_tls_context(); NULL with SMTP_TLS_OFF */
+	const char *user;     /* SMTP AUTH, or NULL */
+	const char *password; /* with user */
 };
+
+/* Once per process, before the first session (libESMTP's SASL client). */
+void smtp_init(void);
+
+/*
+ * The TLS context of every session to the relay: TLS 1.2 or newer, the
+ * NCSC "good" ciphers for 1.2, the relay's certificate checked against
+ * ca_file (NULL or "": the system's store) and, by libESMTP, against the
+ * relay's host name. NULL with a reason in err.
+ */
+SSL_CTX *smtp_tls_context(const char *ca_file, char *err, size_t errlen);
+
+/* "off", "opportunistic", "require" (checked by the config) */
+enum smtp_tls smtp_tls_mode(const char *name);
 
 /* Sends all mails in one session; fills in each mail's result. */
 void smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, size_t n);

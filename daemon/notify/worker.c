@@ -40,6 +40,11 @@ struct batch {
 	int n;
 };
 
+void worker_beat(struct worker *w)
+{
+	atomic_store(&w->d->beats[w->index], clock_mono_ms());
+}
+
 void worker_pause_ms(struct delivery *d, int64_t ms)
 {
 	struct timespec ts;
@@ -218,8 +223,12 @@ static int send_mails(struct worker *w, const struct claimed *cl, const struct g
 	}
 	batch_build(w, &b, cl, groups, ng, o);
 	if (b.n > 0) {
-		struct smtp_relay relay = {cfg->smtp_host, (int)cfg->smtp_port, cfg->smtp_helo,
-					   (long)(cfg->smtp_timeout_ms / MS_PER_S)};
+		struct smtp_relay relay = {
+			cfg->smtp_host,         (int)cfg->smtp_port,
+			cfg->smtp_helo,         (long)(cfg->smtp_timeout_ms / MS_PER_S),
+			&w->d->beats[w->index], smtp_tls_mode(cfg->smtp_starttls),
+			w->d->smtp_tls,         cfg->smtp_user,
+			cfg->smtp_password};
 		smtp_send_batch(&relay, b.mails, (size_t)b.n);
 	}
 	batch_outcomes(w, &b, cl, groups, o);
@@ -270,6 +279,7 @@ static void process_batch(struct worker *w, const struct queue_item *items, int 
 		ids[i] = items[i].id;
 	int nc = claim_rows(w, ids, n, quiet, &cl);
 	free(ids);
+	worker_beat(w);
 	if (nc < 0) {
 		/* PostgreSQL failed: leave the ids in flight, so they come back
 		 * after the visibility timeout instead of waiting for the reconciler */
@@ -338,6 +348,7 @@ void *worker_main(void *arg)
 	struct queue_item *items = calloc((size_t)max, sizeof(*items));
 
 	while (items && !atomic_load(&d->stop)) {
+		worker_beat(w);
 		if (!conn_connect(w)) {
 			worker_pause_ms(d, RECONNECT_PAUSE_MS);
 			continue;

@@ -20,7 +20,9 @@ Keys, all optional:
 An action is a reply ("451 4.3.0 try later"; a bare code such as "250" gets
 a default text; lines joined by "\\n" make a multi-line reply), "drop"
 (close the connection instead of replying), "hang" (never reply; the
-client's timeout ends it), or a list of actions, one per mail transaction
+client's timeout ends it), "trickle" (send the first byte of a reply, then
+one space every 0.5 s, never ending the line: a relay that holds a client
+up for ever, since every byte restarts a read timeout), or a list of actions, one per mail transaction
 of the connection (the last one repeats). Any 421 reply closes the
 connection after it is sent, as RFC 5321 says.
 
@@ -202,6 +204,13 @@ class Session:
             except EOFError:
                 pass
             raise Dropped
+        if a == "trickle":
+            self.store.log(self.id, "x", "trickle " + step)
+            self.writer.write(b"2")
+            while True:
+                await self.writer.drain()
+                await asyncio.sleep(0.5)
+                self.writer.write(b" ")
         lines = reply_lines(a)
         early = len(self.buf) > 0
         for ln in lines:

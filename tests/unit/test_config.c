@@ -128,6 +128,7 @@ static const char complete[] =
 	"rate_limit = 20\n"
 	"retry_span = 14d\n"
 	"visibility_timeout = 10m\n"
+	"stall_timeout = 15m\n"
 	"reconcile_interval = 90s\n"
 	"poll_interval = 500ms\n"
 	"\n"
@@ -209,6 +210,7 @@ Test(config, complete_file_sets_every_delivery_value)
 	cr_expect_eq(cfg.delivery_rate_limit, 20);
 	cr_expect_eq(cfg.delivery_retry_span_ms, 14LL * 24 * 3600 * 1000);
 	cr_expect_eq(cfg.delivery_visibility_ms, 600000);
+	cr_expect_eq(cfg.delivery_stall_ms, 15LL * 60 * 1000);
 	cr_expect_eq(cfg.delivery_reconcile_ms, 90000);
 	cr_expect_eq(cfg.delivery_poll_ms, 500);
 	config_free(&cfg);
@@ -330,6 +332,7 @@ Test(config, defaults_apply_to_delivery)
 	cr_expect_eq(cfg.delivery_rate_limit, 0);
 	cr_expect_eq(cfg.delivery_retry_span_ms, 48LL * 3600 * 1000);
 	cr_expect_eq(cfg.delivery_visibility_ms, 5 * 60 * 1000);
+	cr_expect_eq(cfg.delivery_stall_ms, 90 * 1000);
 	cr_expect_eq(cfg.delivery_reconcile_ms, 30000);
 	cr_expect_eq(cfg.delivery_poll_ms, 100);
 	config_free(&cfg);
@@ -607,6 +610,15 @@ Test(config, smtp_timeout_below_one_second_is_out_of_range)
 	load_fails("[smtp]\ntimeout = 500ms\n" SECURITY, err, sizeof(err));
 	assert_has(err, "smtp.timeout");
 	assert_has(err, "out of range");
+}
+
+/* the watchdog would restart a daemon whose worker merely waits out a relay timeout */
+Test(config, stall_timeout_must_be_longer_than_the_smtp_timeout)
+{
+	char err[CONFIG_ERR_MAX];
+	load_fails("[smtp]\ntimeout = 2m\n[delivery]\nstall_timeout = 2m\n" SECURITY, err,
+		   sizeof(err));
+	assert_has(err, "stall_timeout must be longer than smtp.timeout");
 }
 
 Test(config, unknown_log_level_is_an_error)
