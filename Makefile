@@ -54,7 +54,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
             python3-psycopg2 python3-yaml curl chromium openssl
 
-.PHONY: all deps test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report bench-tls systemd-check
+.PHONY: all deps test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report bench-tls bench-idle systemd-check
 
 all: $(BIN)
 
@@ -172,6 +172,11 @@ bench-tls: bench-deps all
 	@run_dir=.bench-run/tls-$$$$; trap 'tests/harness/services.sh stop '"$$run_dir"' >/dev/null 2>&1' EXIT; \
 	tests/harness/services.sh start "$$run_dir" >/dev/null && \
 	BERICHTD_BIN=$(abspath $(BIN)) $(PYTHON) tests/bench/bench_tls.py "$$run_dir"
+
+bench-idle: bench-deps all
+	@run_dir=.bench-run/idle-$$$$; trap 'tests/harness/services.sh stop '"$$run_dir"' >/dev/null 2>&1' EXIT; \
+	tests/harness/services.sh start "$$run_dir" >/dev/null && \
+	BERICHTD_BIN=$(abspath $(BIN)) $(PYTHON) tests/bench/bench_idle.py "$$run_dir"
 
 bench-report: all
 	BERICHTD_BIN=$(abspath $(BIN)) tests/bench/bench_report.sh
