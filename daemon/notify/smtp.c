@@ -288,7 +288,7 @@ void smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, si
 				Timeout_DATA2};
 	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++)
 		smtp_set_timeout(session, timeouts[i] | Timeout_OVERRIDE_RFC2822_MINIMUM,
-				 relay->timeout_s);
+				 relay->timeout_ms);
 	if (!smtp_set_eventcb(session, on_event, &st) ||
 	    !smtp_set_monitorcb(session, on_monitor, &st, 0) ||
 	    !set_security(session, relay, &auth)) {

@@ -35,7 +35,7 @@ struct smtp_relay {
 	const char *host;
 	int port;
 	const char *helo; /* NULL or "" : libesmtp's default */
-	long timeout_s;
+	long timeout_ms; /* per protocol step; libESMTP takes milliseconds (its docs say seconds) */
 	/* set to clock_mono_ms() whenever a line goes to or comes from the
 	 * relay, so the watchdog sees a session that moves; NULL: not kept */
 	atomic_llong *progress_ms;
