@@ -225,7 +225,7 @@ static int send_mails(struct worker *w, const struct claimed *cl, const struct g
 	if (b.n > 0) {
 		struct smtp_relay relay = {
 			cfg->smtp_host,         (int)cfg->smtp_port,
-			cfg->smtp_helo,         (long)(cfg->smtp_timeout_ms / MS_PER_S),
+			cfg->smtp_helo,         (long)cfg->smtp_timeout_ms,
 			&w->d->beats[w->index], smtp_tls_mode(cfg->smtp_starttls),
 			w->d->smtp_tls,         cfg->smtp_user,
 			cfg->smtp_password};
