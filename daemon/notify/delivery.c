@@ -76,7 +76,8 @@ struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 		return NULL;
 	}
 	d->threads = calloc((size_t)cfg->delivery_workers + 1, sizeof(*d->threads));
-	if (!d->threads) {
+	/* the workers claim nothing until the lifeline holds its lock */
+	if (!d->threads || (cfg->delivery_workers > 0 && !lifeline_start(d))) {
 		delivery_stop(d);
 		return NULL;
 	}
@@ -108,6 +109,8 @@ void delivery_stop(struct delivery *d)
 	pthread_mutex_unlock(&d->lock);
 	for (int i = 0; i < d->nthreads; i++)
 		pthread_join(d->threads[i], NULL);
+	/* last: the workers recorded what they sent while it still held the lock */
+	lifeline_stop(d);
 	free(d->threads);
 	render_free_templates(d);
 	throttle_destroy(&d->throttle);
