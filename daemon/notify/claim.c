@@ -23,9 +23,9 @@
 /*
  * $1 ids Redis handed out, $2 digest window, $3 quiet hours now (only
  * verification mails go out then), $4 this instance (claimed_by: whose
- * lifeline lock says the claim is alive, migration 0015). Returns every examined row with its
- * verdict and its mail; eligible rows are now 'sending', the others
- * 'cancelled'.
+ * lifeline lock says the claim is alive, migration 0015). Returns every
+ * examined row with its verdict and its mail; eligible rows are now
+ * 'sending', the others 'cancelled'.
  *
  *   c      the handed-out ids that are due (not locked yet)
  *   bm/bn  mails built before, and all their rows: the mail row is locked
