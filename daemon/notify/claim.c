@@ -22,9 +22,10 @@
 
 /*
  * $1 ids Redis handed out, $2 digest window, $3 quiet hours now (only
- * verification mails go out then). Returns every examined row with its
- * verdict and its mail; eligible rows are now 'sending', the others
- * 'cancelled'.
+ * verification mails go out then), $4 this instance (claimed_by: whose
+ * lifeline lock says the claim is alive, migration 0015). Returns every
+ * examined row with its verdict and its mail; eligible rows are now
+ * 'sending', the others 'cancelled'.
  *
  *   c      the handed-out ids that are due (not locked yet)
  *   bm/bn  mails built before, and all their rows: the mail row is locked
@@ -101,6 +102,7 @@ static const char CLAIM_SQL[] =
 	"  UPDATE notifications n SET"
 	"    state = CASE WHEN g.ok THEN 'sending' ELSE 'cancelled' END,"
 	"    claimed_at = CASE WHEN g.ok THEN now() END,"
+	"    claimed_by = CASE WHEN g.ok THEN $4::integer END,"
 	"    attempts = CASE WHEN g.ok THEN g.attempts ELSE n.attempts END,"
 	"    mail_id = coalesce(g.mail_id, nm.id)"
 	"  FROM g LEFT JOIN newm nm ON nm.first_notification = g.lead"
@@ -130,17 +132,18 @@ enum claim_col {
 	CC_MAIL_MS
 };
 
-static const struct pgpool_stmt CLAIM_STMT = {"claim", CLAIM_SQL, 3};
+static const struct pgpool_stmt CLAIM_STMT = {"claim", CLAIM_SQL, 4};
 
 /* Claims; fills out[] with the eligible rows. Returns their number, -1 on error. */
 int claim_rows(struct worker *w, const int64_t *ids, int n, bool quiet, struct claimed **out)
 {
 	struct app *app = w->d->app;
-	char digest[48];
+	char digest[48], instance[16];
 	char *arr = conn_id_array(ids, n);
 	snprintf(digest, sizeof(digest), "%" PRId64 " milliseconds",
 		 app->cfg->notify_digest_window_ms);
-	const char *params[] = {arr, digest, quiet ? "t" : "f"};
+	snprintf(instance, sizeof(instance), "%d", atomic_load(&w->d->instance_id));
+	const char *params[] = {arr, digest, quiet ? "t" : "f", instance};
 	PGresult *res = arr ? conn_exec_stmt(w, WS_CLAIM, &CLAIM_STMT, params) : NULL;
 	free(arr);
 	if (!res)

@@ -4,7 +4,7 @@
  * Each worker owns one PostgreSQL and one Redis connection. The claim and
  * the record statements are prepared once per PostgreSQL connection; a
  * statement that failed because the connection had gone runs once more on
- * a new one.
+ * a new one. The lifeline (lifeline.c) opens its connection here too.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,6 +14,22 @@
 #include "common/log.h"
 #include "notify/delivery_impl.h"
 
+/*
+ * Our settings come before the operator's conninfo, so its own keys win:
+ * a connection attempt gives up after 5 s, and a peer that went silent
+ * (a dead machine, a partition) is noticed within seconds, not after the
+ * kernel's two hours of keepalive. application_name shows in
+ * pg_stat_activity which connection is which.
+ */
+PGconn *conn_pg_open(const struct config *cfg, const char *name)
+{
+	const char *const keys[] = {"connect_timeout",     "keepalives",       "keepalives_idle",
+				    "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+				    "application_name",    "dbname",           NULL};
+	const char *const vals[] = {"5", "1", "5", "2", "3", "5000", name, cfg->pg_conninfo, NULL};
+	return PQconnectdbParams(keys, vals, 1);
+}
+
 bool conn_connect(struct worker *w)
 {
 	const struct config *cfg = w->d->app->cfg;
@@ -21,7 +37,7 @@ bool conn_connect(struct worker *w)
 	if (!w->pg || PQstatus(w->pg) != CONNECTION_OK) {
 		if (w->pg)
 			PQfinish(w->pg);
-		w->pg = PQconnectdb(cfg->pg_conninfo);
+		w->pg = conn_pg_open(cfg, "berichtd delivery");
 		w->prepared = 0;
 		if (PQstatus(w->pg) != CONNECTION_OK) {
 			log_warn("delivery[%d]: PostgreSQL: %.*s", w->index,

@@ -84,7 +84,8 @@ struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 	}
 	d->threads = calloc((size_t)cfg->delivery_workers + 1, sizeof(*d->threads));
 	d->beats = calloc((size_t)cfg->delivery_workers + 1, sizeof(*d->beats));
-	if (!d->threads || !d->beats) {
+	/* the workers claim nothing until the lifeline holds its lock */
+	if (!d->threads || !d->beats || (cfg->delivery_workers > 0 && !lifeline_start(d))) {
 		delivery_stop(d);
 		return NULL;
 	}
@@ -117,6 +118,8 @@ void delivery_stop(struct delivery *d)
 	pthread_mutex_unlock(&d->lock);
 	for (int i = 0; i < d->nthreads; i++)
 		pthread_join(d->threads[i], NULL);
+	/* last: the workers recorded what they sent while it still held the lock */
+	lifeline_stop(d);
 	free(d->threads);
 	free(d->beats);
 	render_free_templates(d);

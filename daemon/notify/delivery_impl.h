@@ -5,6 +5,8 @@
  *   delivery.c  start/stop: templates, sender address, threads
  *   worker.c    the loop of one thread: take, claim, render+send, record, ack
  *   conn.c      a worker's blocking PostgreSQL/Redis connections and statements
+ *   lifeline.c  the instance's id and advisory lock, and the lease the workers
+ *               send under (docs/architecture.md "Orphaned claims")
  *   claim.c     CLAIM_SQL: due ids -> claimed rows (or cancelled)
  *   render.c    claimed rows -> mails (pure)
  *   throttle.c  the global and per-domain buckets (pure)
@@ -56,6 +58,13 @@ struct delivery {
 	pthread_cond_t wake;
 	struct throttle throttle;
 	SSL_CTX *smtp_tls; /* every session's TLS context; NULL with smtp.starttls = off */
+	/* the lifeline (lifeline.c): written by its thread, read by the workers */
+	pthread_t lifeline;
+	bool lifeline_running;
+	atomic_bool lifeline_stop;      /* set after the workers are joined */
+	atomic_int instance_id;         /* 0 until registered */
+	atomic_uint epoch;              /* +1 each time the lock is (re)taken */
+	_Atomic int64_t lease_until_ms; /* monotonic; 0 = no lease */
 };
 
 struct worker {
@@ -122,8 +131,17 @@ void *worker_main(void *arg);
 void worker_beat(struct worker *w);
 void worker_pause_ms(struct delivery *d, int64_t ms);
 
+/* lifeline.c */
+bool lifeline_start(struct delivery *d);
+/* After the workers are joined: ends the thread, its session and so its lock. */
+void lifeline_stop(struct delivery *d);
+/* The lease's epoch while it holds (mails may go out), 0 while it does not. */
+unsigned lifeline_epoch(struct delivery *d);
+
 /* conn.c: the statements prepared once per connection (bits of worker.prepared) */
 enum { WS_CLAIM, WS_SENT, WS_ROW };
+/* A new blocking connection to [postgres] conninfo, with keepalives; name is its application_name. */
+PGconn *conn_pg_open(const struct config *cfg, const char *name);
 /* (Re)connects what is not connected; false if PostgreSQL or Redis is not there. */
 bool conn_connect(struct worker *w);
 /* Runs sql (st NULL) or the prepared st, once more on a new connection if it had gone. */

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "common/clock.h"
@@ -29,6 +30,23 @@
  */
 #define STALE_GRACE_MS 10000
 
+/*
+ * Orphaned claims (migration 0015, lifeline.c): once a second the claims
+ * in 'sending' are checked for instances whose lifeline lock is free; an
+ * instance seen free for ORPHAN_GRACE_MS (longer than lifeline.c's lease,
+ * after which it sends nothing more) has its claims returned. The grace
+ * lets a live instance that lost its session (a PostgreSQL restart) take
+ * its lock again first.
+ */
+#define ORPHAN_CHECK_MS 1000
+#define ORPHAN_GRACE_MS 5000
+#define ORPHANS_MAX 64 /* instances tracked at once; more wait a round */
+
+struct orphan {
+	int instance;
+	int64_t free_since_ms; /* monotonic: first seen with its lock free */
+};
+
 struct reconcile {
 	struct app *app;
 	struct event *timer;
@@ -36,6 +54,9 @@ struct reconcile {
 	long long readded;
 	bool failed;            /* the last statement failed: PostgreSQL unreachable */
 	int64_t stale_after_ms; /* monotonic: no stale reset before this */
+	struct event *orphan_timer;
+	struct orphan orphans[ORPHANS_MAX]; /* seen free at the last check */
+	int norphans;
 };
 
 /* Notes whether a statement reached PostgreSQL; the first success after a failure starts the grace. */
@@ -49,8 +70,10 @@ static void note_result(struct reconcile *rc, bool ok)
 	}
 }
 
-static void schedule_rows(struct reconcile *rc, const PGresult *res)
+/* Puts (id, due ms, lane) rows into the Redis schedule; returns the last id, 0 if none. */
+static int64_t schedule_rows(struct reconcile *rc, const PGresult *res)
 {
+	int64_t last = 0;
 	int n = PQntuples(res);
 	int64_t *ids = calloc((size_t)n + 1, sizeof(*ids));
 	int64_t *due = calloc((size_t)n + 1, sizeof(*due));
@@ -63,11 +86,25 @@ static void schedule_rows(struct reconcile *rc, const PGresult *res)
 		}
 		queue_loop_schedule_lanes(rc->app->queue, ids, lanes, due, (size_t)n);
 		if (n > 0)
-			rc->last_id = ids[n - 1];
+			last = ids[n - 1];
 	}
 	free(ids);
 	free(due);
 	free(lanes);
+	return last;
+}
+
+/* The ids of returned rows: they are the only ones whose mails may arrive twice. */
+static void log_crash_window(const PGresult *res)
+{
+	for (int i = 0; i < PQntuples(res); i += IDS_PER_LINE) {
+		char list[IDS_PER_LINE * 21 + 1];
+		size_t len = 0;
+		for (int k = i; k < PQntuples(res) && k < i + IDS_PER_LINE; k++)
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+						k > i ? "," : "", PQgetvalue(res, k, 0));
+		log_warn("reconcile: crash window ids: %s", list);
+	}
 }
 
 static void arm(struct reconcile *rc)
@@ -90,7 +127,9 @@ static void on_page(const PGresult *res, const char *err, void *arg)
 		arm(rc);
 		return;
 	}
-	schedule_rows(rc, res);
+	int64_t last = schedule_rows(rc, res);
+	if (last)
+		rc->last_id = last;
 	rc->readded += PQntuples(res);
 	if (PQntuples(res) < PAGE_SIZE || rc->app->shutting_down) {
 		log_debug("reconcile: %lld scheduled notifications checked", rc->readded);
@@ -148,14 +187,7 @@ static void on_stale(const PGresult *res, const char *err, void *arg)
 			 "before recording them; their mails may arrive twice, the same mails "
 			 "with the same Message-IDs)",
 			 PQntuples(res));
-		for (int i = 0; i < PQntuples(res); i += IDS_PER_LINE) {
-			char list[IDS_PER_LINE * 21 + 1];
-			size_t len = 0;
-			for (int k = i; k < PQntuples(res) && k < i + IDS_PER_LINE; k++)
-				len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
-							k > i ? "," : "", PQgetvalue(res, k, 0));
-			log_warn("reconcile: crash window ids: %s", list);
-		}
+		log_crash_window(res);
 		schedule_rows(rc, res);
 	}
 	start_pass(rc);
@@ -187,6 +219,116 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		arm(rc);
 }
 
+static void arm_orphans(struct reconcile *rc)
+{
+	struct timeval tv = {ORPHAN_CHECK_MS / MS_PER_S, (ORPHAN_CHECK_MS % MS_PER_S) * 1000};
+	if (!rc->app->shutting_down)
+		evtimer_add(rc->orphan_timer, &tv);
+}
+
+static void on_orphans_returned(const PGresult *res, const char *err, void *arg)
+{
+	struct reconcile *rc = arg;
+
+	note_result(rc, !err);
+	if (err)
+		log_warn("reconcile: returning orphaned claims failed: %.200s", err);
+	else if (PQntuples(res) > 0) {
+		log_warn("reconcile: %d notifications claimed by an instance whose lifeline lock "
+			 "is free (the process is gone) rescheduled (their mails may arrive twice, "
+			 "the same mails with the same Message-IDs)",
+			 PQntuples(res));
+		log_crash_window(res);
+		schedule_rows(rc, res);
+	}
+	arm_orphans(rc);
+}
+
+/*
+ * Keeps, of the instances now seen free, when each was first seen free;
+ * writes those free for the whole grace into ripe as "{1,2}". Their number.
+ */
+static int note_free(struct reconcile *rc, const PGresult *res, char *ripe, size_t len)
+{
+	struct orphan seen[ORPHANS_MAX];
+	int n = 0, nripe = 0;
+	int64_t now = clock_mono_ms();
+	size_t used = (size_t)snprintf(ripe, len, "{");
+
+	for (int i = 0; i < PQntuples(res) && n < ORPHANS_MAX; i++) {
+		if (PQgetvalue(res, i, 1)[0] != 't')
+			continue; /* its lock is held: alive, however slow */
+		int id = (int)strtol(PQgetvalue(res, i, 0), NULL, 10);
+		seen[n] = (struct orphan){id, now};
+		for (int k = 0; k < rc->norphans; k++)
+			if (rc->orphans[k].instance == id)
+				seen[n].free_since_ms = rc->orphans[k].free_since_ms;
+		if (now - seen[n].free_since_ms >= ORPHAN_GRACE_MS && used + 16 < len)
+			used += (size_t)snprintf(ripe + used, len - used, "%s%d",
+						 nripe++ ? "," : "", id);
+		n++;
+	}
+	snprintf(ripe + used, len - used, "}");
+	memcpy(rc->orphans, seen, (size_t)n * sizeof(seen[0]));
+	rc->norphans = n;
+	if (PQntuples(res) > 0)
+		log_debug("reconcile: orphan check: claims of %d instances, %d of them gone "
+			  "(%d for the whole grace)",
+			  PQntuples(res), n, nripe);
+	return nripe;
+}
+
+static void on_orphan_check(const PGresult *res, const char *err, void *arg)
+{
+	struct reconcile *rc = arg;
+	char ripe[ORPHANS_MAX * 12 + 3];
+
+	note_result(rc, !err);
+	if (err) {
+		log_warn("reconcile: orphan check failed: %.200s", err);
+		rc->norphans = 0; /* seen free again from scratch */
+		arm_orphans(rc);
+		return;
+	}
+	if (note_free(rc, res, ripe, sizeof(ripe)) == 0 || rc->failed ||
+	    clock_mono_ms() < rc->stale_after_ms) {
+		/* after an outage the workers record first, as for the stale reset */
+		arm_orphans(rc);
+		return;
+	}
+	const char *params[] = {ripe};
+	/* each instance is checked again here, and its lock held until the commit:
+	 * it cannot take the lock back while its claims are returned */
+	if (!pgpool_query(
+		    rc->app->pg,
+		    "WITH gone AS MATERIALIZED (SELECT u.id FROM unnest($1::integer[]) AS u(id)"
+		    "  WHERE instance_gone(u.id)),"
+		    " s AS (UPDATE notifications SET state = 'scheduled', claimed_at = NULL"
+		    "  WHERE state = 'sending' AND claimed_by IN (SELECT id FROM gone)"
+		    "  RETURNING id, due_at, message_id)"
+		    " SELECT s.id, (extract(epoch FROM s.due_at) * 1000)::bigint,"
+		    " coalesce(m.agency_id, 0) FROM s LEFT JOIN messages m ON m.id = s.message_id"
+		    " ORDER BY s.id",
+		    1, params, on_orphans_returned, rc))
+		arm_orphans(rc);
+}
+
+/* The instances holding claims, and whether each one's lifeline lock is free (taken, let go). */
+static void on_orphan_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct reconcile *rc = arg;
+	(void)fd;
+	(void)what;
+
+	if (!pgpool_query(
+		    rc->app->pg,
+		    "WITH c AS MATERIALIZED (SELECT DISTINCT claimed_by AS id FROM notifications"
+		    "  WHERE state = 'sending' AND claimed_by IS NOT NULL)"
+		    " SELECT id, instance_gone(id) FROM c ORDER BY id",
+		    0, NULL, on_orphan_check, rc))
+		arm_orphans(rc);
+}
+
 struct reconcile *reconcile_start(struct app *app)
 {
 	struct reconcile *rc = calloc(1, sizeof(*rc));
@@ -194,13 +336,15 @@ struct reconcile *reconcile_start(struct app *app)
 		return NULL;
 	rc->app = app;
 	rc->timer = evtimer_new(app->base, on_timer, rc);
-	if (!rc->timer) {
-		free(rc);
+	rc->orphan_timer = evtimer_new(app->base, on_orphan_timer, rc);
+	if (!rc->timer || !rc->orphan_timer) {
+		reconcile_free(rc);
 		return NULL;
 	}
 	/* first pass soon after start, once the connections are up */
 	struct timeval tv = {0, 200 * 1000};
 	evtimer_add(rc->timer, &tv);
+	arm_orphans(rc);
 	return rc;
 }
 
@@ -208,6 +352,9 @@ void reconcile_free(struct reconcile *rc)
 {
 	if (!rc)
 		return;
-	event_free(rc->timer);
+	if (rc->timer)
+		event_free(rc->timer);
+	if (rc->orphan_timer)
+		event_free(rc->orphan_timer);
 	free(rc);
 }

@@ -7,6 +7,9 @@
  *  2. re-adds every scheduled notification to the due set with ZADD NX,
  *     page by page, so a FLUSHALL, a Redis restart or a lost write after a
  *     commit never loses a notification.
+ * and, once a second, returns the 'sending' rows of instances whose
+ * lifeline lock has been free for 5 s (their process is gone; migration
+ * 0015), so a killed instance's claims come back within seconds.
  * Asynchronous on the event loop; loop thread only.
  */
 #ifndef BERICHTD_RECONCILE_H

@@ -13,6 +13,10 @@
  * only as many ids as the global bucket has tokens (a mail takes at least
  * one id), and a mail whose recipient domain has no token left is put back
  * unsent, so no claimed row waits for a token.
+ *
+ * A worker takes and sends only under the lifeline's lease (lifeline.c): a
+ * claim is sent only if the lease still holds, in the epoch the claim was
+ * made in, when its SMTP session starts; otherwise its rows go back unsent.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -30,6 +34,7 @@
 
 #define REQUEUE_EVERY_MS 1000
 #define RECONNECT_PAUSE_MS 1000
+#define NO_LEASE_PAUSE_MS 200
 
 /* The mails of one batch that go to the relay, and the group each came from. */
 struct batch {
@@ -237,8 +242,26 @@ static int send_mails(struct worker *w, const struct claimed *cl, const struct g
 	return sent;
 }
 
-/* Groups, sends and records the nc claimed rows; returns the mails that went to the relay. */
-static int deliver_claimed(struct worker *w, const struct claimed *cl, int nc)
+/*
+ * The lease ran out (or was lost and taken again) between the claim and the
+ * send: another instance may return these rows, so they go back unsent.
+ */
+static void defer_lapsed(struct worker *w, const struct claimed *cl, const struct group *groups,
+			 int ng, struct outcome *o)
+{
+	int64_t now = timefmt_now_ms();
+	for (int g = 0; g < ng; g++)
+		outcome_deferred(o, &cl[groups[g].first], groups[g].count, now);
+	log_warn("delivery[%d]: the lifeline's lease ran out after the claim; %d mails back "
+		 "to the schedule unsent",
+		 w->index, ng);
+}
+
+/*
+ * Groups, sends and records the nc claimed rows, claimed in the lease's
+ * epoch; returns the mails that went to the relay.
+ */
+static int deliver_claimed(struct worker *w, const struct claimed *cl, int nc, unsigned epoch)
 {
 	struct outcome o = {0};
 	struct group *groups = calloc((size_t)nc + 1, sizeof(*groups));
@@ -246,7 +269,10 @@ static int deliver_claimed(struct worker *w, const struct claimed *cl, int nc)
 
 	if (groups && outcome_alloc(&o, nc)) {
 		int ng = render_make_groups(cl, nc, groups);
-		used = send_mails(w, cl, groups, ng, &o);
+		if (lifeline_epoch(w->d) == epoch)
+			used = send_mails(w, cl, groups, ng, &o);
+		else
+			defer_lapsed(w, cl, groups, ng, &o);
 		if (record_outcome(w, &o)) {
 			record_queue_retries(w, &o);
 			atomic_fetch_add(&w->d->app->metrics.notifications_sent, o.nsent);
@@ -260,8 +286,12 @@ static int deliver_claimed(struct worker *w, const struct claimed *cl, int nc)
 	return used;
 }
 
-/* Claims, sends and records one batch of n ids; reserved is its global rate-limit tokens. */
-static void process_batch(struct worker *w, const struct queue_item *items, int n, int reserved)
+/*
+ * Claims, sends and records one batch of n ids under the lease's epoch;
+ * reserved is its global rate-limit tokens.
+ */
+static void process_batch(struct worker *w, const struct queue_item *items, int n, int reserved,
+			  unsigned epoch)
 {
 	struct delivery *d = w->d;
 	const struct config *cfg = d->app->cfg;
@@ -288,7 +318,7 @@ static void process_batch(struct worker *w, const struct queue_item *items, int 
 	}
 	if (quiet) /* whatever was not a verification mail waits for the end of the window */
 		defer_unclaimed(w, items, n, cl, nc, (int64_t)quiet_end * MS_PER_S);
-	int used = deliver_claimed(w, cl, nc);
+	int used = deliver_claimed(w, cl, nc, epoch);
 	throttle_refund(&d->throttle, reserved - used);
 
 	/* ack everything taken: sent, finished, retried (already moved) or not ours */
@@ -317,6 +347,12 @@ static void worker_turn(struct worker *w, struct queue_item *items, int max)
 	const struct config *cfg = d->app->cfg;
 
 	maybe_requeue(w);
+	/* nothing is claimed while the lifeline does not hold its lock */
+	unsigned epoch = lifeline_epoch(d);
+	if (epoch == 0) {
+		worker_pause_ms(d, NO_LEASE_PAUSE_MS);
+		return;
+	}
 	/* take only what the global rate limit lets go now: a mail takes at least one id */
 	int want = rate_reserve(d, max);
 	if (want == 0)
@@ -337,7 +373,7 @@ static void worker_turn(struct worker *w, struct queue_item *items, int max)
 		return;
 	}
 	throttle_refund(&d->throttle, want - n);
-	process_batch(w, items, n, n);
+	process_batch(w, items, n, n, epoch);
 }
 
 void *worker_main(void *arg)

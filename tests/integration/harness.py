@@ -892,6 +892,35 @@ def inflight(daemon):
     return int(daemon.services.redis("ZCARD", daemon.config["redis"]["key_prefix"] + "inflight"))
 
 
+def bulk_scheduled(services, agency_id, n, tag):
+    """n accounts with an address, one message each and a due 'new'
+    notification, written straight into PostgreSQL (what an ingest would
+    have committed just before Redis lost it). Returns the addresses."""
+    services.psql(
+        "WITH a AS ("
+        "  INSERT INTO accounts (id, bsn_hash, email)"
+        "  SELECT gen_random_uuid(), %(tag)s || '-' || g, %(tag)s || '-' || g || '@bulk.example'"
+        "  FROM generate_series(1, %(n)s) g RETURNING id"
+        "), m AS ("
+        "  INSERT INTO messages (id, agency_id, account_id, berichttype, referentie,"
+        "    content_hash, publicatie_tijdstip)"
+        "  SELECT gen_random_uuid(), %(agency)s, a.id, 'T1', %(tag)s || '-' || a.id, 'x', now()"
+        "  FROM a RETURNING id, account_id"
+        ") INSERT INTO notifications (message_id, account_id, due_at)"
+        "  SELECT id, account_id, now() FROM m", {"tag": tag, "n": n, "agency": agency_id})
+    return {"%s-%d@bulk.example" % (tag, g) for g in range(1, n + 1)}
+
+
+def instance_id(daemon):
+    """The id the running daemon registered in `instances` (migration 0015)
+    and names in its claims (notifications.claimed_by); waits for it."""
+    def registered():
+        rows = daemon.services.psql("SELECT id FROM instances WHERE pid = %s "
+                                    "ORDER BY id DESC LIMIT 1", (daemon.pid,))
+        return rows[0][0] if rows else None
+    return wait_until(registered, timeout=30, what="instance of %s registered" % daemon.name)
+
+
 def problem_type(body, slug):
     assert body["type"].endswith("/" + slug), body["type"]
 

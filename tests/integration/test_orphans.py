@@ -1,0 +1,200 @@
+"""Issue 13: orphaned claims come back at once, not after the visibility
+timeout, and never those of a live instance. Every instance that delivers
+holds an advisory lock on its id in PostgreSQL (migration 0015) for its
+whole life and names it in its claims (notifications.claimed_by); the
+reconciler of any instance returns the 'sending' claims of an instance
+whose lock is free (daemon/notify/reconcile.c, lifeline.c).
+
+The visibility timeout is set to 300 s in every test here, and every wait
+for the returned claims has a deadline far below it, so no test can pass by
+the timeout. Real PostgreSQL, Redis and SMTP; polls with deadlines only."""
+import secrets
+import time
+from collections import Counter
+
+from harness import (agency_id, bulk_scheduled, inflight, instance_id, make_agency, mails_to,
+                     metric, wait_until)
+
+VISIBILITY = "300s"
+# the orphans must be back well before the visibility timeout could do it
+ORPHAN_DEADLINE_S = 60
+
+
+def states(services, ids):
+    """{state: count} of the notification ids."""
+    return dict(services.psql("SELECT state, count(*) FROM notifications WHERE id = ANY(%s) "
+                              "GROUP BY 1", (list(ids),)))
+
+
+def claims_of(services, instance, tag):
+    """The ids of the rows of this test (accounts tagged tag) that the
+    instance holds in 'sending'."""
+    return {i for (i,) in services.psql(
+        "SELECT n.id FROM notifications n JOIN accounts a ON a.id = n.account_id "
+        "WHERE a.email LIKE %s AND n.state = 'sending' AND n.claimed_by = %s",
+        (tag + "-%", instance))}
+
+
+def crash_window_ids(daemon):
+    ids = set()
+    for line in daemon.log_text().splitlines():
+        if "crash window ids:" in line:
+            ids.update(int(x) for x in line.rsplit(":", 1)[1].split(","))
+    return ids
+
+
+def orphan_checks(daemon):
+    """The reconciler's orphan checks logged so far that saw claims and found
+    none of their instances gone."""
+    return [ln for ln in daemon.log_text().splitlines()
+            if "orphan check:" in ln and ", 0 of them gone" in ln]
+
+
+def test_kill9_while_delivering_its_claims_are_sent_within_seconds_each_once(
+        make_daemon, services, mailbox):
+    """kill -9 while the relay is slow, so a batch is in 'sending'; the
+    restarted daemon (a new instance) finds the old one's lock free and sends
+    its claims, long before the visibility timeout; each notification once,
+    a repeat only from the logged crash window and then the same mail."""
+    conf = {"delivery.workers": "2", "delivery.batch": "20",
+            "delivery.visibility_timeout": VISIBILITY, "delivery.reconcile_interval": "5s"}
+    d = make_daemon("orphan-kill", **conf)
+    old = instance_id(d)
+    a = make_agency(d)
+    tag = "ok" + secrets.token_hex(3)
+    services.smtp_mode("slow 400")  # a batch of 20 takes 8 s at the relay
+    addrs = bulk_scheduled(services, agency_id(services, a["oin"]), 200, tag)
+    wait_until(lambda: len(claims_of(services, old, tag)) >= 20 and mails_to(mailbox, addrs),
+               timeout=60, what="a batch in 'sending', its first mails at the relay")
+    orphans = claims_of(services, old, tag)
+    d.kill9()
+    killed = time.monotonic()
+    services.smtp_mode(None)
+    d.start()
+    new = instance_id(d)
+    assert new != old
+    assert services.psql("SELECT instance_alive(%s), instance_alive(%s)", (old, new)) \
+        == [(False, True)]
+
+    wait_until(lambda: states(services, orphans) == {"sent": len(orphans)},
+               timeout=ORPHAN_DEADLINE_S, interval=0.2,
+               what=lambda: "the orphaned claims sent: %r" % states(services, orphans))
+    back_s = time.monotonic() - killed
+    print("\n%d orphaned claims sent %.1f s after kill -9 (visibility timeout %s)"
+          % (len(orphans), back_s, VISIBILITY))
+    # the new instance sent them, and its reconciler said whose they were
+    assert {c for (c,) in services.psql(
+        "SELECT DISTINCT claimed_by FROM notifications WHERE id = ANY(%s)",
+        (list(orphans),))} == {new}
+    assert "lifeline lock is free" in d.log_text()
+    assert orphans <= crash_window_ids(d)
+
+    aid = agency_id(services, a["oin"])
+    wait_until(lambda: services.psql(
+        "SELECT count(*) FROM notifications n JOIN messages m ON m.id = n.message_id "
+        "WHERE m.agency_id = %s AND n.state = 'sent'", (aid,))[0][0] == 200,
+        timeout=120, what="all 200 sent")
+    got = mails_to(mailbox, addrs)
+    per_rcpt = {}
+    for m in got:
+        per_rcpt.setdefault(m.rcpt_tos[0], []).append(m)
+    assert set(per_rcpt) == addrs
+    dups = {r: ms for r, ms in per_rcpt.items() if len(ms) > 1}
+    crash = crash_window_ids(d)
+    for r, ms in dups.items():
+        assert len({m["Message-ID"] for m in ms}) == 1, "a resend must carry the same Message-ID"
+        ref = ms[0]["Message-ID"][1:].split("@")[0]
+        [(nid,)] = services.psql("SELECT n.id FROM notifications n JOIN mails m "
+                                 "ON m.id = n.mail_id WHERE m.ref = %s", (ref,))
+        assert nid in crash, "repeat %d not in the logged crash window" % nid
+    # the mails of the killed batches the relay had accepted before the
+    # record (a batch is recorded after its session): each the same mail
+    print("%d of %d mails twice (each the same mail: crash window)" % (len(dups), len(addrs)))
+
+
+def test_a_live_but_slow_instance_keeps_its_claims(make_daemon, services, mailbox):
+    """Instance A's batch takes half a minute at a slow relay, all of it in
+    'sending'. Instance B (same schedule) checks once a second and must leave
+    A's claims alone for longer than the grace: A's lock is held. claimed_by
+    stays A, and A sends them itself, each once."""
+    conf = {"delivery.visibility_timeout": VISIBILITY, "delivery.reconcile_interval": "1s"}
+    slow = make_daemon("orphan-slow", **{"delivery.workers": "1", "delivery.batch": "50"},
+                       **conf)
+    a_id = instance_id(slow)
+    ag = make_agency(slow)
+    tag = "os" + secrets.token_hex(3)
+    # below [smtp] timeout per mail, 35 s for A's batch of 50
+    services.smtp_mode("slow 700")
+    addrs = bulk_scheduled(services, agency_id(services, ag["oin"]), 50, tag)
+    wait_until(lambda: mails_to(mailbox, addrs), timeout=60, what="A's session under way")
+    held = claims_of(services, a_id, tag)
+    assert held
+
+    other = make_daemon("orphan-other", group=slow.group, **{"delivery.workers": "2"}, **conf)
+    instance_id(other)
+    # B's checks saw A's claims, and A alive, for longer than the 5 s grace
+    wait_until(lambda: len(orphan_checks(other)) >= 8, timeout=60,
+               what="8 orphan checks of B that saw A's claims")
+    assert claims_of(services, a_id, tag) == held, "claims of a live instance were taken"
+    assert services.psql("SELECT instance_alive(%s)", (a_id,)) == [(True,)]
+
+    aid = agency_id(services, ag["oin"])
+    wait_until(lambda: services.psql(
+        "SELECT count(*) FROM notifications n JOIN messages m ON m.id = n.message_id "
+        "WHERE m.agency_id = %s AND n.state = 'sent'", (aid,))[0][0] == 50 and
+        inflight(slow) == 0, timeout=120, what="all 50 sent")
+    assert "lifeline lock is free" not in other.log_text()
+    assert "lifeline lock is free" not in slow.log_text()
+    # A sent what it had claimed
+    assert {c for (c,) in services.psql(
+        "SELECT DISTINCT claimed_by FROM notifications WHERE id = ANY(%s)",
+        (list(held),))} == {a_id}
+    got = mails_to(mailbox, addrs)
+    assert Counter(m.rcpt_tos[0] for m in got) == Counter(addrs)
+    assert len({m["Message-ID"] for m in got}) == 50
+    assert metric(slow, "berichtd_notifications_sent_total") >= len(held)
+
+
+def test_postgres_restart_while_two_instances_deliver_slowly_mails_nothing_twice(
+        make_daemon, services, mailbox):
+    """Every lifeline session ends with PostgreSQL. Each instance stops
+    sending, takes its lock again when PostgreSQL is back, and neither
+    reconciler returns the other's claims: no orphan return, no mail twice,
+    nothing lost."""
+    conf = {"delivery.workers": "2", "delivery.batch": "10",
+            "delivery.visibility_timeout": VISIBILITY, "delivery.reconcile_interval": "1s",
+            "delivery.retry_base": "1s", "delivery.retry_max": "2s"}
+    d1 = make_daemon("orphan-pg1", **conf)
+    d2 = make_daemon("orphan-pg2", group=d1.group, **conf)
+    ids = {instance_id(d1), instance_id(d2)}
+    a = make_agency(d1)
+    tag = "op" + secrets.token_hex(3)
+    services.smtp_mode("slow 200")
+    addrs = bulk_scheduled(services, agency_id(services, a["oin"]), 300, tag)
+    wait_until(lambda: len(mails_to(mailbox, addrs)) >= 20 and all(
+        claims_of(services, i, tag) for i in ids), timeout=60,
+        what="both instances with claims in 'sending'")
+    services.pg_stop("fast")
+    services.pg_start()
+    services.smtp_mode(None)
+    aid = agency_id(services, a["oin"])
+
+    def all_sent():
+        try:
+            return services.psql(
+                "SELECT count(*) FROM notifications n JOIN messages m ON m.id = n.message_id "
+                "WHERE m.agency_id = %s AND n.state = 'sent'", (aid,))[0][0] == 300
+        except Exception:  # noqa: BLE001 - PostgreSQL may still be starting
+            return False
+    wait_until(all_sent, timeout=120, interval=0.5, what="all 300 sent")
+    wait_until(lambda: inflight(d1) == 0, timeout=60, what="the workers to finish")
+    for d in (d1, d2):
+        log = d.log_text()
+        assert "holds its lock again" in log, d.name
+        assert "lifeline lock is free" not in log, d.name
+    got = mails_to(mailbox, addrs)
+    assert Counter(m.rcpt_tos[0] for m in got) == Counter(addrs)
+    assert len({m["Message-ID"] for m in got}) == 300
+    # the same instances, each with its lock again
+    assert services.psql("SELECT bool_and(instance_alive(i)) FROM unnest(%s::int[]) i",
+                         (list(ids),)) == [(True,)]
