@@ -9,6 +9,7 @@
 
 #include "agency/message.h"
 #include "core/auth.h"
+#include "core/pgpool.h"
 #include "common/bsn.h"
 #include "common/config.h"
 #include "common/crypto.h"
@@ -56,7 +57,7 @@ int cli_token_create(const struct config *cfg, const char *role, const char *oin
 	}
 	crypto_sha256_hex(token, strlen(token), hash);
 
-	PGconn *c = PQconnectdb(cfg->pg_conninfo);
+	PGconn *c = pgconn_open(cfg->pg_conninfo);
 	if (PQstatus(c) != CONNECTION_OK) {
 		fprintf(stderr, "berichtd: %s", PQerrorMessage(c));
 		goto out;
@@ -119,7 +120,7 @@ int cli_berichttype_add(const struct config *cfg, const char *oin, const char *c
 		}
 		snprintf(interval, sizeof(interval), "%lld milliseconds", (long long)ms);
 	}
-	PGconn *c = PQconnectdb(cfg->pg_conninfo);
+	PGconn *c = pgconn_open(cfg->pg_conninfo);
 	int rc = 1;
 	if (PQstatus(c) != CONNECTION_OK) {
 		fprintf(stderr, "berichtd: %s", PQerrorMessage(c));
@@ -149,7 +150,7 @@ out:
 
 int cli_berichttype_list(const struct config *cfg, const char *oin)
 {
-	PGconn *c = PQconnectdb(cfg->pg_conninfo);
+	PGconn *c = pgconn_open(cfg->pg_conninfo);
 	int rc = 1;
 	if (PQstatus(c) != CONNECTION_OK) {
 		fprintf(stderr, "berichtd: %s", PQerrorMessage(c));
@@ -193,7 +194,7 @@ int cli_agency_set(const struct config *cfg, const char *oin, const char *mandat
 		fprintf(stderr, "berichtd: --name must be 1 to 200 characters\n");
 		return 2;
 	}
-	PGconn *c = PQconnectdb(cfg->pg_conninfo);
+	PGconn *c = pgconn_open(cfg->pg_conninfo);
 	int rc = 1;
 	if (PQstatus(c) != CONNECTION_OK) {
 		fprintf(stderr, "berichtd: %s", PQerrorMessage(c));
