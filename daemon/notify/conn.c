@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "notify/delivery_impl.h"
 
@@ -21,13 +22,17 @@ bool conn_connect(struct worker *w)
 	if (!w->pg || PQstatus(w->pg) != CONNECTION_OK) {
 		if (w->pg)
 			PQfinish(w->pg);
-		w->pg = PQconnectdb(cfg->pg_conninfo);
+		w->pg = pgconn_open(cfg->pg_conninfo);
 		w->prepared = 0;
 		if (PQstatus(w->pg) != CONNECTION_OK) {
-			log_warn("delivery[%d]: PostgreSQL: %.*s", w->index,
-				 (int)strcspn(PQerrorMessage(w->pg), "\n"), PQerrorMessage(w->pg));
+			/* every worker retries each second: one line per outage (outage.h) */
+			char why[OUTAGE_REASON_MAX];
+			const char *e = PQerrorMessage(w->pg);
+			snprintf(why, sizeof(why), "%.*s", (int)strcspn(e, "\n"), e);
+			outage_fail(&w->d->pg, why, 0, clock_mono_ms());
 			return false;
 		}
+		outage_ok(&w->d->pg, clock_mono_ms());
 	}
 	if (!w->rc || w->rc->err) {
 		if (w->rc)

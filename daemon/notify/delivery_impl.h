@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "common/mailref.h"
+#include "common/outage.h"
 #include "common/template.h"
 #include "core/app.h"
 #include "core/pgpool.h" /* struct pgpool_stmt only: workers use blocking libpq */
@@ -51,6 +52,8 @@ struct delivery {
 	pthread_mutex_t lock; /* guards the condvar */
 	pthread_cond_t wake;
 	struct throttle throttle;
+	/* one line per outage, not per mail or per worker (common/outage.h) */
+	struct outage relay, pg, redis;
 };
 
 struct worker {
@@ -105,6 +108,7 @@ struct outcome {
 	int nbounced;
 	struct row_outcome *rows;
 	int nrows;
+	bool relay_down; /* the relay was not reached: its retries are the outage's lines */
 	/* progress, so that a retry does not run a step twice */
 	bool sent_done;
 	int bounced_done, rows_done;

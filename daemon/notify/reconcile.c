@@ -154,7 +154,7 @@ static void on_stale(const PGresult *res, const char *err, void *arg)
 			for (int k = i; k < PQntuples(res) && k < i + IDS_PER_LINE; k++)
 				len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
 							k > i ? "," : "", PQgetvalue(res, k, 0));
-			log_warn("reconcile: crash window ids: %s", list);
+			log_kv(LOG_WARN, "reconcile: crash window ids", LOG_STR("ids", list));
 		}
 		schedule_rows(rc, res);
 	}

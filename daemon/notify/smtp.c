@@ -134,8 +134,10 @@ static void judge(struct smtp_mail *m, smtp_message_t msg, smtp_recipient_t rcpt
 	smtp_verdict_reason(m->reason, sizeof(m->reason), v.cause, &r);
 }
 
-void smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, size_t n)
+bool smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, size_t n, char *why,
+		     size_t whylen)
 {
+	bool reached = true;
 	char hostport[HOSTPORT_MAX];
 	char errbuf[128];
 	const char *session_error = NULL;
@@ -179,8 +181,17 @@ void smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, si
 	if (!smtp_start_session(session)) {
 		smtp_strerror(smtp_errno(), errbuf, sizeof(errbuf));
 		session_error = errbuf;
-		log_warn("smtp: session to %s failed: %s%s%s", hostport, errbuf,
-			 st.refusal[0] ? ": " : "", st.refusal);
+		if (!st.mail_written) {
+			/* nothing of a mail went out: the relay is unusable, an outage */
+			reached = false;
+			if (st.refusal[0])
+				snprintf(why, whylen, "session refused: %s", st.refusal);
+			else
+				snprintf(why, whylen, "%s", errbuf);
+		} else {
+			log_warn("smtp: session to %s failed: %s%s%s", hostport, errbuf,
+				 st.refusal[0] ? ": " : "", st.refusal);
+		}
 		/* mails whose transfer completed before the failure keep their status */
 	}
 
@@ -192,4 +203,5 @@ out:
 	free(msgs);
 	free(rcpts);
 	free(track);
+	return reached;
 }

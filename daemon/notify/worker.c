@@ -220,9 +220,14 @@ static int send_mails(struct worker *w, const struct claimed *cl, const struct g
 	if (b.n > 0) {
 		struct smtp_relay relay = {cfg->smtp_host, (int)cfg->smtp_port, cfg->smtp_helo,
 					   (long)(cfg->smtp_timeout_ms / MS_PER_S)};
-		smtp_send_batch(&relay, b.mails, (size_t)b.n);
+		char why[OUTAGE_REASON_MAX];
+		o->relay_down = !smtp_send_batch(&relay, b.mails, (size_t)b.n, why, sizeof(why));
+		if (!o->relay_down)
+			outage_ok(&w->d->relay, clock_mono_ms());
+		batch_outcomes(w, &b, cl, groups, o);
+		if (o->relay_down) /* after the outcomes: deferred counts their rows */
+			outage_fail(&w->d->relay, why, o->nrows, clock_mono_ms());
 	}
-	batch_outcomes(w, &b, cl, groups, o);
 	int sent = b.n;
 	batch_free(&b);
 	return sent;
