@@ -32,7 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
+#include "common/outage.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -95,6 +97,8 @@ struct pgpool {
 	bool closing;
 	const struct pgpool_stmt *stmts[PGPOOL_STMT_MAX];
 	int nstmts;
+	/* failed connects, of every connection at every backoff: one line an outage */
+	struct outage down;
 };
 
 static void conn_start(struct pgconn *c);
@@ -278,7 +282,13 @@ static void conn_lost(struct pgconn *c, const char *what)
 	size_t n = strcspn(e, "\n");
 
 	snprintf(reason, sizeof(reason), "%s: %.*s", what, (int)n, e);
-	log_warn("pg[%d]: %s", c->index, reason);
+	if (c->state == PGC_CONNECTING) {
+		/* every connection retries with backoff: one line per outage (outage.h) */
+		log_debug("pg[%d]: %s", c->index, reason);
+		outage_fail(&c->pool->down, reason, 0, clock_mono_ms());
+	} else {
+		log_warn("pg[%d]: %s", c->index, reason);
+	}
 	conn_backoff(c, reason);
 }
 
@@ -398,6 +408,7 @@ static void conn_poll_connect(struct pgconn *c)
 		c->state = PGC_IDLE;
 		c->backoff_ms = BACKOFF_MIN_MS;
 		log_info("pg[%d]: connected", c->index);
+		outage_ok(&c->pool->down, clock_mono_ms());
 		conn_dispatch(c->pool);
 		break;
 	default: conn_lost(c, "connect failed"); break;
@@ -515,6 +526,7 @@ struct pgpool *pgpool_new(struct event_base *base, const char *conninfo, int siz
 	struct pgpool *pool = calloc(1, sizeof(*pool));
 	if (!pool)
 		return NULL;
+	outage_init(&pool->down, "postgres", "PostgreSQL");
 	pool->base = base;
 	pool->size = size;
 	pool->conninfo = strdup(conninfo);
@@ -634,5 +646,6 @@ void pgpool_free(struct pgpool *pool)
 		event_free(pool->done_ev);
 	free(pool->conns);
 	free(pool->conninfo);
+	outage_destroy(&pool->down);
 	free(pool);
 }

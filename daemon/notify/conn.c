@@ -37,9 +37,13 @@ bool conn_connect(struct worker *w)
 	if (!w->rc || w->rc->err) {
 		if (w->rc)
 			redisFree(w->rc);
-		w->rc = queue_sync_connect(cfg->redis_host, (int)cfg->redis_port);
-		if (!w->rc)
+		char why[OUTAGE_REASON_MAX];
+		w->rc = queue_sync_connect(cfg->redis_host, (int)cfg->redis_port, why, sizeof(why));
+		if (!w->rc) {
+			outage_fail(&w->d->redis, why, 0, clock_mono_ms());
 			return false;
+		}
+		outage_ok(&w->d->redis, clock_mono_ms());
 	}
 	return true;
 }

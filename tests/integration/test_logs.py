@@ -198,6 +198,44 @@ def test_smtp_outage_is_one_line_down_one_summary_back_not_one_per_mail(
     assert len(recs) < 200, "%d lines for one outage" % len(recs)
 
 
+def test_postgresql_and_redis_outages_are_one_line_down_and_one_back(make_daemon, services):
+    """Every pool connection and every worker retries on its own; the log
+    says once that the service went away and once that it is back."""
+    d = make_daemon("db-outage", **{"log.level": "info"})
+    services.pg_stop()
+    try:
+        wait_until(lambda: lines_with(d, msg="PostgreSQL unreachable"), timeout=30,
+                   what="the pool to find PostgreSQL gone")
+        deadline = time.monotonic() + 6  # a few backoff rounds of each connection
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        services.pg_start()
+    wait_until(lambda: lines_with(d, msg="PostgreSQL reachable again"), timeout=60,
+               what="the pool back")
+    services.redis_stop()
+    try:
+        wait_until(lambda: lines_with(d, msg="Redis unreachable") and
+                   lines_with(d, msg="Redis (delivery) unreachable"), timeout=30,
+                   what="the loop and the workers to find Redis gone")
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        services.redis_start()
+    wait_until(lambda: lines_with(d, msg="Redis reachable again") and
+               lines_with(d, msg="Redis (delivery) reachable again"), timeout=60,
+               what="Redis back for the loop and the workers")
+    d.stop()
+    for what in ("PostgreSQL", "Redis", "Redis (delivery)"):
+        [down] = lines_with(d, msg="%s unreachable" % what)
+        assert down["reason"], down
+        [back] = lines_with(d, msg="%s reachable again" % what)
+        assert int(back["failures"]) >= 1 and int(back["down_ms"]) > 0, back
+    noisy = [r for r in d.log_records() if "connect failed" in r["msg"]]
+    assert noisy == [], noisy[:5]
+
+
 # ------------------------------------------------------------- libpq notices
 
 def test_a_postgresql_notice_is_logged_as_logfmt_with_the_request_id(make_daemon, services,
