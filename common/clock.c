@@ -12,6 +12,13 @@ int64_t clock_mono_ms(void)
 	return (int64_t)ts.tv_sec * MS_PER_S + ts.tv_nsec / NS_PER_MS;
 }
 
+int64_t clock_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int64_t backoff_jitter_ms(int64_t base_ms, int64_t max_ms, int attempt, uint64_t rnd)
 {
 	if (base_ms <= 0)

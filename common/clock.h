@@ -16,6 +16,8 @@
 
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t clock_mono_ms(void);
+/* The same clock in microseconds (durations in log lines). */
+int64_t clock_mono_us(void);
 
 /*
  * The delay before attempt number `attempt` (1 = the first retry):

@@ -10,6 +10,7 @@
 
 #include "agency/message.h"
 #include "core/auth.h"
+#include "core/pgpool.h"
 #include "common/bsn.h"
 #include "common/config.h"
 #include "common/crypto.h"
@@ -31,7 +32,7 @@ PGresult *cli_run(PGconn *c, const char *sql, int n, const char *const *params)
 
 PGconn *cli_connect(const struct config *cfg)
 {
-	PGconn *c = PQconnectdb(cfg->pg_conninfo);
+	PGconn *c = pgconn_open(cfg->pg_conninfo); /* its notices go through the logger */
 	if (PQstatus(c) != CONNECTION_OK) {
 		fprintf(stderr, "berichtd: %s", PQerrorMessage(c));
 		PQfinish(c);

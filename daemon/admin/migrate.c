@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "core/pgpool.h"
 
 #define MIGRATION_LOCK_KEY "7260414" /* arbitrary, fixed: one lock for all instances */
 #define MAX_MIGRATIONS 1000
@@ -143,7 +144,7 @@ int migrate_run(const struct config *cfg, const char *dir)
 	closedir(d);
 	qsort(names, (size_t)n, sizeof(names[0]), cmp_str);
 
-	PGconn *c = PQconnectdb(cfg->pg_conninfo);
+	PGconn *c = pgconn_open(cfg->pg_conninfo);
 	if (PQstatus(c) != CONNECTION_OK) {
 		fprintf(stderr, "migrate: %s", PQerrorMessage(c));
 		goto out;

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "admin/cli.h"
+#include "core/pgpool.h"
 #include "stats/report.h"
 
 #define DEFAULT_VAN "2000-01-01"
@@ -114,7 +115,7 @@ int stats_cli_rebuild(const struct config *cfg, const char *van, const char *tot
 		fprintf(stderr, "berichtd: --van must be before --tot\n");
 		return 2;
 	}
-	PGconn *c = PQconnectdb(cfg->pg_conninfo);
+	PGconn *c = pgconn_open(cfg->pg_conninfo);
 	int rc = 1;
 	PGresult *r = NULL;
 	if (PQstatus(c) != CONNECTION_OK) {
@@ -217,7 +218,7 @@ int stats_cli_report(const struct config *cfg, const char *jaar, const char *maa
 		fprintf(stderr, "berichtd: --out FILE is required (- for stdout)\n");
 		return 2;
 	}
-	PGconn *c = PQconnectdb(cfg->pg_conninfo);
+	PGconn *c = pgconn_open(cfg->pg_conninfo);
 	int rc = 1;
 	PGresult *r = NULL;
 	json_t *rep = NULL;

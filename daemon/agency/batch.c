@@ -64,6 +64,7 @@ static void batch_answer(struct batch *b)
 {
 	struct http_req *r = b->r;
 
+	log_set_request_id(r->id); /* the groups' callbacks answer many requests */
 	if (b->unconfirmed) {
 		/* what is unconfirmed may still commit: "not stored" would be untrue */
 		log_warn("batch %s: outcome of some items unknown (no commit result in time)",

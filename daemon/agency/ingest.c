@@ -445,9 +445,14 @@ static void try_flush(struct ingest *in)
 		snprintf(digest, sizeof(digest), "%" PRId64 " milliseconds",
 			 in->app->cfg->notify_digest_window_ms);
 		const char *params[] = {payload, digest};
+		/* a group is no one request's: its lines name none (each answer does) */
+		char rid[LOG_REQUEST_ID_MAX + 1];
+		snprintf(rid, sizeof(rid), "%s", log_request_id());
+		log_set_request_id(NULL);
 		if (!payload ||
 		    !pgpool_query_stmt(in->app->pg, &INGEST_STMT, params, on_group_done, g))
 			group_done(g, NULL, "out of memory or shutting down", false);
+		log_set_request_id(rid);
 		free(payload);
 	}
 	arm_expiry(in);

@@ -19,6 +19,8 @@ static void single_done(struct ingest_item *it)
 	char location[64];
 	json_t *body;
 
+	log_set_request_id(r->id); /* the group's callback answers many requests */
+
 	switch (it->outcome) {
 	case INGEST_CREATED:
 	case INGEST_DUPLICATE:

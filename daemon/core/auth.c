@@ -83,6 +83,17 @@ unsigned auth_role_parse(const char *name)
 	return 0;
 }
 
+const char *auth_role_name(unsigned role)
+{
+	switch (role) {
+	case ROLE_AGENCY: return "agency";
+	case ROLE_PORTAL: return "portal";
+	case ROLE_MINISTRY: return "ministry";
+	case ROLE_RELAY: return "relay";
+	default: return "none";
+	}
+}
+
 struct auth *auth_new(struct app *app)
 {
 	struct auth *a = calloc(1, sizeof(*a));

@@ -37,5 +37,7 @@ void auth_lookup(struct auth *a, const char *token, auth_cb cb, void *arg);
 
 /* Role name ("agency", ...) to ROLE_* bit; 0 if unknown. */
 unsigned auth_role_parse(const char *name);
+/* The inverse, for log lines: "agency", ...; "none" for 0 (not authenticated). */
+const char *auth_role_name(unsigned role);
 
 #endif

@@ -9,8 +9,15 @@
  * Two listeners on the same event base, each an evhttp with its own route
  * tables: [http] listen for agencies, the portal and the relay, and [ops]
  * listen for operators (/healthz, /readyz, /metrics). Every response of
- * either, errors and unknown routes included, carries API-Version and the
- * security headers of the Dutch API Design Rules.
+ * either, errors and unknown routes included, carries API-Version, the
+ * security headers of the Dutch API Design Rules and X-Request-ID.
+ *
+ * The request id is the client's X-Request-ID when it is usable (1 to 64
+ * printable ASCII characters, no blank, nothing that looks like an e-mail
+ * address or a BSN, since it goes into every log line), else one of ours:
+ * a random prefix per process and a sequence number. While the request's
+ * code runs the logger adds it to each line (log_set_request_id); the
+ * access line is written with the reply (problem.c).
  */
 #include "core/http.h"
 
@@ -28,7 +35,10 @@
 
 #include "core/auth.h"
 #include "core/framing.h"
+#include "common/bsn.h"
+#include "common/clock.h"
 #include "common/config.h"
+#include "common/crypto.h"
 #include "common/log.h"
 #include "core/http_impl.h"
 #include "core/roles.h"
@@ -57,8 +67,9 @@ struct http_front {
 };
 
 static atomic_ullong request_seq;
+static char request_prefix[17]; /* random per process: ids differ across restarts */
 
-static const char *method_name(enum evhttp_cmd_type m)
+const char *http_method_name(enum evhttp_cmd_type m)
 {
 	switch (m) {
 	case EVHTTP_REQ_GET: return "GET";
@@ -66,8 +77,53 @@ static const char *method_name(enum evhttp_cmd_type m)
 	case EVHTTP_REQ_PUT: return "PUT";
 	case EVHTTP_REQ_PATCH: return "PATCH";
 	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
 	default: return NULL;
 	}
+}
+
+/* A run of exactly 9 digits that passes the eleven-check, anywhere in s. */
+static bool holds_bsn(const char *s)
+{
+	for (const char *p = s; *p;) {
+		size_t n = strspn(p, "0123456789");
+		if (n == BSN_LEN) {
+			char bsn[BSN_LEN + 1];
+			memcpy(bsn, p, BSN_LEN);
+			bsn[BSN_LEN] = '\0';
+			if (bsn_valid(bsn))
+				return true;
+		}
+		p += n ? n : 1;
+	}
+	return false;
+}
+
+bool http_request_id_ok(const char *v)
+{
+	size_t n = v ? strlen(v) : 0;
+
+	if (n == 0 || n > LOG_REQUEST_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] <= ' ' || (unsigned char)v[i] >= 0x7f)
+			return false;
+	return strchr(v, '@') == NULL && !holds_bsn(v);
+}
+
+/* The client's X-Request-ID if usable, else a new one; echoed in the reply. */
+static void request_id_take(struct http_req *r)
+{
+	const char *given =
+		evhttp_find_header(evhttp_request_get_input_headers(r->ev), "X-Request-ID");
+
+	if (http_request_id_ok(given))
+		snprintf(r->id, sizeof(r->id), "%s", given);
+	else
+		snprintf(r->id, sizeof(r->id), "%s-%llx", request_prefix,
+			 (unsigned long long)++request_seq);
+	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "X-Request-ID", r->id);
 }
 
 static void add_standard_headers(struct evhttp_request *ev)
@@ -253,6 +309,9 @@ struct pending_auth {
 	const struct http_route *route;
 };
 
+static void authorized(const struct auth_result *res, struct http_req *r,
+		       const struct http_route *route);
+
 static void on_auth(const struct auth_result *res, void *arg)
 {
 	struct pending_auth *pa = arg;
@@ -260,6 +319,14 @@ static void on_auth(const struct auth_result *res, void *arg)
 	const struct http_route *route = pa->route;
 	free(pa);
 
+	log_set_request_id(r->id);
+	authorized(res, r, route);
+	log_set_request_id(NULL); /* r may be gone: answered and freed */
+}
+
+static void authorized(const struct auth_result *res, struct http_req *r,
+		       const struct http_route *route)
+{
 	if (res->unavailable) {
 		http_problem_unavailable(r, "De database is niet bereikbaar.");
 		return;
@@ -271,6 +338,7 @@ static void on_auth(const struct auth_result *res, void *arg)
 			     "Een geldig bearer-token is nodig.");
 		return;
 	}
+	r->role = (enum role)res->role; /* the access line names it, also for a 403 */
 	if (!(route->roles & res->role)) {
 		http_problem(r, 403, "geen-toegang", "Geen toegang",
 			     "Dit token mag deze operatie niet uitvoeren.");
@@ -278,7 +346,6 @@ static void on_auth(const struct auth_result *res, void *arg)
 	}
 	if (!certificate_allows(r, res))
 		return;
-	r->role = (enum role)res->role;
 	r->agency_id = res->agency_id;
 	dispatch(r, route);
 }
@@ -304,7 +371,7 @@ static const struct http_route *find_route(const struct http_routes *routes, str
 				break;
 			if (route_match(rt->pattern, copy, params, &n)) {
 				*path_known = true;
-				const char *m = method_name(rt->method);
+				const char *m = http_method_name(rt->method);
 				if (m && strlen(allow) + strlen(m) + 3 < allow_size) {
 					if (*allow)
 						strcat(allow, ", ");
@@ -326,6 +393,8 @@ static const struct http_route *find_route(const struct http_routes *routes, str
 	return found;
 }
 
+static void serve(const struct http_side *side, struct http_req *r);
+
 static void http_on_request(struct evhttp_request *ev, void *arg)
 {
 	const struct http_side *side = arg;
@@ -339,9 +408,21 @@ static void http_on_request(struct evhttp_request *ev, void *arg)
 	}
 	r->app = app;
 	r->ev = ev;
-	snprintf(r->id, sizeof(r->id), "%llx", (unsigned long long)++request_seq);
+	r->start_us = clock_mono_us();
+	r->listener = side->name;
+	request_id_take(r);
 	if (side->api)
 		atomic_fetch_add(&app->metrics.http_requests, 1);
+	log_set_request_id(r->id);
+	serve(side, r);
+	log_set_request_id(NULL); /* r may be gone: answered and freed */
+}
+
+/* The synchronous part of a request: routing, then the handler or the auth lookup. */
+static void serve(const struct http_side *side, struct http_req *r)
+{
+	struct evhttp_request *ev = r->ev;
+	struct app *app = side->front->app;
 
 	/* framing.c refused the request (or its body) before evhttp saw it */
 	const char *fault =
@@ -359,7 +440,6 @@ static void http_on_request(struct evhttp_request *ev, void *arg)
 		return;
 	}
 	enum evhttp_cmd_type method = evhttp_request_get_command(ev);
-	log_debug("http %s: %d %s", r->id, (int)method, rawpath ? rawpath : "/");
 
 	char allow[128] = "";
 	bool path_known = false;
@@ -375,6 +455,7 @@ static void http_on_request(struct evhttp_request *ev, void *arg)
 		}
 		return;
 	}
+	r->route = found; /* for the access line, also of a 401 (r->path is cut up now) */
 	if (found->roles == 0) {
 		dispatch(r, found);
 		return;
@@ -455,9 +536,18 @@ static void side_stop_accepting(struct http_side *side)
 bool http_start(struct app *app, const struct http_routes *api, const struct http_routes *ops)
 {
 	struct http_front *f = calloc(1, sizeof(*f));
+	uint8_t rnd[8];
 
 	if (!f)
 		return false;
+	if (!crypto_random_bytes(rnd, sizeof(rnd)))
+		memset(rnd, 0, sizeof(rnd)); /* still unique within the process */
+	/* letters only, two a byte ('a' + nibble): no run of digits in an id could
+	 * be mistaken for a BSN by anyone reading the log (or its scanner) */
+	for (size_t i = 0; i < sizeof(rnd); i++) {
+		request_prefix[2 * i] = (char)('a' + (rnd[i] >> 4));
+		request_prefix[2 * i + 1] = (char)('a' + (rnd[i] & 15));
+	}
 	app->http = f;
 	f->app = app;
 	struct framing_limits lim = {app->cfg->http_header_timeout_ms,

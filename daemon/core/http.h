@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/log.h"
 #include "common/uuid7.h"
 #include "core/app.h"
 #include "core/roles.h"
@@ -33,7 +34,9 @@ struct http_route;
 struct http_req {
 	struct app *app;
 	struct evhttp_request *ev;
-	char id[20]; /* request id for log lines */
+	char id[LOG_REQUEST_ID_MAX + 1]; /* X-Request-ID: the client's if valid, else ours */
+	int64_t start_us;                /* clock_mono_us() on arrival, for the access line */
+	const char *listener;            /* "http" or "ops", for the access line */
 	enum role role;
 	int64_t agency_id;                   /* role agency: the token's agency */
 	const char *params[HTTP_MAX_PARAMS]; /* {placeholders} of the route, in order */

@@ -20,6 +20,11 @@
  * (pool->failed, done_ev), never where the failure is found: a send can fail
  * inside pgpool_query (conn_send from conn_dispatch), and pgpool.h promises
  * that no callback runs inside the call that queued it.
+ *
+ * A query keeps the request id of the thread that queued it (log.h): its
+ * callback, and the notices PostgreSQL sends while it runs, are logged
+ * with that request_id. Every connection's notices (and those of the
+ * blocking connections of pgconn_open) go through the logger.
  */
 #include "core/pgpool.h"
 
@@ -27,7 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
+#include "common/outage.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -56,7 +63,8 @@ struct pgq {
 	char **params;
 	pgpool_cb cb;
 	void *arg;
-	char *err; /* on pool->failed: why its connection failed */
+	char *err;                        /* on pool->failed: why its connection failed */
+	char rid[LOG_REQUEST_ID_MAX + 1]; /* the request it was queued for, or "" */
 };
 
 struct pgconn {
@@ -89,6 +97,8 @@ struct pgpool {
 	bool closing;
 	const struct pgpool_stmt *stmts[PGPOOL_STMT_MAX];
 	int nstmts;
+	/* failed connects, of every connection at every backoff: one line an outage */
+	struct outage down;
 };
 
 static void conn_start(struct pgconn *c);
@@ -104,6 +114,48 @@ static void pgq_free(struct pgq *q)
 	free(q->sql);
 	free(q->err);
 	free(q);
+}
+
+/* q's callback, with q's request as the thread's for the log lines it writes */
+static void call_back(struct pgq *q, const PGresult *res, const char *err)
+{
+	char saved[LOG_REQUEST_ID_MAX + 1];
+
+	snprintf(saved, sizeof(saved), "%s", log_request_id());
+	log_set_request_id(q->rid);
+	q->cb(res, err, q->arg);
+	log_set_request_id(saved);
+}
+
+static void on_notice(void *arg, const PGresult *res)
+{
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *text = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	enum log_level level = LOG_INFO;
+	(void)arg;
+
+	if (!sev)
+		sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
+	if (sev && strcmp(sev, "WARNING") == 0)
+		level = LOG_WARN;
+	else if (sev && strcmp(sev, "DEBUG") == 0)
+		level = LOG_DEBUG;
+	log_kv(level, text ? text : PQresultErrorMessage(res), LOG_STR("source", "postgres"),
+	       LOG_STR("severity", sev ? sev : "NOTICE"), LOG_STR("sqlstate", state ? state : ""));
+}
+
+void pgconn_log_notices(PGconn *conn)
+{
+	if (conn)
+		PQsetNoticeReceiver(conn, on_notice, NULL);
+}
+
+PGconn *pgconn_open(const char *conninfo)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	pgconn_log_notices(c);
+	return c;
 }
 
 static const char *conn_error(PGconn *conn)
@@ -149,7 +201,7 @@ static void pool_fail_queued(evutil_socket_t fd, short what, void *arg)
 		if (!pool->head)
 			pool->tail = NULL;
 		pool->queued--;
-		q->cb(NULL, ERR_DOWN, q->arg);
+		call_back(q, NULL, ERR_DOWN);
 		pgq_free(q);
 	}
 }
@@ -166,7 +218,7 @@ static void pool_call_failed(evutil_socket_t fd, short what, void *arg)
 	while (q) {
 		struct pgq *next = q->next;
 		pool->nfailed--;
-		q->cb(NULL, q->err ? q->err : ERR_LOST, q->arg);
+		call_back(q, NULL, q->err ? q->err : ERR_LOST);
 		pgq_free(q);
 		q = next;
 	}
@@ -182,7 +234,7 @@ static void conn_backoff(struct pgconn *c, const char *reason)
 		pool->running--;
 		if (pool->closing) {
 			/* pgpool_free: "before this returns", and there is no later */
-			q->cb(NULL, reason, q->arg);
+			call_back(q, NULL, reason);
 			pgq_free(q);
 		} else {
 			q->next = NULL;
@@ -230,7 +282,13 @@ static void conn_lost(struct pgconn *c, const char *what)
 	size_t n = strcspn(e, "\n");
 
 	snprintf(reason, sizeof(reason), "%s: %.*s", what, (int)n, e);
-	log_warn("pg[%d]: %s", c->index, reason);
+	if (c->state == PGC_CONNECTING) {
+		/* every connection retries with backoff: one line per outage (outage.h) */
+		log_debug("pg[%d]: %s", c->index, reason);
+		outage_fail(&c->pool->down, reason, 0, clock_mono_ms());
+	} else {
+		log_warn("pg[%d]: %s", c->index, reason);
+	}
 	conn_backoff(c, reason);
 }
 
@@ -246,13 +304,13 @@ static void conn_finish_query(struct pgconn *c)
 	pool->running--;
 
 	if (!res)
-		q->cb(NULL, "no result", q->arg);
+		call_back(q, NULL, "no result");
 	else {
 		ExecStatusType st = PQresultStatus(res);
 		const char *err = (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
 					  ? NULL
 					  : PQresultErrorMessage(res);
-		q->cb(res, err, q->arg);
+		call_back(q, res, err);
 		PQclear(res);
 	}
 	pgq_free(q);
@@ -350,10 +408,34 @@ static void conn_poll_connect(struct pgconn *c)
 		c->state = PGC_IDLE;
 		c->backoff_ms = BACKOFF_MIN_MS;
 		log_info("pg[%d]: connected", c->index);
+		outage_ok(&c->pool->down, clock_mono_ms());
 		conn_dispatch(c->pool);
 		break;
 	default: conn_lost(c, "connect failed"); break;
 	}
+}
+
+/* The running query's I/O; notices read meanwhile are logged with its request id. */
+static void conn_busy_io(struct pgconn *c, short what)
+{
+	char saved[LOG_REQUEST_ID_MAX + 1];
+
+	snprintf(saved, sizeof(saved), "%s", log_request_id());
+	log_set_request_id(c->cur->rid);
+	if (what & EV_WRITE) {
+		int r = PQflush(c->conn);
+		if (r < 0) {
+			conn_lost(c, "write failed");
+			goto out;
+		}
+		if (r == 1 && !(what & EV_READ)) {
+			conn_wait(c, EV_READ | EV_WRITE);
+			goto out;
+		}
+	}
+	conn_read(c);
+out:
+	log_set_request_id(saved);
 }
 
 static void conn_on_io(evutil_socket_t fd, short what, void *arg)
@@ -363,20 +445,7 @@ static void conn_on_io(evutil_socket_t fd, short what, void *arg)
 
 	switch (c->state) {
 	case PGC_CONNECTING: conn_poll_connect(c); break;
-	case PGC_BUSY:
-		if (what & EV_WRITE) {
-			int r = PQflush(c->conn);
-			if (r < 0) {
-				conn_lost(c, "write failed");
-				return;
-			}
-			if (r == 1 && !(what & EV_READ)) {
-				conn_wait(c, EV_READ | EV_WRITE);
-				return;
-			}
-		}
-		conn_read(c);
-		break;
+	case PGC_BUSY: conn_busy_io(c, what); break;
 	case PGC_IDLE:
 		/* an idle connection became readable: a notice, or the server went away */
 		if (!PQconsumeInput(c->conn) || PQstatus(c->conn) == CONNECTION_BAD) {
@@ -402,6 +471,7 @@ static void conn_start(struct pgconn *c)
 	c->prepared = 0; /* a new session has no prepared statements */
 	c->preparing = false;
 	c->conn = PQconnectStart(c->pool->conninfo);
+	pgconn_log_notices(c->conn);
 	if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD) {
 		conn_lost(c, "connect failed");
 		return;
@@ -456,6 +526,7 @@ struct pgpool *pgpool_new(struct event_base *base, const char *conninfo, int siz
 	struct pgpool *pool = calloc(1, sizeof(*pool));
 	if (!pool)
 		return NULL;
+	outage_init(&pool->down, "postgres", "PostgreSQL");
 	pool->base = base;
 	pool->size = size;
 	pool->conninfo = strdup(conninfo);
@@ -498,6 +569,7 @@ static bool pool_enqueue(struct pgpool *pool, const char *sql, const struct pgpo
 	q->params = calloc((size_t)(nparams ? nparams : 1), sizeof(char *));
 	q->cb = cb;
 	q->arg = arg;
+	snprintf(q->rid, sizeof(q->rid), "%s", log_request_id());
 	if ((sql && !q->sql) || !q->params) {
 		pgq_free(q);
 		return false;
@@ -556,7 +628,7 @@ void pgpool_free(struct pgpool *pool)
 	while (pool->head) {
 		struct pgq *q = pool->head;
 		pool->head = q->next;
-		q->cb(NULL, ERR_CLOSING_QUEUED, q->arg);
+		call_back(q, NULL, ERR_CLOSING_QUEUED);
 		pgq_free(q);
 	}
 	if (pool->conns) {
@@ -574,5 +646,6 @@ void pgpool_free(struct pgpool *pool)
 		event_free(pool->done_ev);
 	free(pool->conns);
 	free(pool->conninfo);
+	outage_destroy(&pool->down);
 	free(pool);
 }

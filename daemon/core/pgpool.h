@@ -66,6 +66,16 @@ bool pgpool_query_stmt(struct pgpool *pool, const struct pgpool_stmt *stmt,
 		       const char *const *params, pgpool_cb cb, void *arg)
 	__attribute__((warn_unused_result));
 
+/*
+ * libpq's notices (RAISE NOTICE, WARNING, ...) of conn through the logger
+ * (log.h), with source=postgres severity= sqlstate=. The pool does it for
+ * its own connections; pgconn_open for blocking ones (delivery workers,
+ * the CLI). Any thread.
+ */
+void pgconn_log_notices(PGconn *conn);
+/* PQconnectdb, then pgconn_log_notices. The caller checks PQstatus and PQfinishes. */
+PGconn *pgconn_open(const char *conninfo);
+
 /* Queries queued, running, or failed and not yet called back. */
 int pgpool_pending(const struct pgpool *pool);
 

@@ -1,18 +1,34 @@
 /*
  * problem.c - the answers of http.h: JSON, text, problem+json (RFC 9457),
- * and the problems many handlers share. Each one sends the reply and frees
- * the request context.
+ * and the problems many handlers share. Each one sends the reply, writes
+ * the request's access line and frees the request context.
+ *
+ * The access line (msg=access) names the route, never what filled it in:
+ * path is the route's pattern ("/v1/accounts/{}"), or for an unknown path
+ * the path with each segment that could be an identifier replaced by {};
+ * query lists only the names of parameters the route takes. With method,
+ * status, bytes (of the body), duration_ms, role (of the token, never the
+ * token) and request_id.
  */
 #include "core/http.h"
 
 #include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
+#include "core/auth.h"
 #include "core/framing.h"
 #include "core/http_impl.h"
+
+#define LOG_PATH_MAX 256
+#define LOG_QUERY_MAX 256
+/* a path segment longer than this, or with more digits, may be an identifier */
+#define SEGMENT_KEEP_MAX 32
+#define SEGMENT_DIGITS_MAX 2
 
 #define RETRY_AFTER_S "5"
 
@@ -51,26 +67,118 @@ static void req_free(struct http_req *r)
 	free(r);
 }
 
+/* Whether a segment of an unknown path is a plain word ("v1", "berichten"), kept as is. */
+static bool segment_plain(const char *s, size_t n)
+{
+	size_t digits = 0;
+
+	if (n > SEGMENT_KEEP_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c >= '0' && c <= '9')
+			digits++;
+		else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+			   c == '_' || c == '.'))
+			return false;
+	}
+	return digits <= SEGMENT_DIGITS_MAX;
+}
+
+void http_log_path(const struct http_req *r, char *out, size_t size)
+{
+	if (r->route) {
+		const char *p = r->route->pattern;
+		/* the pattern's {} captures stay: cut only at the query list */
+		const char *q = strstr(p, "{?");
+		snprintf(out, size, "%.*s", (int)(q ? (size_t)(q - p) : strlen(p)), p);
+		return;
+	}
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->ev);
+	const char *path = r->path ? r->path : uri ? evhttp_uri_get_path(uri) : NULL;
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (!path || *path != '/') {
+		snprintf(out, size, "-");
+		return;
+	}
+	while (*path == '/' && n + 1 < size) {
+		path++;
+		size_t len = strcspn(path, "/");
+		int w = segment_plain(path, len)
+				? snprintf(out + n, size - n, "/%.*s", (int)len, path)
+				: snprintf(out + n, size - n, "/{}");
+		if (w < 0 || (size_t)w >= size - n)
+			break;
+		n += (size_t)w;
+		path += len;
+	}
+}
+
+/* The names of the query parameters the matched route takes, "a,b"; "" for none. */
+static void log_query(const struct http_req *r, char *out, size_t size)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->ev);
+	const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq q;
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (!r->route || !qs || !*qs || evhttp_parse_query_str(qs, &q) != 0)
+		return;
+	for (struct evkeyval *kv = q.tqh_first; kv; kv = kv->next.tqe_next) {
+		if (!route_query_listed(r->route->pattern, kv->key))
+			continue; /* a name the route does not have could be anything */
+		int w = snprintf(out + n, size - n, "%s%s", n ? "," : "", kv->key);
+		if (w < 0 || (size_t)w >= size - n)
+			break;
+		n += (size_t)w;
+	}
+	evhttp_clear_headers(&q);
+}
+
+/* The access line of r, then r is freed; the thread has no request any more. */
+static void req_done(struct http_req *r, int status, size_t bytes)
+{
+	if (log_enabled(LOG_INFO)) {
+		char path[LOG_PATH_MAX], query[LOG_QUERY_MAX];
+		const char *method = http_method_name(evhttp_request_get_command(r->ev));
+		http_log_path(r, path, sizeof(path));
+		log_query(r, query, sizeof(query));
+		log_set_request_id(r->id);
+		log_kv(LOG_INFO, "access", LOG_STR("listener", r->listener),
+		       LOG_STR("method", method ? method : "-"), LOG_STR("path", path),
+		       LOG_STR("query", query), LOG_INT("status", status),
+		       LOG_INT("bytes", (long long)bytes),
+		       LOG_MS("duration_ms", (double)(clock_mono_us() - r->start_us) / 1000.0),
+		       LOG_STR("role", auth_role_name(r->role)));
+	}
+	log_set_request_id(NULL);
+	req_free(r);
+}
+
 static void send_body(struct http_req *r, int status, const char *ctype, json_t *body)
 {
 	struct evbuffer *buf = NULL;
+	size_t bytes = 0;
 
 	if (body) {
 		char *text = json_dumps(body, JSON_COMPACT);
 		json_decref(body);
 		buf = evbuffer_new();
 		if (text && buf) {
-			evbuffer_add(buf, text, strlen(text));
+			bytes = strlen(text);
+			evbuffer_add(buf, text, bytes);
 			evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Type",
 					  ctype);
 		}
 		free(text);
 	}
-	log_debug("http %s: %d", r->id, status);
 	evhttp_send_reply(r->ev, status, status_reason(status), buf);
 	if (buf)
 		evbuffer_free(buf);
-	req_free(r);
+	req_done(r, status, bytes);
 }
 
 void http_reply_json(struct http_req *r, int status, json_t *body)
@@ -90,7 +198,7 @@ void http_reply_text(struct http_req *r, int status, const char *ctype, const ch
 	evhttp_send_reply(r->ev, status, status_reason(status), buf);
 	if (buf)
 		evbuffer_free(buf);
-	req_free(r);
+	req_done(r, status, buf ? len : 0);
 }
 
 void http_reply_created(struct http_req *r, const char *location, json_t *body)

@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
+#include "common/outage.h"
 
 #define KEY_MAX 256
 #define ID_STR 24
@@ -124,6 +126,7 @@ struct queue_loop {
 	struct event *timer;
 	int backoff_ms;
 	bool closing;
+	struct outage down; /* failed connects: one line an outage, not one a backoff */
 };
 
 static void ql_connect(struct queue_loop *q);
@@ -145,13 +148,14 @@ static void ql_on_connect(const redisAsyncContext *ac, int status)
 	struct queue_loop *q = ac->data;
 
 	if (status != REDIS_OK) {
-		log_warn("redis: connect failed: %s", ac->errstr);
+		outage_fail(&q->down, ac->errstr, 0, clock_mono_ms());
 		ql_backoff(q); /* hiredis frees ac after this callback */
 		return;
 	}
 	q->state = QL_UP;
 	q->backoff_ms = RECONNECT_MIN_MS;
 	log_info("redis: connected");
+	outage_ok(&q->down, clock_mono_ms());
 }
 
 static void ql_on_disconnect(const redisAsyncContext *ac, int status)
@@ -180,7 +184,7 @@ static void ql_connect(struct queue_loop *q)
 		return;
 	}
 	if (q->ac->err) {
-		log_warn("redis: connect failed: %s", q->ac->errstr);
+		outage_fail(&q->down, q->ac->errstr, 0, clock_mono_ms());
 		redisAsyncFree(q->ac);
 		ql_backoff(q);
 		return;
@@ -197,6 +201,7 @@ struct queue_loop *queue_loop_new(struct event_base *base, const char *host, int
 	struct queue_loop *q = calloc(1, sizeof(*q));
 	if (!q)
 		return NULL;
+	outage_init(&q->down, "redis", "Redis");
 	q->base = base;
 	q->host = strdup(host);
 	q->port = port;
@@ -223,6 +228,7 @@ void queue_loop_free(struct queue_loop *q)
 		event_free(q->timer);
 	free(q->host);
 	free(q->prefix);
+	outage_destroy(&q->down);
 	free(q);
 }
 
@@ -333,15 +339,14 @@ void queue_loop_ping(struct queue_loop *q, queue_ping_cb cb, void *arg)
 
 /* ---------------------------------------------------------------- worker */
 
-redisContext *queue_sync_connect(const char *host, int port)
+redisContext *queue_sync_connect(const char *host, int port, char *why, size_t whylen)
 {
 	struct timeval tv = {SYNC_CONNECT_TIMEOUT_S, 0};
 	redisContext *rc = redisConnectWithTimeout(host, port, tv);
 
-	if (!rc)
-		return NULL;
-	if (rc->err) {
-		log_warn("redis(worker): connect failed: %s", rc->errstr);
+	if (!rc || rc->err) {
+		if (why)
+			snprintf(why, whylen, "%s", rc ? rc->errstr : "out of memory");
 		redisFree(rc);
 		return NULL;
 	}

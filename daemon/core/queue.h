@@ -60,8 +60,11 @@ void queue_loop_ping(struct queue_loop *q, queue_ping_cb cb, void *arg);
 
 /* ---- worker side (blocking) ---- */
 
-/* Connects with a timeout; NULL on failure. */
-redisContext *queue_sync_connect(const char *host, int port);
+/*
+ * Connects with a timeout; NULL on failure, and why (hiredis's words) in
+ * why unless it is NULL. Logs nothing: the workers log one line per outage.
+ */
+redisContext *queue_sync_connect(const char *host, int port, char *why, size_t whylen);
 
 /* A taken id with its lane; the pair is its name in the inflight set. */
 struct queue_item {

@@ -186,7 +186,7 @@ int bounce_cli(const struct config *cfg, FILE *in)
 	case PRE_APPLY: break;
 	}
 	rc = 1;
-	PGconn *c = PQconnectdb(cfg->pg_conninfo);
+	PGconn *c = pgconn_open(cfg->pg_conninfo);
 	if (PQstatus(c) != CONNECTION_OK) {
 		fprintf(stderr, "berichtd: %s", PQerrorMessage(c));
 		PQfinish(c);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "notify/delivery_impl.h"
 
@@ -27,7 +28,9 @@ PGconn *conn_pg_open(const struct config *cfg, const char *name)
 				    "keepalives_interval", "keepalives_count", "tcp_user_timeout",
 				    "application_name",    "dbname",           NULL};
 	const char *const vals[] = {"5", "1", "5", "2", "3", "5000", name, cfg->pg_conninfo, NULL};
-	return PQconnectdbParams(keys, vals, 1);
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	pgconn_log_notices(c); /* libpq's notices through the logger */
+	return c;
 }
 
 bool conn_connect(struct worker *w)
@@ -40,17 +43,25 @@ bool conn_connect(struct worker *w)
 		w->pg = conn_pg_open(cfg, "berichtd delivery");
 		w->prepared = 0;
 		if (PQstatus(w->pg) != CONNECTION_OK) {
-			log_warn("delivery[%d]: PostgreSQL: %.*s", w->index,
-				 (int)strcspn(PQerrorMessage(w->pg), "\n"), PQerrorMessage(w->pg));
+			/* every worker retries each second: one line per outage (outage.h) */
+			char why[OUTAGE_REASON_MAX];
+			const char *e = PQerrorMessage(w->pg);
+			snprintf(why, sizeof(why), "%.*s", (int)strcspn(e, "\n"), e);
+			outage_fail(&w->d->pg, why, 0, clock_mono_ms());
 			return false;
 		}
+		outage_ok(&w->d->pg, clock_mono_ms());
 	}
 	if (!w->rc || w->rc->err) {
 		if (w->rc)
 			redisFree(w->rc);
-		w->rc = queue_sync_connect(cfg->redis_host, (int)cfg->redis_port);
-		if (!w->rc)
+		char why[OUTAGE_REASON_MAX];
+		w->rc = queue_sync_connect(cfg->redis_host, (int)cfg->redis_port, why, sizeof(why));
+		if (!w->rc) {
+			outage_fail(&w->d->redis, why, 0, clock_mono_ms());
 			return false;
+		}
+		outage_ok(&w->d->redis, clock_mono_ms());
 	}
 	return true;
 }

@@ -61,6 +61,9 @@ struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 	pthread_cond_init(&d->wake, NULL);
 	throttle_init(&d->throttle, cfg->delivery_rate_limit, cfg->delivery_domain_rate_limit,
 		      clock_mono_ms());
+	outage_init(&d->relay, "smtp", "SMTP relay");
+	outage_init(&d->pg, "postgres", "PostgreSQL (delivery)");
+	outage_init(&d->redis, "redis", "Redis (delivery)");
 	if (!render_load_templates(d, err, errlen)) {
 		delivery_stop(d);
 		return NULL;
@@ -125,6 +128,9 @@ void delivery_stop(struct delivery *d)
 	render_free_templates(d);
 	SSL_CTX_free(d->smtp_tls);
 	throttle_destroy(&d->throttle);
+	outage_destroy(&d->relay);
+	outage_destroy(&d->pg);
+	outage_destroy(&d->redis);
 	pthread_cond_destroy(&d->wake);
 	pthread_mutex_destroy(&d->lock);
 	free(d);

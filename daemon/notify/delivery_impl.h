@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "common/mailref.h"
+#include "common/outage.h"
 #include "common/template.h"
 #include "core/app.h"
 #include "core/pgpool.h" /* struct pgpool_stmt only: workers use blocking libpq */
@@ -65,6 +66,8 @@ struct delivery {
 	atomic_int instance_id;         /* 0 until registered */
 	atomic_uint epoch;              /* +1 each time the lock is (re)taken */
 	_Atomic int64_t lease_until_ms; /* monotonic; 0 = no lease */
+	/* one line per outage, not per mail or per worker (common/outage.h) */
+	struct outage relay, pg, redis;
 };
 
 struct worker {
@@ -119,6 +122,7 @@ struct outcome {
 	int nbounced;
 	struct row_outcome *rows;
 	int nrows;
+	bool relay_down; /* the relay was not reached: its retries are the outage's lines */
 	/* progress, so that a retry does not run a step twice */
 	bool sent_done;
 	int bounced_done, rows_done;

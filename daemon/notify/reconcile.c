@@ -103,7 +103,7 @@ static void log_crash_window(const PGresult *res)
 		for (int k = i; k < PQntuples(res) && k < i + IDS_PER_LINE; k++)
 			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
 						k > i ? "," : "", PQgetvalue(res, k, 0));
-		log_warn("reconcile: crash window ids: %s", list);
+		log_kv(LOG_WARN, "reconcile: crash window ids", LOG_STR("ids", list));
 	}
 }
 

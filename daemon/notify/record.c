@@ -93,9 +93,11 @@ void outcome_tempfail(struct worker *w, struct outcome *o, const struct claimed 
 			r->state = "failed";
 			atomic_fetch_add(&m->notifications_failed, 1);
 		} else {
-			log_info("delivery[%d]: notification %" PRId64 " retry %d in %" PRId64
-				 " ms: %s",
-				 w->index, c[k].id, c[k].attempts, due - now_ms, reason);
+			/* while the relay is down the outage's lines say it (outage.h) */
+			log_msg(o->relay_down ? LOG_DEBUG : LOG_INFO,
+				"delivery[%d]: notification %" PRId64 " retry %d in %" PRId64
+				" ms: %s",
+				w->index, c[k].id, c[k].attempts, due - now_ms, reason);
 			r->state = "scheduled";
 			atomic_fetch_add(&m->notifications_retried, 1);
 		}

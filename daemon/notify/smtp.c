@@ -264,8 +264,10 @@ SSL_CTX *smtp_tls_context(const char *ca_file, char *err, size_t errlen)
 	return ctx;
 }
 
-void smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, size_t n)
+bool smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, size_t n, char *why,
+		     size_t whylen)
 {
+	bool reached = true;
 	char hostport[HOSTPORT_MAX];
 	char errbuf[128];
 	const char *session_error = NULL;
@@ -311,8 +313,17 @@ void smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, si
 	if (!smtp_start_session(session)) {
 		smtp_strerror(smtp_errno(), errbuf, sizeof(errbuf));
 		session_error = errbuf;
-		log_warn("smtp: session to %s failed: %s%s%s", hostport, errbuf,
-			 st.refusal[0] ? ": " : "", st.refusal);
+		if (!st.mail_written) {
+			/* nothing of a mail went out: the relay is unusable, an outage */
+			reached = false;
+			if (st.refusal[0])
+				snprintf(why, whylen, "session refused: %s", st.refusal);
+			else
+				snprintf(why, whylen, "%s", errbuf);
+		} else {
+			log_warn("smtp: session to %s failed: %s%s%s", hostport, errbuf,
+				 st.refusal[0] ? ": " : "", st.refusal);
+		}
 		/* mails whose transfer completed before the failure keep their status */
 	}
 
@@ -326,4 +337,5 @@ out:
 	free(msgs);
 	free(rcpts);
 	free(track);
+	return reached;
 }

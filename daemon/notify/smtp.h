@@ -59,7 +59,15 @@ SSL_CTX *smtp_tls_context(const char *ca_file, char *err, size_t errlen);
 /* "off", "opportunistic", "require" (checked by the config) */
 enum smtp_tls smtp_tls_mode(const char *name);
 
-/* Sends all mails in one session; fills in each mail's result. */
-void smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, size_t n);
+/*
+ * Sends all mails in one session; fills in each mail's result. Returns
+ * false when the relay could not be used at all: not reached (the
+ * connection refused, timed out, closed before the greeting) or it refused
+ * the session (a 4xx/5xx greeting or EHLO); why then says which, as the
+ * system or the relay put it. The caller logs that once per outage
+ * (common/outage.h), not per mail.
+ */
+bool smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, size_t n, char *why,
+		     size_t whylen);
 
 #endif

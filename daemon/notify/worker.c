@@ -234,9 +234,14 @@ static int send_mails(struct worker *w, const struct claimed *cl, const struct g
 			&w->d->beats[w->index], smtp_tls_mode(cfg->smtp_starttls),
 			w->d->smtp_tls,         cfg->smtp_user,
 			cfg->smtp_password};
-		smtp_send_batch(&relay, b.mails, (size_t)b.n);
+		char why[OUTAGE_REASON_MAX];
+		o->relay_down = !smtp_send_batch(&relay, b.mails, (size_t)b.n, why, sizeof(why));
+		if (!o->relay_down)
+			outage_ok(&w->d->relay, clock_mono_ms());
+		batch_outcomes(w, &b, cl, groups, o);
+		if (o->relay_down) /* after the outcomes: deferred counts their rows */
+			outage_fail(&w->d->relay, why, o->nrows, clock_mono_ms());
 	}
-	batch_outcomes(w, &b, cl, groups, o);
 	int sent = b.n;
 	batch_free(&b);
 	return sent;

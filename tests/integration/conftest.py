@@ -8,6 +8,12 @@ session starts its own in <repo>/.test-run/pytest-<pid> and stops it at the end.
 Fixtures: services (session), daemon (function, started; must exit 0 on
 SIGTERM at teardown), make_daemon (function, factory for more daemons),
 mailbox (function, emptied first), new_bsn / new_oin (callables).
+
+At the end of the session every daemon log of the run (logscan.daemon_logs:
+the run dir's berichtd-*.log/.out and every [log] file a config named) is
+scanned for the BSNs, addresses, tokens and codes the suite used
+(harness.SECRETS) and for any valid BSN or e-mail address; a finding fails
+the run, whichever tests ran.
 """
 import os
 import shutil
@@ -20,15 +26,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
 from harness import Daemon, Mailbox, Services  # noqa: E402,F401
+import logscan  # noqa: E402
+
+_run_dirs = set()
 
 
 @pytest.fixture(scope="session")
 def services():
     run_dir = os.environ.get("BERICHTD_RUN_DIR")
     if run_dir:
+        _run_dirs.add(run_dir)
         yield Services(run_dir)
         return
     run_dir = harness.REPO_ROOT / ".test-run" / ("pytest-%d" % os.getpid())
+    _run_dirs.add(str(run_dir))
     svc = Services.start(run_dir)
     try:
         yield svc
@@ -104,3 +115,23 @@ def new_bsn():
 @pytest.fixture(scope="session")
 def new_oin():
     return harness.new_oin
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The privacy check of the logs (docs/operations.md): fails the run when
+    any daemon log of it holds a secret the suite used, a valid BSN or an
+    e-mail address of anyone but the daemon itself."""
+    logs = logscan.daemon_logs(_run_dirs, extra=harness.LOG_FILES)
+    findings = logscan.scan_files(logs, harness.SECRETS)
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    if findings:
+        msg = ("log privacy check: %d of %d daemon logs hold personal data or secrets:\n%s"
+               % (len(findings), len(logs), logscan.report(findings)))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        counts = {k: len(v) for k, v in harness.SECRETS.snapshot().items()}
+        msg = "log privacy check: %d daemon logs clean of %s" % (len(logs), counts)
+    if tr:
+        tr.write_line(msg)
+    else:
+        print(msg)

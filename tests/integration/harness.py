@@ -6,6 +6,9 @@ Daemon    - one bin/berichtd process (migrate, run, stop, token, cli, HTTP)
 request / HttpClient / Response - tiny HTTP client on http.client
 Mailbox   - reads what the SMTP sink stored
 new_bsn / new_oin - unique valid test identifiers
+SECRETS   - every BSN, address, token and code the suite used (logscan.py):
+            no daemon log of the run may hold one (conftest.py checks)
+log_records - a daemon log as parsed logfmt lines
 """
 import email
 import email.policy
@@ -29,6 +32,8 @@ from urllib.parse import urlsplit
 
 import psycopg2
 
+import logscan
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICES_SH = REPO_ROOT / "tests" / "harness" / "services.sh"
 # BERICHTD_BIN lets `make test SANITIZE=...` run the instrumented build
@@ -38,6 +43,13 @@ TEMPLATES_DIR = REPO_ROOT / "config" / "templates"
 # random per test session (one pytest process)
 SESSION_BSN_KEY = secrets.token_hex(32)
 SESSION_ID = uuid.uuid4().hex[:8]
+
+# What the suite used that must never be in a log (conftest.py scans every
+# daemon log of the run at the end). Filled where secrets are made or sent:
+# new_bsn, request() (JSON bodies, DSNs, the bearer token), Daemon.token,
+# verification_code. LOG_FILES: the [log] files of configs written here.
+SECRETS = logscan.Secrets()
+LOG_FILES = set()
 
 
 def free_port(*not_these):
@@ -259,6 +271,8 @@ def write_config(path, services, *, http_port=None, key_prefix=None, log_file=No
             cfg.get(section, {}).pop(key, None)
         else:
             cfg.setdefault(section, {})[key] = str(v)
+    if cfg.get("log", {}).get("file"):
+        LOG_FILES.add(str(cfg["log"]["file"]))
     lines = ["# berichtd test config written by tests/integration/harness.py"]
     for section, kv in cfg.items():
         if not kv:
@@ -331,10 +345,13 @@ def request(base_url, method, path, token=None, json=None, body=None, headers=No
     hdrs = {"Connection": "close"}
     if token:
         hdrs["Authorization"] = "Bearer " + token
+        SECRETS.add("token", token)
     if json is not None:
+        SECRETS.add_from(json)
         body = jsonlib.dumps(json).encode()
         hdrs["Content-Type"] = "application/json"
     elif isinstance(body, str):
+        SECRETS.add_from(body)  # a DSN names the citizen's address
         body = body.encode()
     hdrs.update(headers or {})
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
@@ -406,6 +423,7 @@ class Daemon:
         self.conf = run_dir / (stem + ".conf")
         self.log_file = run_dir / (stem + ".log")       # [log] file
         self.out_file = run_dir / (stem + ".out")       # stdout/stderr
+        LOG_FILES.update((str(self.log_file), str(self.out_file)))
         self.group = group or "%s-%s-%d" % (SESSION_ID, name, n)
         http_port = http_port or free_port()
         self.config = write_config(self.conf, services,
@@ -462,9 +480,11 @@ class Daemon:
         p = self.cli(*args)
         assert p.returncode == 0 and p.stdout.strip(), "token create failed (rc=%d):\n%s%s" % (
             p.returncode, p.stdout, p.stderr)
+        token = p.stdout.strip().splitlines()[0].strip()
+        SECRETS.add("token", token)
         m = re.search(r"^token (\d+) for role", p.stderr, re.MULTILINE)
         assert m, "token create named no id:\n" + p.stderr
-        return p.stdout.strip().splitlines()[0].strip(), m.group(1)
+        return token, m.group(1)
 
     # -- process
     @property
@@ -571,6 +591,10 @@ class Daemon:
             except OSError:
                 pass
         return "\n".join(parts)
+
+    def log_records(self):
+        """The daemon's log lines (both files) as parsed logfmt {key: value}."""
+        return logscan.records(self.log_text())
 
     def log_tail(self, n=60):
         return "---- %s ----\n%s\n---- %s ----\n%s" % (
@@ -692,6 +716,7 @@ def new_bsn():
             bsn = "".join(map(str, d)) + str(check)
             if bsn not in _used_bsn:
                 _used_bsn.add(bsn)
+                SECRETS.add("bsn", bsn)
                 return bsn
 
 
@@ -735,6 +760,7 @@ def verification_code(mail):
     """The 6-digit code of a verification mail (a line of its own)."""
     m = VERIFY_CODE_RE.search(mail.get_content())
     assert m, "no code in verification mail:\n%s" % mail.get_content()
+    SECRETS.add("code", m.group(1))
     return m.group(1)
 
 

@@ -209,9 +209,9 @@ def test_kill9_while_delivering_5000_loses_nothing_and_duplicates_only_in_crash_
     assert set(per_rcpt) == addrs
     dups = {r: ms for r, ms in per_rcpt.items() if len(ms) > 1}
     crash_ids = set()
-    for line in d.log_text().splitlines():
-        if "crash window ids:" in line:
-            crash_ids.update(int(x) for x in line.rsplit(":", 1)[1].split(","))
+    for rec in d.log_records():
+        if rec.get("msg") == "reconcile: crash window ids":
+            crash_ids.update(int(x) for x in rec["ids"].split(","))
     for r, ms in dups.items():
         assert len({m["Message-ID"] for m in ms}) == 1, "a resend must carry the same Message-ID"
         assert len({m.raw for m in ms}) == 1, "a resend must be the same mail, byte for byte"

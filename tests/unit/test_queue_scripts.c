@@ -32,7 +32,7 @@ static void setup(void)
 			cr_assert_fail("BERICHTD_REDIS_PORT is not set");
 		cr_skip_test("no test Redis (BERICHTD_REDIS_PORT unset)");
 	}
-	rc = queue_sync_connect("127.0.0.1", atoi(port));
+	rc = queue_sync_connect("127.0.0.1", atoi(port), NULL, 0);
 	cr_assert_not_null(rc, "no Redis on port %s", port);
 	snprintf(prefix, sizeof(prefix), "qtest:%ld:%d:", (long)getpid(), rand());
 }
