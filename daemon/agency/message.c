@@ -23,6 +23,7 @@ static const char *const known_fields[] = {
 	"publicatieTijdstip",
 	"eindDatumHandelingstermijn",
 	"papierenKopie",
+	"zaakkenmerk",
 };
 
 /* Where the problems of one message go. */
@@ -170,6 +171,10 @@ static void content_hash(struct message_in *out)
 			 out->bsn_hash, out->berichttype, out->referentie, out->has_aanmaak,
 			 (long long)out->aanmaak_ms, out->has_publicatie,
 			 (long long)out->publicatie_ms, out->eind, out->papieren_kopie);
+	/* only when sent, so the hashes of messages without one stay what they were */
+	if (out->zaakkenmerk[0] && n > 0 && (size_t)n < sizeof(canon))
+		n += snprintf(canon + n, sizeof(canon) - (size_t)n, "\x1fzaak:%s",
+			      out->zaakkenmerk);
 	crypto_sha256_hex(canon, (size_t)n < sizeof(canon) ? (size_t)n : sizeof(canon) - 1,
 			  out->content_hash);
 }
@@ -183,6 +188,12 @@ bool message_parse(const json_t *obj, int64_t now_ms, const uint8_t *bsn_key, si
 	check_unknown_fields(&c);
 	check_identity(&c, bsn_key, keylen, out);
 	check_times(&c, now_ms, out);
+
+	const char *zaak = get_string(&c, "zaakkenmerk", false);
+	if (zaak && !message_zaakkenmerk_ok(zaak))
+		invalid(&c, "zaakkenmerk", "length", "1 tot 40 afdrukbare tekens.");
+	else if (zaak)
+		snprintf(out->zaakkenmerk, sizeof(out->zaakkenmerk), "%s", zaak);
 
 	const json_t *papier = json_object_get(obj, "papierenKopie");
 	if (papier && !json_is_boolean(papier))

@@ -27,7 +27,8 @@ struct message_in {
 	int64_t aanmaak_ms, publicatie_ms;
 	char eind[MESSAGE_DATE_LEN]; /* YYYY-MM-DD */
 	bool papieren_kopie;
-	char content_hash[CRYPTO_HEX256_LEN]; /* of the submitted fields */
+	char zaakkenmerk[4 * MESSAGE_ZAAK_MAX + 1]; /* UTF-8; "" when not sent */
+	char content_hash[CRYPTO_HEX256_LEN];       /* of the submitted fields */
 };
 
 /*
