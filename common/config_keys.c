@@ -119,6 +119,9 @@ const struct config_key config_keys[] = {
 	{"stats", "dormant_weeks", CFG_INT, "6", false, OFF(stats_dormant_weeks), 1,
 	 MAX_DORMANT_WEEKS,
 	 "Notificaties report: an active account whose messages of this many weeks were all left unopened is dormant."},
+	{"stats", "count_representative_opens", CFG_BOOL, "true", false,
+	 OFF(stats_count_representative_opens), NOLIMIT,
+	 "A message opened by a representative (POST .../openingen with doorAccountId) counts as opened in the statistics (true or false; reminders stop either way; docs/statistics.md)."},
 
 	{"representatives", "max_depth", CFG_INT, "2", false, OFF(representatives_max_depth), 1,
 	 MAX_REP_DEPTH,

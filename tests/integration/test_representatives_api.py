@@ -272,3 +272,189 @@ def test_a_derived_one_ends_with_its_source(env, chain):
     # a representation passed on further keeps its source
     p = assert_problem(put(env, chain["a"], chain["b"], doorgegevenDoor=chain["d"]), 400)
     assert "doorgegevenDoor" in names(p)
+
+
+# -------------------------------------------------------- zaakkenmerk
+
+def test_zaakkenmerk_on_a_message_is_stored_hashed_and_shown_to_the_agency(env, new_bsn):
+    d = env["d"]
+    agency = make_agency(d)
+    bsn = new_bsn()
+    make_citizen(d, env["portal"], bsn)
+    mid = post(d, agency["token"], bsn, ref="zk-1", zaakkenmerk="Z-2026/0001")
+    [(zaak,)] = d.services.psql("SELECT zaakkenmerk FROM messages WHERE id = %s", (mid,))
+    assert zaak == "Z-2026/0001"
+    got = d.request("GET", "/v1/berichten/%s" % mid, token=agency["token"])
+    assert got.status == 200 and got.json()["zaakkenmerk"] == "Z-2026/0001"
+    # the same referentie with the same zaakkenmerk is the same message, with another 409
+    r = d.request("POST", "/v1/berichten", token=agency["token"], json={
+        "bsn": bsn, "berichttype": "T1", "referentie": "zk-1", "zaakkenmerk": "Z-2026/0001"})
+    assert r.status == 200 and r.json()["berichtId"] == mid
+    for other in ("Z-2026/0002", None):
+        body = {"bsn": bsn, "berichttype": "T1", "referentie": "zk-1"}
+        if other:
+            body["zaakkenmerk"] = other
+        assert_problem(d.request("POST", "/v1/berichten", token=agency["token"], json=body), 409)
+    # none sent: none stored, none shown
+    plain = post(d, agency["token"], bsn)
+    assert "zaakkenmerk" not in d.request("GET", "/v1/berichten/%s" % plain,
+                                          token=agency["token"]).json()
+
+
+@pytest.mark.parametrize("zaak", ["", "x" * 41, "a\nb", 12])
+def test_an_invalid_zaakkenmerk_is_refused_single_and_in_a_batch(env, new_bsn, zaak):
+    d = env["d"]
+    agency = make_agency(d)
+    bsn = new_bsn()
+    make_citizen(d, env["portal"], bsn)
+    r = d.request("POST", "/v1/berichten", token=agency["token"], json={
+        "bsn": bsn, "berichttype": "T1", "referentie": "zk-bad", "zaakkenmerk": zaak,
+        "papierenKopie": "ja"})
+    assert names(assert_problem(r, 400)) == {
+        "zaakkenmerk": "string" if zaak == 12 else "length", "papierenKopie": "boolean"}
+    r = d.request("POST", "/v1/batches", token=agency["token"], json={"berichten": [
+        {"bsn": bsn, "berichttype": "T1", "referentie": "zk-ok", "zaakkenmerk": "Z" * 40},
+        {"bsn": bsn, "berichttype": "T1", "referentie": "zk-bad", "zaakkenmerk": zaak}]})
+    assert r.status == 200, r.text
+    res = r.json()["resultaten"]
+    assert res[0]["status"] == "aangenomen"
+    assert res[1]["status"] == "ongeldig"
+    assert [p["name"] for p in res[1]["invalidParams"]] == ["berichten[1].zaakkenmerk"]
+    assert d.services.psql("SELECT zaakkenmerk FROM messages WHERE id = %s",
+                           (res[0]["berichtId"],)) == [("Z" * 40,)]
+    assert not d.services.psql("SELECT 1 FROM messages WHERE referentie = 'zk-bad' "
+                               "AND agency_id = (SELECT id FROM agencies WHERE oin = %s)",
+                               (agency["oin"],))
+
+
+# ------------------------------------------------------------ openings
+
+OPEN = "/v1/berichten/%s/openingen"
+
+
+@pytest.fixture
+def box(env, new_bsn):
+    """A holder with messages of two agencies (one with a case), and accounts."""
+    d = env["d"]
+    ag1, ag2 = make_agency(d), make_agency(d)
+    bsn = new_bsn()
+    holder = make_citizen(d, env["portal"], bsn)
+    return {"holder": holder, "ag1": ag1, "ag2": ag2,
+            "m1": post(d, ag1["token"], bsn), "m2": post(d, ag2["token"], bsn),
+            "mz": post(d, ag1["token"], bsn, zaakkenmerk="ZAAK-9"),
+            "rep": account(env, new_bsn), "other": account(env, new_bsn)}
+
+
+def opened(d, mid):
+    return d.services.psql("SELECT opened_at IS NOT NULL, rep_opened_at IS NOT NULL "
+                           "FROM messages WHERE id = %s", (mid,))[0]
+
+
+def test_the_holder_opens_as_before_with_or_without_naming_itself(env, box):
+    d, portal = env["d"], env["portal"]
+    r = d.request("POST", OPEN % box["m1"], token=portal)
+    assert r.status == 201, r.text
+    r = d.request("POST", OPEN % box["m2"], token=portal, json={"doorAccountId": box["holder"]})
+    assert r.status == 201, r.text
+    again = d.request("POST", OPEN % box["m2"], token=portal, json={})
+    assert again.status == 200 and again.json()["geopendOp"] == r.json()["geopendOp"]
+    p = assert_problem(d.request("POST", OPEN % box["m1"], token=portal,
+                                 json={"doorAccountId": "x", "wie": 1}), 400)
+    assert names(p) == {"doorAccountId": "uuid", "wie": "unknownField"}
+
+
+def test_a_representative_in_force_opens_once(env, box):
+    d, portal = env["d"], env["portal"]
+    assert put(env, box["holder"], box["rep"], organisaties=[box["ag1"]["oin"]],
+               geldigVanaf=iso(-1)).status == 201
+    r = d.request("POST", OPEN % box["m1"], token=portal, json={"doorAccountId": box["rep"]})
+    assert r.status == 201, r.text
+    again = d.request("POST", OPEN % box["m1"], token=portal, json={"doorAccountId": box["rep"]})
+    assert again.status == 200 and again.json()["geopendOp"] == r.json()["geopendOp"]
+    holder = d.request("POST", OPEN % box["m1"], token=portal)
+    assert holder.status == 200 and holder.json()["geopendOp"] == r.json()["geopendOp"]
+    assert opened(d, box["m1"]) == (True, False), "counted by default"
+    # the agency learns nothing of it: its GET has no open, no representative
+    got = d.request("GET", "/v1/berichten/%s" % box["m1"], token=box["ag1"]["token"])
+    assert got.status == 200
+    assert not set(got.json()) & {"geopendOp", "doorAccountId", "vertegenwoordiger"}
+    assert box["rep"] not in got.text and box["holder"] not in got.text
+
+
+def refused(env, box, mid, who):
+    d = env["d"]
+    before = d.services.psql("SELECT opened_at, rep_opened_at FROM messages WHERE id = %s",
+                             (mid,))
+    r = d.request("POST", OPEN % mid, token=env["portal"], json={"doorAccountId": who})
+    assert_problem(r, 403)
+    assert d.services.psql("SELECT opened_at, rep_opened_at FROM messages WHERE id = %s",
+                           (mid,)) == before == [(None, None)]
+
+
+def test_without_a_representation_in_force_nothing_is_recorded(env, box, new_bsn):
+    d, portal = env["d"], env["portal"]
+    refused(env, box, box["m1"], box["other"])                 # none at all
+    refused(env, box, box["m1"], str(uuid.uuid4()))            # no such account
+    # limited to agency 1: not for agency 2's message
+    assert put(env, box["holder"], box["rep"], organisaties=[box["ag1"]["oin"]]).status == 201
+    refused(env, box, box["m2"], box["rep"])
+    # limited to a case: not for a message without it, nor another case
+    assert put(env, box["holder"], box["rep"], zaakkenmerk="ZAAK-8").status == 200
+    refused(env, box, box["m1"], box["rep"])
+    refused(env, box, box["mz"], box["rep"])
+    # out of time: not yet, and ended
+    assert put(env, box["holder"], box["rep"], geldigVanaf=iso(1)).status == 200
+    refused(env, box, box["m1"], box["rep"])
+    assert put(env, box["holder"], box["rep"], geldigVanaf=iso(-3),
+               geldigTot=iso(hours=-1)).status == 200
+    refused(env, box, box["m1"], box["rep"])
+    # deleted
+    assert put(env, box["holder"], box["rep"]).status == 200
+    assert d.request("DELETE", H % (box["holder"], box["rep"]), token=portal).status == 204
+    refused(env, box, box["m1"], box["rep"])
+    # a representation of someone else does not reach this box
+    assert put(env, box["other"], box["rep"]).status == 201
+    refused(env, box, box["m1"], box["rep"])
+    # the right case opens
+    assert put(env, box["holder"], box["rep"], zaakkenmerk="ZAAK-9").status == 201
+    r = d.request("POST", OPEN % box["mz"], token=portal, json={"doorAccountId": box["rep"]})
+    assert r.status == 201, r.text
+    assert_problem(d.request("POST", OPEN % uuid.uuid4(), token=portal,
+                             json={"doorAccountId": box["rep"]}), 404)
+
+
+def test_a_derived_one_opens_only_while_its_source_does(env, box):
+    d, portal = env["d"], env["portal"]
+    assert put(env, box["holder"], box["other"], geldigVanaf=iso(-2)).status == 201
+    assert put(env, box["holder"], box["rep"], geldigVanaf=iso(-1),
+               doorgegevenDoor=box["other"]).status == 201
+    assert d.request("DELETE", H % (box["holder"], box["other"]), token=portal).status == 204
+    refused(env, box, box["m1"], box["rep"])
+
+
+def test_uncounted_representative_opens_stop_reminders_but_not_the_figures(make_daemon, new_bsn):
+    d = make_daemon("nocount", **{"stats.count_representative_opens": "false",
+                                  "delivery.workers": "0"})
+    env = {"d": d, "portal": d.token("portal")}
+    agency = make_agency(d)
+    bsn = new_bsn()
+    holder = make_citizen(d, env["portal"], bsn)
+    rep = account(env, new_bsn)
+    assert put(env, holder, rep).status == 201
+    mid = post(d, agency["token"], bsn)
+    # a reminder waiting for this message
+    d.services.psql("INSERT INTO notifications (message_id, account_id, kind, due_at) "
+                    "VALUES (%s, %s, 'repeat', now() + interval '1 day')", (mid, holder))
+    r = d.request("POST", OPEN % mid, token=env["portal"], json={"doorAccountId": rep})
+    assert r.status == 201, r.text
+    assert opened(d, mid) == (False, True), "not an open for the statistics"
+    assert d.services.psql("SELECT state FROM notifications WHERE message_id = %s "
+                           "AND kind = 'repeat'", (mid,)) == [("cancelled",)]
+    box_list = d.request("GET", "/v1/accounts/%s/berichten" % holder, token=env["portal"])
+    assert box_list.json()["berichten"][0]["geopendOp"] == r.json()["geopendOp"]
+    again = d.request("POST", OPEN % mid, token=env["portal"], json={"doorAccountId": rep})
+    assert again.status == 200 and again.json()["geopendOp"] == r.json()["geopendOp"]
+    # the holder's own open still counts, and the first open time stays
+    own = d.request("POST", OPEN % mid, token=env["portal"])
+    assert own.status == 200 and own.json()["geopendOp"] == r.json()["geopendOp"]
+    assert opened(d, mid) == (True, True)
