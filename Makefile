@@ -88,7 +88,8 @@ UNIT_DAEMON_OBJ := $(BUILD)/daemon/stats/report.o $(BUILD)/daemon/stats/report_a
                    $(BUILD)/daemon/notify/render.o $(BUILD)/daemon/notify/retry.o \
                    $(BUILD)/daemon/notify/throttle.o $(BUILD)/daemon/core/queue.o \
                    $(BUILD)/daemon/core/pgpool.o $(BUILD)/daemon/core/tls.o \
-                   $(BUILD)/daemon/core/framing.o $(BUILD)/daemon/core/framing_head.o
+                   $(BUILD)/daemon/core/framing.o $(BUILD)/daemon/core/framing_head.o \
+                   $(BUILD)/daemon/portal/representation.o
 
 $(UNIT_BIN): $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a \

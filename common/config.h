@@ -88,6 +88,10 @@ struct config {
 	/* [stats] */
 	int64_t stats_min_cell;      /* fewest messages with open figures for agencies */
 	int64_t stats_dormant_weeks; /* notificaties report: look-back of dormant accounts */
+	int64_t stats_count_representative_opens; /* 1: a representative's open is an open */
+
+	/* [representatives] */
+	int64_t representatives_max_depth; /* 1 = a representation is never passed on */
 
 	/* [security] */
 	char *security_bsn_key;      /* hex */

@@ -62,6 +62,8 @@ static json_t *item_json(int i, const struct ingest_item *it)
 	}
 	if (m->has_eind)
 		json_object_set_new(o, "eind", json_string(m->eind));
+	if (m->zaakkenmerk[0])
+		json_object_set_new(o, "zaak", json_string(m->zaakkenmerk));
 	return o;
 }
 

@@ -30,10 +30,10 @@ static const char BERICHT_SQL[] = "SELECT id, berichttype, referentie,"
 				  "  (extract(epoch FROM aanmaak_tijdstip) * 1000)::bigint,"
 				  "  (extract(epoch FROM publicatie_tijdstip) * 1000)::bigint,"
 				  "  eind_datum_handelingstermijn::text, papieren_kopie,"
-				  "  (extract(epoch FROM created_at) * 1000)::bigint"
+				  "  (extract(epoch FROM created_at) * 1000)::bigint, zaakkenmerk"
 				  " FROM messages WHERE id = $1 AND agency_id = $2";
 
-enum bcol { B_ID, B_TYPE, B_REF, B_AANMAAK, B_PUBL, B_EIND, B_PAPIER, B_CREATED };
+enum bcol { B_ID, B_TYPE, B_REF, B_AANMAAK, B_PUBL, B_EIND, B_PAPIER, B_CREATED, B_ZAAK };
 
 struct zoek {
 	struct http_req *r;
@@ -213,6 +213,9 @@ static void on_bericht(const PGresult *res, const char *err, void *arg)
 		if (!PQgetisnull(res, 0, B_EIND))
 			json_object_set_new(o, "eindDatumHandelingstermijn",
 					    json_string(PQgetvalue(res, 0, B_EIND)));
+		if (!PQgetisnull(res, 0, B_ZAAK))
+			json_object_set_new(o, "zaakkenmerk",
+					    json_string(PQgetvalue(res, 0, B_ZAAK)));
 	}
 	http_reply_json(r, 200, o);
 }

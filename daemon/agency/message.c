@@ -8,6 +8,7 @@
 
 #include "common/bsn.h"
 #include "common/timefmt.h"
+#include "common/utf8.h"
 
 #define MS_DAY (24LL * 3600 * 1000)
 /* clocks of agencies drift: an aanmaakTijdstip a little in the future is fine */
@@ -22,6 +23,7 @@ static const char *const known_fields[] = {
 	"publicatieTijdstip",
 	"eindDatumHandelingstermijn",
 	"papierenKopie",
+	"zaakkenmerk",
 };
 
 /* Where the problems of one message go. */
@@ -41,17 +43,10 @@ static void invalid(struct check *c, const char *field, const char *code, const 
 	c->report(c->ctx, name, code, reason);
 }
 
-/* Counts UTF-8 characters; -1 if s has a control character. jansson checked UTF-8. */
-static int printable_chars(const char *s)
+bool message_zaakkenmerk_ok(const char *s)
 {
-	int n = 0;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			return -1;
-		if ((*p & 0xC0) != 0x80)
-			n++;
-	}
-	return n;
+	int n = utf8_printable_chars(s);
+	return n >= 1 && n <= MESSAGE_ZAAK_MAX;
 }
 
 bool message_type_ok(const char *s)
@@ -117,7 +112,7 @@ static void check_identity(struct check *c, const uint8_t *bsn_key, size_t keyle
 
 	const char *ref = get_string(c, "referentie", true);
 	if (ref) {
-		int n = printable_chars(ref);
+		int n = utf8_printable_chars(ref);
 		if (n < 1 || n > MESSAGE_REF_MAX || strlen(ref) >= sizeof(out->referentie))
 			invalid(c, "referentie", "length", "1 tot 25 afdrukbare tekens.");
 		else
@@ -176,6 +171,10 @@ static void content_hash(struct message_in *out)
 			 out->bsn_hash, out->berichttype, out->referentie, out->has_aanmaak,
 			 (long long)out->aanmaak_ms, out->has_publicatie,
 			 (long long)out->publicatie_ms, out->eind, out->papieren_kopie);
+	/* only when sent, so the hashes of messages without one stay what they were */
+	if (out->zaakkenmerk[0] && n > 0 && (size_t)n < sizeof(canon))
+		n += snprintf(canon + n, sizeof(canon) - (size_t)n, "\x1fzaak:%s",
+			      out->zaakkenmerk);
 	crypto_sha256_hex(canon, (size_t)n < sizeof(canon) ? (size_t)n : sizeof(canon) - 1,
 			  out->content_hash);
 }
@@ -189,6 +188,12 @@ bool message_parse(const json_t *obj, int64_t now_ms, const uint8_t *bsn_key, si
 	check_unknown_fields(&c);
 	check_identity(&c, bsn_key, keylen, out);
 	check_times(&c, now_ms, out);
+
+	const char *zaak = get_string(&c, "zaakkenmerk", false);
+	if (zaak && !message_zaakkenmerk_ok(zaak))
+		invalid(&c, "zaakkenmerk", "length", "1 tot 40 afdrukbare tekens.");
+	else if (zaak)
+		snprintf(out->zaakkenmerk, sizeof(out->zaakkenmerk), "%s", zaak);
 
 	const json_t *papier = json_object_get(obj, "papierenKopie");
 	if (papier && !json_is_boolean(papier))

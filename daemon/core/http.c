@@ -263,6 +263,32 @@ static bool is_json_content_type(struct evkeyvalq *headers)
 	return true;
 }
 
+bool http_read_json_body(struct http_req *r, bool optional)
+{
+	struct evhttp_request *ev = r->ev;
+	struct evbuffer *in = evhttp_request_get_input_buffer(ev);
+	size_t len = evbuffer_get_length(in);
+	if (optional && len == 0)
+		return true;
+	if (!is_json_content_type(evhttp_request_get_input_headers(ev))) {
+		http_problem(r, 415, "niet-ondersteund-mediatype", "Niet ondersteund mediatype",
+			     "Stuur de body als application/json (UTF-8), met Content-Type: "
+			     "application/json.");
+		return false;
+	}
+	const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+	json_error_t jerr;
+	r->body = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!r->body || !json_is_object(r->body)) {
+		char detail[256];
+		snprintf(detail, sizeof(detail), "De body is geen geldig JSON-object%s%s.",
+			 r->body ? "" : ": ", r->body ? "" : jerr.text);
+		http_problem(r, 400, "ongeldige-json", "Ongeldige JSON", detail);
+		return false;
+	}
+	return true;
+}
+
 static void dispatch(struct http_req *r, const struct http_route *route)
 {
 	r->route = route;
@@ -279,28 +305,8 @@ static void dispatch(struct http_req *r, const struct http_route *route)
 		}
 		json_decref(invalid);
 	}
-	if (route->json_body) {
-		struct evhttp_request *ev = r->ev;
-		if (!is_json_content_type(evhttp_request_get_input_headers(ev))) {
-			http_problem(
-				r, 415, "niet-ondersteund-mediatype", "Niet ondersteund mediatype",
-				"Stuur de body als application/json (UTF-8), met Content-Type: "
-				"application/json.");
-			return;
-		}
-		struct evbuffer *in = evhttp_request_get_input_buffer(ev);
-		size_t len = evbuffer_get_length(in);
-		const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
-		json_error_t jerr;
-		r->body = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES, &jerr);
-		if (!r->body || !json_is_object(r->body)) {
-			char detail[256];
-			snprintf(detail, sizeof(detail), "De body is geen geldig JSON-object%s%s.",
-				 r->body ? "" : ": ", r->body ? "" : jerr.text);
-			http_problem(r, 400, "ongeldige-json", "Ongeldige JSON", detail);
-			return;
-		}
-	}
+	if (route->json_body && !http_read_json_body(r, false))
+		return;
 	route->handler(r);
 }
 

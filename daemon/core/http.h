@@ -87,6 +87,13 @@ void http_connection_stats(struct app *app, struct framing_stats *out);
 void http_stop_accepting(struct app *app);
 void http_stop(struct app *app);
 
+/*
+ * Parses the request body as a JSON object into r->body (what a route with
+ * json_body gets before its handler). optional: an empty body is fine
+ * (r->body stays NULL). On false it has answered (415, 400) and freed r.
+ */
+bool http_read_json_body(struct http_req *r, bool optional) __attribute__((warn_unused_result));
+
 /* Answers with JSON (steals `body`; NULL means no body) and frees r. */
 void http_reply_json(struct http_req *r, int status, json_t *body);
 

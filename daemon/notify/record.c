@@ -181,7 +181,7 @@ static const char SENT_SQL[] =
 	"    ELSE now() + coalesce(t.repeat_after, $2::interval) END)"
 	"  FROM s JOIN messages m ON m.id = s.message_id"
 	"  LEFT JOIN berichttypes t ON t.agency_id = m.agency_id AND t.code = m.berichttype"
-	"  WHERE s.kind IN ('new', 'repeat') AND m.opened_at IS NULL AND m.deleted_at IS NULL"
+	"  WHERE s.kind IN ('new', 'repeat') AND message_unread(m) AND m.deleted_at IS NULL"
 	"    AND (SELECT count(*) FROM notifications x WHERE x.message_id = s.message_id"
 	"         AND x.kind = 'repeat' AND x.state <> 'cancelled') < $4::int"
 	"  RETURNING id, (extract(epoch FROM due_at) * 1000)::bigint AS due_ms, message_id"

@@ -60,20 +60,51 @@ static void query_message(struct http_req *r, const char *sql, pgpool_cb cb)
 		http_problem_internal(r);
 }
 
-/* The first open sets opened_at and cancels the reminders not yet in a mail. */
+/*
+ * The first open sets opened_at and cancels the reminders not yet in a
+ * mail. $5 is who opens (NULL: the holder), $6 [stats]
+ * count_representative_opens. A representative may open only while a
+ * representation is in force for the message (its agency, case and
+ * publication, migration 0012's rule) and now (one that ended or was
+ * deleted gives no access any more); else nothing is recorded (403). An
+ * open that does not count for the statistics is kept in rep_opened_at
+ * (migration 0016): the message is opened all the same (reminders stop,
+ * the portal shows it), and the holder's own later open still counts.
+ */
 static const char OPEN_SQL[] =
-	"WITH u AS (UPDATE messages m SET opened_at = now() FROM accounts a"
-	"   WHERE m.id = $1 AND a.id = m.account_id AND m.opened_at IS NULL"
-	"     AND " IN_BOX(
+	"WITH m0 AS (SELECT m.id, m.account_id, m.agency_id, m.zaakkenmerk, m.publicatie_tijdstip"
+	"   FROM messages m JOIN accounts a ON a.id = m.account_id"
+	"   WHERE m.id = $1 AND " IN_BOX(
 		"m", "a", "$2", "$3",
-		"$4") "   RETURNING m.opened_at),"
+		"$4") "),"
+		      " who AS (SELECT m0.id, ($5::uuid IS NULL OR $5::uuid = m0.account_id) AS holder,"
+		      "   EXISTS (SELECT 1 FROM representations r JOIN accounts ra ON ra.id = r.rep_account_id"
+		      "     WHERE r.account_id = m0.account_id AND r.rep_account_id = $5::uuid"
+		      "       AND ra.active AND ra.overleden_at IS NULL"
+		      "       AND representation_in_force(r.id, m0.agency_id, m0.zaakkenmerk,"
+		      "         m0.publicatie_tijdstip)"
+		      "       AND representation_in_force(r.id, m0.agency_id, m0.zaakkenmerk, now())) AS rep"
+		      "   FROM m0),"
+		      " u AS (UPDATE messages m SET"
+		      "     opened_at = CASE WHEN w.holder OR $6::boolean THEN now() ELSE m.opened_at END,"
+		      "     rep_opened_at = CASE WHEN w.holder OR $6::boolean THEN m.rep_opened_at ELSE now() END"
+		      "   FROM who w WHERE m.id = w.id AND (w.holder OR w.rep) AND m.opened_at IS NULL"
+		      "     AND (w.holder OR $6::boolean OR m.rep_opened_at IS NULL)"
+		      /* first: no open before this one, counted or not */
+		      "   RETURNING NOT (w.holder OR $6::boolean) OR m.rep_opened_at IS NULL AS first,"
+		      "     least(m.opened_at, m.rep_opened_at) AS t),"
 		      " c AS (UPDATE notifications SET state = 'cancelled'"
 		      "   WHERE message_id = $1 AND kind = 'repeat' AND state = 'scheduled'"
 		      "     AND mail_id IS NULL AND EXISTS (SELECT 1 FROM u)) "
-		      "SELECT (extract(epoch FROM opened_at) * 1000)::bigint FROM u";
+		      "SELECT (extract(epoch FROM u.t) * 1000)::bigint, (SELECT count(*) FROM m0),"
+		      "  (SELECT holder OR rep FROM who), u.first "
+		      "FROM (SELECT 1) one LEFT JOIN u ON true";
+
+enum open_col { O_TIME, O_FOUND, O_ALLOWED, O_FIRST };
 
 static const char REREAD_SQL[] =
-	"SELECT (extract(epoch FROM m.opened_at) * 1000)::bigint FROM messages m "
+	"SELECT (extract(epoch FROM least(m.opened_at, m.rep_opened_at)) * 1000)::bigint"
+	" FROM messages m "
 	"JOIN accounts a ON a.id = m.account_id "
 	"WHERE m.id = $1 AND " IN_BOX("m", "a", "$2", "$3", "$4");
 
@@ -103,7 +134,7 @@ static const char LIST_SQL[] =
 	"  (extract(epoch FROM x.publicatie_tijdstip) * 1000)::bigint,"
 	"  (extract(epoch FROM x.aanmaak_tijdstip) * 1000)::bigint,"
 	"  x.eind_datum_handelingstermijn, x.papieren_kopie,"
-	"  (extract(epoch FROM x.opened_at) * 1000)::bigint "
+	"  (extract(epoch FROM least(x.opened_at, x.rep_opened_at)) * 1000)::bigint "
 	"FROM (SELECT count(*) AS total FROM messages m JOIN accounts a ON a.id = m.account_id"
 	"      WHERE m.account_id = $1 AND " IN_BOX(
 		"m", "a", "$4", "$5",
@@ -314,10 +345,22 @@ static void on_open(const PGresult *res, const char *err, void *arg)
 
 	if (portal_store_failed(r, err))
 		return;
-	if (PQntuples(res) == 1) {
+	if (PQntuples(res) != 1 || pg_bigint(res, 0, O_FOUND) == 0) {
+		http_problem_not_found(r, "Onbekend bericht.");
+		return;
+	}
+	if (!pg_bool(res, 0, O_ALLOWED)) {
+		/* nothing recorded; the reason is the portal's to tell, never the agency's */
+		http_problem(
+			r, 403, "geen-vertegenwoordiging", "Geen vertegenwoordiging",
+			"Alleen de ontvanger, of wie nu voor dit bericht vertegenwoordiger is, "
+			"kan het openen.");
+		return;
+	}
+	if (!PQgetisnull(res, 0, O_FIRST)) {
 		/* never the message id: no log line may tie a message to an open (docs/privacy.md) */
 		log_debug("box %s: a message opened", r->id);
-		reply_open(r, 201, res);
+		reply_open(r, pg_bool(res, 0, O_FIRST) ? 201 : 200, res);
 		return;
 	}
 	/* not the first open: a new statement sees the committed first time */
@@ -326,8 +369,39 @@ static void on_open(const PGresult *res, const char *err, void *arg)
 
 void box_http_open(struct http_req *r)
 {
-	if (message_id_ok(r))
-		query_message(r, OPEN_SQL, on_open);
+	if (!message_id_ok(r) || !http_read_json_body(r, true))
+		return;
+	json_t *invalid = json_array();
+	const char *key;
+	json_t *val;
+	json_object_foreach(r->body, key, val)
+	{
+		if (strcmp(key, "doorAccountId") != 0)
+			http_invalid_add(invalid, key, "unknownField", "Onbekend veld.");
+	}
+	const json_t *jd = json_object_get(r->body, "doorAccountId");
+	const char *door = jd && !json_is_null(jd) ? json_string_value(jd) : NULL;
+	uuid_t7 u;
+	char id[UUID_STR_LEN];
+	if (jd && !json_is_null(jd) && !uuid_parse(door, &u))
+		http_invalid_add(invalid, "doorAccountId", "uuid",
+				 "Het accountId van wie het bericht opent.");
+	else if (door)
+		uuid_format(&u, id);
+	if (json_array_size(invalid) > 0) {
+		http_problem_invalid(r, invalid);
+		return;
+	}
+	json_decref(invalid);
+
+	struct retention_text rt = {0};
+	retention_text(r->app->cfg, &rt);
+	const char *params[] = {
+		r->params[0],     rt.def,
+		rt.min,           rt.max,
+		door ? id : NULL, r->app->cfg->stats_count_representative_opens ? "t" : "f"};
+	if (!pgpool_query(r->app->pg, OPEN_SQL, 6, params, on_open, r))
+		http_problem_internal(r);
 }
 
 /* ---------------------------------------------------------------- delete */

@@ -165,6 +165,34 @@ def test_every_endpoint_answers_as_documented(daemon, api, new_bsn):
         assert find_operation("GET", path) == (None, None)
         assert daemon.request("GET", path).status == 404
 
+    # portal: representatives (issue 11) and the opening by one
+    rep = call("POST", "/v1/accounts", portal, json={"bsn": nobody}).json()["accountId"]
+    one = "/v1/accounts/%s/vertegenwoordigers/%s" % (acc, rep)
+    body = {"soort": "machtiging", "geldigVanaf": "2026-01-01T00:00:00Z",
+            "weergavenaam": "J. Jansen"}
+    assert call("PUT", one, portal, json=body).status == 201
+    assert call("PUT", one, portal, json=dict(body, geldigTot="2099-01-01T00:00:00Z")).status == 200
+    assert call("PUT", one, portal, json={"soort": "buur"}).status == 400
+    assert call("PUT", "/v1/accounts/%s/vertegenwoordigers/%s" % (acc, acc), portal,
+                json=body).status == 400
+    assert call("PUT", one, agency, json=body).status == 403
+    assert call("PUT", one, portal, body=b"x", headers={"Content-Type": "text/plain"}).status == 415
+    assert call("GET", one, portal).status == 200
+    assert call("GET", "/v1/accounts/%s/vertegenwoordigers" % acc, portal).status == 200
+    assert call("GET", "/v1/accounts/%s/vertegenwoordigingen" % rep, portal).status == 200
+    assert call("GET", "/v1/accounts/%s/vertegenwoordigingen?x=1" % rep, portal).status == 400
+    opening = "/v1/berichten/%s/openingen" % bid
+    assert call("POST", opening, portal, json={"doorAccountId": acc[:-1] + "0"
+                                               if acc[-1] != "0" else acc[:-1] + "1"}
+                ).status == 403
+    assert call("POST", opening, portal, json={"doorAccountId": 1}).status == 400
+    assert call("POST", opening, portal, json={"doorAccountId": rep}).status == 201
+    assert call("POST", opening, portal).status == 200
+    assert call("DELETE", one, portal).status == 204
+    assert call("GET", one, portal).status == 404
+    assert call("PUT", "/v1/accounts/%s/vertegenwoordigers/%s" % (acc, "0" * 8 + rep[8:]),
+                portal, json=body).status == 404
+
     assert call("DELETE", "/v1/accounts/%s" % acc, portal).status == 204
 
     every = {(t, m) for t, item in SPEC["paths"].items() for m in item

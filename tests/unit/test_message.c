@@ -175,3 +175,30 @@ Test(message, the_content_hash_names_instants_not_their_spelling)
 	cr_assert_str_eq(a.content_hash, b.content_hash);
 	cr_assert_str_neq(a.content_hash, c.content_hash);
 }
+
+Test(message, zaakkenmerk_is_optional_checked_and_part_of_the_hash)
+{
+	struct seen s;
+	struct message_in plain, zaak, other;
+	const char *base = "{\"bsn\":\"111222333\",\"berichttype\":\"T1\",\"referentie\":\"r-1\"";
+	char json[256];
+	cr_assert(parse("{\"bsn\":\"111222333\",\"berichttype\":\"T1\",\"referentie\":\"r-1\"}", "",
+			&s, &plain));
+	cr_assert_str_eq(plain.zaakkenmerk, "");
+	snprintf(json, sizeof(json), "%s,\"zaakkenmerk\":\"Z-2026/1 é\"}", base);
+	cr_assert(parse(json, "", &s, &zaak));
+	cr_assert_str_eq(zaak.zaakkenmerk, "Z-2026/1 é");
+	snprintf(json, sizeof(json), "%s,\"zaakkenmerk\":\"Z-2026/2\"}", base);
+	cr_assert(parse(json, "", &s, &other));
+	cr_expect_str_neq(plain.content_hash, zaak.content_hash);
+	cr_expect_str_neq(zaak.content_hash, other.content_hash);
+
+	const char *bad[] = {"\"\"", "\"a\\nb\"", "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"", "7"};
+	const char *codes[] = {"length", "length", "length", "string"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(json, sizeof(json), "%s,\"zaakkenmerk\":%s}", base, bad[i]);
+		cr_assert_not(parse(json, "berichten[2].", &s, &other), "%s", bad[i]);
+		cr_expect_str_eq(code_of(&s, "berichten[2].zaakkenmerk"), codes[i], "%s", bad[i]);
+	}
+	cr_expect(message_zaakkenmerk_ok("ééééééééééééééééééééééééééééééééééééééé4"), "40 characters");
+}
