@@ -10,6 +10,8 @@
 #   make bench-report the yearly report from rollups vs brute force (1M, 10M rows;
 #                     several minutes and a few GB of disk)
 #   make config/berichtd.conf   regenerate the documented example config
+#   make fuzz [FUZZ_S=60] every libFuzzer harness of tests/fuzz/ for FUZZ_S seconds,
+#                     after replaying tests/fuzz/regressions/ (clang, build/fuzz)
 
 CC       ?= cc
 SANITIZE ?=
@@ -54,7 +56,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
             python3-psycopg2 python3-yaml curl chromium
 
-.PHONY: all deps test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report
+.PHONY: all deps fuzz fuzz-deps fuzz-build test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report
 
 all: $(BIN)
 
@@ -170,6 +172,42 @@ bench-delivery: bench-deps all
 bench-report: all
 	BERICHTD_BIN=$(abspath $(BIN)) tests/bench/bench_report.sh
 
+# libFuzzer harnesses (tests/fuzz/README.md), built with clang against the
+# project's own sources in build/fuzz, apart from the gcc builds. libFuzzer
+# itself is in libclang-rt-14-dev on Debian 12 (clang's sanitizer runtimes).
+FUZZ_PKGS    := clang libclang-rt-14-dev
+FUZZ_CC      := clang
+FUZZ_S       ?= 60
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c11 -g -O1 $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+# the pure daemon modules the harnesses drive (besides all of common/)
+FUZZ_LIB_SRC := $(COMMON_SRC) daemon/agency/message.c daemon/core/route.c \
+                daemon/core/framing_head.c
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(PKG_CFLAGS) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/libfuzzed.a: $(FUZZ_LIB_OBJ)
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libfuzzed.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-deps:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(FUZZ_PKGS)"
+
+fuzz-build: fuzz-deps
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+# the regressions first, then each harness FUZZ_S seconds, two at a time
+fuzz: deps fuzz-build
+	FUZZ_S=$(FUZZ_S) FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz/run.sh $(FUZZ_NAMES)
+
 # The include rule of docs/architecture.md (layers, no circles); part of test and lint.
 layers:
 	$(PYTHON) tests/lint/check_layers.py .
@@ -192,4 +230,5 @@ fmt:
 clean:
 	rm -rf build bin
 
--include $(COMMON_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
+-include $(COMMON_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) \
+	$(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_NAMES:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.d)
