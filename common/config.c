@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -227,10 +228,21 @@ static int load_hex_key(struct config *cfg, struct errbuf *e, const char *name, 
 {
 	char *filebuf = NULL;
 
+	char cred[4096];
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	/* systemd's LoadCredential=NAME.key hands the same file over, readable by the daemon */
+	if ((!hex || !*hex) && path && *path && dir && *dir &&
+	    (size_t)snprintf(cred, sizeof(cred), "%s/%s.key", dir,
+			     strcmp(name, "bsn_key") == 0 ? "bsn" : "bounce") < sizeof(cred) &&
+	    access(cred, R_OK) == 0)
+		path = cred;
 	if ((!hex || !*hex) && path && *path) {
 		FILE *f = fopen(path, "r");
 		if (!f) {
-			err_add(e, "%s: security.%s_file: cannot open %s", cfg->path, name, path);
+			err_add(e,
+				"%s: security.%s_file: cannot open %s: %s (make one with: "
+				"openssl rand -hex 32 > %s; chmod 600 %s)",
+				cfg->path, name, path, strerror(errno), path, path);
 			return -1;
 		}
 		filebuf = calloc(1, 1024);
@@ -323,7 +335,11 @@ static void parse_section(struct parse *p, const char *s)
 	snprintf(p->section, sizeof(p->section), "%.*s", (int)(rb - s - 1), s + 1);
 	bool known = false;
 	find_key(p->section, "", &known);
-	if (!known)
+	char hint[160];
+	if (!known && config_suggest(p->section, NULL, hint, sizeof(hint)))
+		err_add(p->e, "%s:%d: [%s]: unknown section; did you mean %s?", p->name, p->lineno,
+			p->section, hint);
+	else if (!known)
 		err_add(p->e, "%s:%d: [%s]: unknown section", p->name, p->lineno, p->section);
 }
 
@@ -344,8 +360,18 @@ static void parse_assignment(struct parse *p, char *s)
 	}
 	bool known;
 	const struct config_key *k = find_key(p->section, key, &known);
-	if (!known)
-		return; /* the section was already reported */
+	if (!known) {
+		/* checked by nobody, so each is a problem of its own */
+		err_add(p->e, "%s:%d: %s.%s: key under the unknown section [%s]", p->name,
+			p->lineno, p->section, key, p->section);
+		return;
+	}
+	char hint[160];
+	if (!k && config_suggest(p->section, key, hint, sizeof(hint))) {
+		err_add(p->e, "%s:%d: %s.%s: unknown key; did you mean %s?", p->name, p->lineno,
+			p->section, key, hint);
+		return;
+	}
 	if (!k) {
 		err_add(p->e, "%s:%d: %s.%s: unknown key", p->name, p->lineno, p->section, key);
 		return;

@@ -120,8 +120,9 @@ const struct config_key config_keys[] = {
 
 	{"security", "bsn_key", CFG_HEX, NULL, false, OFF(security_bsn_key), NOLIMIT,
 	 "HMAC-SHA256 key (hex, at least 32 bytes) for hashing BSNs; prefer bsn_key_file."},
-	{"security", "bsn_key_file", CFG_PATH, NULL, false, OFF(security_bsn_key_file), NOLIMIT,
-	 "File holding the BSN hashing key in hex (e.g. a systemd credential). Never change it: hashes would no longer match."},
+	{"security", "bsn_key_file", CFG_PATH, "bsn.key", false, OFF(security_bsn_key_file),
+	 NOLIMIT,
+	 "File holding the BSN hashing key in hex, beside this file by default (openssl rand -hex 32 > /etc/berichtd/bsn.key; chmod 600). Under systemd, LoadCredential=bsn.key:/etc/berichtd/bsn.key hands it over and $CREDENTIALS_DIRECTORY/bsn.key is read instead. Never change it: hashes would no longer match."},
 	{"security", "bounce_key", CFG_HEX, NULL, false, OFF(security_bounce_key), NOLIMIT,
 	 "HMAC-SHA256 key (hex, at least 32 bytes) for the tags in VERP addresses and DSN envelope ids; prefer bounce_key_file. Empty: derived from the BSN key."},
 	{"security", "bounce_key_file", CFG_PATH, NULL, false, OFF(security_bounce_key_file),

@@ -16,6 +16,7 @@
 #define BERICHTD_DELIVERY_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "core/app.h"
 
@@ -23,6 +24,13 @@ struct delivery;
 
 /* Loads the templates and starts cfg->delivery_workers threads. */
 struct delivery *delivery_start(struct app *app, char *err, size_t errlen);
+
+/*
+ * What delivery_start needs of cfg besides the services: every template
+ * (templates.dir) and a usable smtp.from. One line per problem to out;
+ * returns their number (for `berichtd check-config`).
+ */
+int delivery_check(const struct config *cfg, FILE *out);
 
 /* Asks the workers to finish their current batch, joins and frees them. */
 void delivery_stop(struct delivery *d);
