@@ -384,6 +384,22 @@ static void parse_assignment(struct parse *p, char *s)
 		p->key_reported = true;
 }
 
+/* "scheme:rest" (RFC 3986 3.1), printable ASCII without spaces, short enough for a type URI */
+static bool uri_base_ok(const char *s)
+{
+	if (!s || !isalpha((unsigned char)s[0]) || strlen(s) > 200)
+		return false;
+	const char *p = s;
+	while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+		p++;
+	if (*p != ':' || !p[1])
+		return false;
+	for (; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '<' || *p == '>' || *p == '\\')
+			return false;
+	return true;
+}
+
 /* What follows from the keys together: the Redis URL, the keys, cross-key rules. */
 static void finish(struct config *cfg, struct errbuf *e, const char *name, bool key_reported)
 {
@@ -407,6 +423,10 @@ static void finish(struct config *cfg, struct errbuf *e, const char *name, bool 
 		err_add(e, "%s: retention: need min_days <= default_days <= max_days", name);
 	if (cfg->retention_agency_record_days < cfg->retention_max_days)
 		err_add(e, "%s: retention: agency_record_days must be at least max_days", name);
+	if (!uri_base_ok(cfg->http_problem_base))
+		err_add(e,
+			"%s: http.problem_base: not an absolute URI (scheme:...) of printable ASCII",
+			name);
 	if (cfg->ops_listen && cfg->http_listen && strcmp(cfg->ops_listen, cfg->http_listen) == 0)
 		err_add(e, "%s: ops.listen: must differ from http.listen", name);
 }

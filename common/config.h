@@ -22,6 +22,7 @@ struct config {
 	char *http_listen;     /* "host:port" */
 	int64_t http_max_body; /* bytes */
 	int64_t http_timeout_ms;
+	char *http_problem_base; /* problem+json "type" is this and a slug */
 
 	/* [ops] */
 	char *ops_listen; /* "host:port" of /healthz, /readyz, /metrics */

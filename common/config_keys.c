@@ -34,6 +34,9 @@ const struct config_key config_keys[] = {
 	 "Largest request body accepted; larger requests get 413."},
 	{"http", "timeout", CFG_DURATION, "30s", false, OFF(http_timeout_ms), 1000, MS_DAY,
 	 "Idle and request timeout of HTTP connections."},
+	{"http", "problem_base", CFG_STRING, "https://berichtd.invalid/problemen/", false,
+	 OFF(http_problem_base), NOLIMIT,
+	 "Base of the \"type\" URI of every problem+json answer; the problem's slug (e.g. ongeldige-invoer) is appended. The default is under .invalid (RFC 6761), which never resolves: set it to a page you publish."},
 
 	{"ops", "listen", CFG_HOSTPORT, "127.0.0.1:9090", false, OFF(ops_listen), NOLIMIT,
 	 "Address and port of the operators' endpoints /healthz, /readyz and /metrics (never on the API listener). Bind it to loopback or a management network only, never where agencies or citizens can reach it: the counters move when single mails go out."},

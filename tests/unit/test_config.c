@@ -1375,3 +1375,27 @@ Test(config, redis_url_with_credentials_or_other_database_is_an_error)
 	cr_assert_not(config_parse_redis_url("redis://localhost:6379/3", host, sizeof(host), &port));
 	cr_assert_not(config_parse_redis_url("http://localhost:6379", host, sizeof(host), &port));
 }
+
+/* ---- [http] problem_base ---------------------------------------------------- */
+
+Test(config, problem_types_are_under_a_domain_nobody_owns_by_default)
+{
+	struct config cfg;
+	load_ok(SECURITY, &cfg);
+	cr_expect_str_eq(cfg.http_problem_base, "https://berichtd.invalid/problemen/");
+	config_free(&cfg);
+	load_ok("[http]\nproblem_base = urn:berichtd:problem:\n" SECURITY, &cfg);
+	cr_expect_str_eq(cfg.http_problem_base, "urn:berichtd:problem:");
+	config_free(&cfg);
+}
+
+Test(config, a_problem_base_must_be_an_absolute_uri)
+{
+	const char *bad[] = {"problemen/", "https://x y/", "://x", "https:", "1http://x/"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256], err[CONFIG_ERR_MAX];
+		snprintf(text, sizeof(text), "[http]\nproblem_base = %s\n" SECURITY, bad[i]);
+		load_fails(text, err, sizeof(err));
+		assert_has(err, "http.problem_base: not an absolute URI");
+	}
+}
