@@ -1,7 +1,9 @@
 # berichtd - plain Makefile.
 #
 #   make              build bin/berichtd
-#   make deps         install missing Debian packages (idempotent)
+#   make deps         install missing Debian packages (idempotent); says which
+#                     ones single targets (lint, fmt, valgrind, bench-*, fuzz,
+#                     openapi-lint's npm) still lack: each installs its own
 #   make test         deps, build, unit tests (Criterion) and integration tests
 #                     against private PostgreSQL, Redis and SMTP servers
 #   make test SANITIZE=address,undefined   the same, instrumented
@@ -10,6 +12,8 @@
 #   make bench-report the yearly report from rollups vs brute force (1M, 10M rows;
 #                     several minutes and a few GB of disk)
 #   make config/berichtd.conf   regenerate the documented example config
+#   make fuzz [FUZZ_S=60] every libFuzzer harness of tests/fuzz/ for FUZZ_S seconds,
+#                     after replaying tests/fuzz/regressions/ (clang, build/fuzz)
 
 CC       ?= cc
 SANITIZE ?=
@@ -54,11 +58,11 @@ DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
             python3-psycopg2 python3-yaml curl chromium openssl
 
-.PHONY: all deps test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report bench-tls bench-idle systemd-check
+.PHONY: all pkg-check deps lint-deps valgrind-deps node-deps fuzz fuzz-deps fuzz-build test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report bench-tls bench-idle systemd-check
 
 all: $(BIN)
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | pkg-check
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -92,8 +96,16 @@ UNIT_DAEMON_OBJ := $(BUILD)/daemon/stats/report.o $(BUILD)/daemon/stats/report_a
                    $(BUILD)/daemon/portal/representation.o
 
 $(UNIT_BIN): $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a
+	@pkg-config --exists criterion || { echo "make: Criterion missing: run 'make deps'" \
+		"(apt-get install libcriterion-dev)" >&2; exit 1; }
 	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a \
 		$(shell pkg-config --libs criterion) $(LDLIBS)
+
+# The build's libraries, said in one line when missing (a fresh machine).
+pkg-check:
+	@pkg-config --exists $(PKGS) 2>/dev/null || { echo "make: build libraries missing" \
+		"($$(for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || printf ' %s' $$p; done) ):" \
+		"run 'make deps' (apt-get install $(DEB_PKGS))" >&2; exit 1; }
 
 # Installs only what is missing, so a second run is a no-op.
 deps:
@@ -106,7 +118,35 @@ deps:
 		echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
 			|| { echo "deps: apt-get failed" >&2; exit 1; }; \
-	else echo "deps: all installed"; fi
+	elif [ "$(origin DEB_PKGS)" = file ]; then \
+		echo "deps: all installed for build, test and run"; \
+	else echo "deps: all installed ($(DEB_PKGS))"; fi
+	@if [ "$(origin DEB_PKGS)" = file ]; then \
+		later=$$(for e in $(EXTRA_PKGS); do p=$${e%%:*}; \
+			dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' \
+				|| echo "$$p ($${e#*:})"; done; \
+			command -v npm >/dev/null || echo "npm (openapi-lint, bench-delivery)"); \
+		[ -z "$$later" ] || echo "deps: not yet installed, each installed by the first make of its target:" $$later; \
+	fi
+
+# What single targets need beyond DEB_PKGS, installed by each on first use
+# (package:targets, for the report of `make deps`).
+LINT_PKGS     := clang-tidy cppcheck clang-format
+VALGRIND_PKGS := valgrind
+EXTRA_PKGS    = $(foreach p,$(LINT_PKGS),$(p):lint,fmt) $(foreach p,$(VALGRIND_PKGS),$(p):valgrind) \
+                $(foreach p,$(BENCH_PKGS),$(p):bench-ingest,bench-delivery) \
+                $(foreach p,$(FUZZ_PKGS),$(p):fuzz)
+
+lint-deps:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(LINT_PKGS)"
+
+valgrind-deps:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(VALGRIND_PKGS)"
+
+# npm for Spectral and BullMQ: Debian's npm, unless a node with npm is there already
+# (NodeSource's nodejs bundles npm and conflicts with Debian's package)
+node-deps:
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory deps DEB_PKGS=npm
 
 # CRITERION_NO_EARLY_EXIT lets LeakSanitizer see the test processes' ends
 unit: $(UNIT_BIN)
@@ -120,12 +160,12 @@ check-example: $(BIN)
 	@$(BIN) config-example | diff -u config/berichtd.conf - \
 		|| { echo "config/berichtd.conf is stale: run 'make config/berichtd.conf'" >&2; exit 1; }
 
-integration: $(BIN)
+integration: deps $(BIN)
 	BERICHTD_BIN=$(abspath $(BIN)) tests/run-integration.sh
 
 # The pipeline tests with the daemon and every CLI call under valgrind memcheck
 # (slow; not part of `make test`, which runs ASan/UBSan in CI instead).
-valgrind: all
+valgrind: deps valgrind-deps all
 	BERICHTD_BIN=$(abspath tests/harness/valgrind-berichtd.sh) tests/run-integration.sh -k "test_pipeline"
 
 test: deps
@@ -141,7 +181,7 @@ $(SPECTRAL): tests/spectral/package.json tests/spectral/package-lock.json
 	npm ci --prefix tests/spectral --no-audit --no-fund --loglevel=error
 	@touch $@
 
-openapi-lint:
+openapi-lint: node-deps
 	@if [ ! -f "$(SPECTRAL_RULESET)" ]; then \
 		echo "openapi-lint: skipped: ruleset not found ($(SPECTRAL_RULESET))"; \
 	else \
@@ -166,7 +206,7 @@ bench-deps: deps
 bench-ingest: bench-deps all
 	tests/bench/run.sh
 
-bench-delivery: bench-deps all
+bench-delivery: bench-deps node-deps all
 	$(PYTHON) tests/bench/bench_delivery.py
 
 bench-tls: bench-deps all
@@ -179,8 +219,6 @@ bench-idle: bench-deps all
 	tests/harness/services.sh start "$$run_dir" >/dev/null && \
 	BERICHTD_BIN=$(abspath $(BIN)) $(PYTHON) tests/bench/bench_idle.py "$$run_dir"
 
-bench-report: all
-	BERICHTD_BIN=$(abspath $(BIN)) tests/bench/bench_report.sh
 
 # The unit, sysusers and tmpfiles snippets as systemd reads them (CI has no
 # systemd as PID 1: verify the unit offline, with ExecStart pointing at this
@@ -200,6 +238,45 @@ systemd-check: $(BIN)
 	systemd-analyze security --offline=true "$$tmp/berichtd.service" | tail -1 && \
 	echo "systemd-check: unit, sysusers and tmpfiles ok"
 
+bench-report: deps all
+	BERICHTD_BIN=$(abspath $(BIN)) tests/bench/bench_report.sh
+
+# libFuzzer harnesses (tests/fuzz/README.md), built with clang against the
+# project's own sources in build/fuzz, apart from the gcc builds. libFuzzer
+# itself is in libclang-rt-14-dev on Debian 12 (clang's sanitizer runtimes).
+FUZZ_PKGS    := clang libclang-rt-14-dev
+FUZZ_CC      := clang
+FUZZ_S       ?= 60
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c11 -g -O1 $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+# the pure daemon modules the harnesses drive (besides all of common/)
+FUZZ_LIB_SRC := $(COMMON_SRC) daemon/agency/message.c daemon/core/route.c \
+                daemon/core/framing_head.c
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(PKG_CFLAGS) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/libfuzzed.a: $(FUZZ_LIB_OBJ)
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libfuzzed.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-deps:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(FUZZ_PKGS)"
+
+fuzz-build: fuzz-deps
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+# the regressions first, then each harness FUZZ_S seconds, two at a time
+fuzz: deps fuzz-build
+	FUZZ_S=$(FUZZ_S) FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz/run.sh $(FUZZ_NAMES)
+
 # The include rule of docs/architecture.md (layers, no circles); part of test and lint.
 layers:
 	$(PYTHON) tests/lint/check_layers.py .
@@ -207,19 +284,20 @@ layers:
 # Every C file of common/ and daemon/ as clang-format (.clang-format) would write it.
 FMT_SRC = $(wildcard common/*.[ch] daemon/*.[ch] daemon/*/*.[ch])
 
-fmt-check:
+fmt-check: lint-deps
 	@clang-format --dry-run --Werror $(FMT_SRC) \
 		|| { echo "unformatted files: run 'make fmt'" >&2; exit 1; }
 
-lint: layers fmt-check
+lint: lint-deps layers fmt-check
 	clang-tidy --quiet $(COMMON_SRC) $(DAEMON_SRC) -- $(CPPFLAGS) $(PKG_CFLAGS) -std=c11
 	cppcheck --quiet --enable=warning,performance,portability --std=c11 \
 		--suppress=missingIncludeSystem -I. common daemon
 
-fmt:
+fmt: lint-deps
 	clang-format -i $(FMT_SRC)
 
 clean:
 	rm -rf build bin
 
--include $(COMMON_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
+-include $(COMMON_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) \
+	$(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_NAMES:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.d)

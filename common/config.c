@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -233,10 +234,21 @@ static int load_hex_key(struct config *cfg, struct errbuf *e, const char *name, 
 {
 	char *filebuf = NULL;
 
+	char cred[4096];
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	/* systemd's LoadCredential=NAME.key hands the same file over, readable by the daemon */
+	if ((!hex || !*hex) && path && *path && dir && *dir &&
+	    (size_t)snprintf(cred, sizeof(cred), "%s/%s.key", dir,
+			     strcmp(name, "bsn_key") == 0 ? "bsn" : "bounce") < sizeof(cred) &&
+	    access(cred, R_OK) == 0)
+		path = cred;
 	if ((!hex || !*hex) && path && *path) {
 		FILE *f = fopen(path, "r");
 		if (!f) {
-			err_add(e, "%s: security.%s_file: cannot open %s", cfg->path, name, path);
+			err_add(e,
+				"%s: security.%s_file: cannot open %s: %s (make one with: "
+				"openssl rand -hex 32 > %s; chmod 600 %s)",
+				cfg->path, name, path, strerror(errno), path, path);
 			return -1;
 		}
 		filebuf = calloc(1, 1024);
@@ -398,7 +410,11 @@ static void parse_section(struct parse *p, const char *s)
 	snprintf(p->section, sizeof(p->section), "%.*s", (int)(rb - s - 1), s + 1);
 	bool known = false;
 	find_key(p->section, "", &known);
-	if (!known)
+	char hint[160];
+	if (!known && config_suggest(p->section, NULL, hint, sizeof(hint)))
+		err_add(p->e, "%s:%d: [%s]: unknown section; did you mean %s?", p->name, p->lineno,
+			p->section, hint);
+	else if (!known)
 		err_add(p->e, "%s:%d: [%s]: unknown section", p->name, p->lineno, p->section);
 }
 
@@ -419,8 +435,18 @@ static void parse_assignment(struct parse *p, char *s)
 	}
 	bool known;
 	const struct config_key *k = find_key(p->section, key, &known);
-	if (!known)
-		return; /* the section was already reported */
+	if (!known) {
+		/* checked by nobody, so each is a problem of its own */
+		err_add(p->e, "%s:%d: %s.%s: key under the unknown section [%s]", p->name,
+			p->lineno, p->section, key, p->section);
+		return;
+	}
+	char hint[160];
+	if (!k && config_suggest(p->section, key, hint, sizeof(hint))) {
+		err_add(p->e, "%s:%d: %s.%s: unknown key; did you mean %s?", p->name, p->lineno,
+			p->section, key, hint);
+		return;
+	}
 	if (!k) {
 		err_add(p->e, "%s:%d: %s.%s: unknown key", p->name, p->lineno, p->section, key);
 		return;
@@ -431,6 +457,22 @@ static void parse_assignment(struct parse *p, char *s)
 			k->type == CFG_HEX ? "(secret)" : value);
 	if (reason && k->type == CFG_HEX)
 		p->key_reported = true;
+}
+
+/* "scheme:rest" (RFC 3986 3.1), printable ASCII without spaces, short enough for a type URI */
+static bool uri_base_ok(const char *s)
+{
+	if (!s || !isalpha((unsigned char)s[0]) || strlen(s) > 200)
+		return false;
+	const char *p = s;
+	while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+		p++;
+	if (*p != ':' || !p[1])
+		return false;
+	for (; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '<' || *p == '>' || *p == '\\')
+			return false;
+	return true;
 }
 
 /* What follows from the keys together: the Redis URL, the keys, cross-key rules. */
@@ -460,6 +502,10 @@ static void finish(struct config *cfg, struct errbuf *e, const char *name, bool 
 	check_tls(cfg, e);
 	if (cfg->delivery_stall_ms <= cfg->smtp_timeout_ms)
 		err_add(e, "%s: delivery: stall_timeout must be longer than smtp.timeout", name);
+	if (!uri_base_ok(cfg->http_problem_base))
+		err_add(e,
+			"%s: http.problem_base: not an absolute URI (scheme:...) of printable ASCII",
+			name);
 	if (cfg->ops_listen && cfg->http_listen && strcmp(cfg->ops_listen, cfg->http_listen) == 0)
 		err_add(e, "%s: ops.listen: must differ from http.listen", name);
 }

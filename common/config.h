@@ -25,6 +25,7 @@ struct config {
 	int64_t http_header_timeout_ms;
 	int64_t http_request_timeout_ms;
 	int64_t http_max_connections;
+	char *http_problem_base; /* problem+json "type" is this and a slug */
 
 	/* [ops] */
 	char *ops_listen; /* "host:port" of /healthz, /readyz, /metrics */

@@ -39,4 +39,12 @@ struct config_key {
 extern const struct config_key config_keys[];
 extern const size_t config_nkeys;
 
+/*
+ * For an unknown key (section known) or section (key NULL): the nearest
+ * known name in edit distance ("listn" -> "listen"), or the same key in
+ * another section ("[http] workers" -> "[delivery] workers"), written into
+ * out as "KEY", "[SECTION]" or "[SECTION] KEY". False when nothing is near.
+ */
+bool config_suggest(const char *section, const char *key, char *out, size_t cap);
+
 #endif

@@ -45,6 +45,9 @@ const struct config_key config_keys[] = {
 	 "Most client connections at once on the API listener (the ops listener has no limit); more get 503 with Connection: close. Keep it under LimitNOFILE."},
 	{"http", "timeout", CFG_DURATION, "30s", false, OFF(http_timeout_ms), 1000, MS_DAY,
 	 "Idle and request timeout of HTTP connections."},
+	{"http", "problem_base", CFG_STRING, "https://berichtd.invalid/problemen/", false,
+	 OFF(http_problem_base), NOLIMIT,
+	 "Base of the \"type\" URI of every problem+json answer; the problem's slug (e.g. ongeldige-invoer) is appended. The default is under .invalid (RFC 6761), which never resolves: set it to a page you publish."},
 
 	{"ops", "listen", CFG_HOSTPORT, "127.0.0.1:9090", false, OFF(ops_listen), NOLIMIT,
 	 "Address and port of the operators' endpoints /healthz, /readyz and /metrics (never on the API listener). Bind it to loopback or a management network only, never where agencies or citizens can reach it: the counters move when single mails go out."},
@@ -164,8 +167,9 @@ const struct config_key config_keys[] = {
 
 	{"security", "bsn_key", CFG_HEX, NULL, false, OFF(security_bsn_key), NOLIMIT,
 	 "HMAC-SHA256 key (hex, at least 32 bytes) for hashing BSNs; prefer bsn_key_file."},
-	{"security", "bsn_key_file", CFG_PATH, NULL, false, OFF(security_bsn_key_file), NOLIMIT,
-	 "File holding the BSN hashing key in hex (e.g. a systemd credential). Never change it: hashes would no longer match."},
+	{"security", "bsn_key_file", CFG_PATH, "bsn.key", false, OFF(security_bsn_key_file),
+	 NOLIMIT,
+	 "File holding the BSN hashing key in hex, beside this file by default (openssl rand -hex 32 > /etc/berichtd/bsn.key; chmod 600). Under systemd, LoadCredential=bsn.key:/etc/berichtd/bsn.key hands it over and $CREDENTIALS_DIRECTORY/bsn.key is read instead. Never change it: hashes would no longer match."},
 	{"security", "bounce_key", CFG_HEX, NULL, false, OFF(security_bounce_key), NOLIMIT,
 	 "HMAC-SHA256 key (hex, at least 32 bytes) for the tags in VERP addresses and DSN envelope ids; prefer bounce_key_file. Empty: derived from the BSN key."},
 	{"security", "bounce_key_file", CFG_PATH, NULL, false, OFF(security_bounce_key_file),

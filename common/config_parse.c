@@ -3,6 +3,7 @@
  * durations, sizes, quiet hours, Redis URLs, host:port. Pure.
  */
 #include "config.h"
+#include "config_impl.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -171,4 +172,67 @@ bool config_split_hostport(const char *s, char *host, size_t hostlen, int *port)
 	host[hl] = '\0';
 	*port = (int)p;
 	return true;
+}
+
+/*
+ * Edit distance of a and b, a swap of two neighbours counting as one edit
+ * (optimal string alignment: "smpt" is one from "smtp"); capped: over 8 is 9.
+ */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 64 || lb > 64 || (la > lb ? la - lb : lb - la) > 8)
+		return 9;
+	unsigned char d[65][65];
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = (unsigned char)i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = (unsigned char)j;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1u < best)
+				best = d[i - 1][j] + 1u;
+			if (d[i][j - 1] + 1u < best)
+				best = d[i][j - 1] + 1u;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1u < best)
+				best = d[i - 2][j - 2] + 1u;
+			d[i][j] = (unsigned char)best;
+		}
+	}
+	return d[la][lb];
+}
+
+/* near enough to be a typo: at most 2 edits, and fewer than half the name */
+static bool near(size_t d, const char *name)
+{
+	return d <= 2 && d * 2 < strlen(name);
+}
+
+bool config_suggest(const char *section, const char *key, char *out, size_t cap)
+{
+	const char *best = NULL, *best_section = NULL;
+	size_t best_d = 9;
+	for (size_t i = 0; i < config_nkeys; i++) {
+		const struct config_key *k = &config_keys[i];
+		if (!key) {
+			size_t d = edit_distance(section, k->section);
+			if (d < best_d && near(d, k->section))
+				best = k->section, best_d = d;
+		} else if (strcmp(k->section, section) == 0) {
+			size_t d = edit_distance(key, k->key);
+			if (d < best_d && near(d, k->key))
+				best = k->key, best_d = d;
+		} else if (!best_section && strcmp(k->key, key) == 0) {
+			best_section = k->section;
+		}
+	}
+	if (!key && best)
+		snprintf(out, cap, "[%s]", best);
+	else if (best)
+		snprintf(out, cap, "%s", best);
+	else if (best_section)
+		snprintf(out, cap, "[%s] %s", best_section, key);
+	return best || best_section;
 }

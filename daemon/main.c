@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "notify/bounce.h"
+#include "notify/delivery.h"
 #include "admin/cli.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -198,12 +199,17 @@ static int cmd_migrate(struct config *cfg, const struct opts *o, const char *act
 	return migrate_run(cfg, o->dir ? o->dir : migrate_default_dir());
 }
 
+/* Loading the file checked its keys; then what start needs of them besides the services. */
 static int cmd_check(struct config *cfg, const struct opts *o, const char *action)
 {
-	(void)cfg;
 	(void)o;
 	(void)action;
-	return 0; /* loading it was the check */
+	int problems = delivery_check(cfg, stderr);
+	if (problems > 0) {
+		fprintf(stderr, "%s: %d problem(s): start would fail\n", cfg->path, problems);
+		return 1;
+	}
+	return 0;
 }
 
 static int cmd_example(struct config *cfg, const struct opts *o, const char *action)

@@ -25,7 +25,6 @@
 #include "core/route.h"
 
 #define API_VERSION "1.0.0"
-#define PROBLEM_BASE "https://berichtd.nl/problemen/"
 
 #define HTTP_MAX_PARAMS ROUTE_MAX_PARAMS
 
@@ -105,7 +104,7 @@ void http_reply_text(struct http_req *r, int status, const char *ctype, const ch
 void http_reply_created(struct http_req *r, const char *location, json_t *body);
 
 /*
- * RFC 9457 problem: type is a slug appended to PROBLEM_BASE. Frees r.
+ * RFC 9457 problem: type is a slug appended to [http] problem_base. Frees r.
  * detail may be NULL.
  */
 void http_problem(struct http_req *r, int status, const char *type, const char *title,

@@ -207,10 +207,11 @@ void http_reply_created(struct http_req *r, const char *location, json_t *body)
 	send_body(r, 201, "application/json", body);
 }
 
-static json_t *problem_body(int status, const char *type, const char *title, const char *detail)
+static json_t *problem_body(const struct http_req *r, int status, const char *type,
+			    const char *title, const char *detail)
 {
-	char typeuri[256];
-	snprintf(typeuri, sizeof(typeuri), "%s%s", PROBLEM_BASE, type);
+	char typeuri[512];
+	snprintf(typeuri, sizeof(typeuri), "%s%s", r->app->cfg->http_problem_base, type);
 	json_t *p = json_pack("{s:s, s:s, s:i}", "type", typeuri, "title", title, "status", status);
 	if (p && detail)
 		json_object_set_new(p, "detail", json_string(detail));
@@ -220,12 +221,13 @@ static json_t *problem_body(int status, const char *type, const char *title, con
 void http_problem(struct http_req *r, int status, const char *type, const char *title,
 		  const char *detail)
 {
-	send_body(r, status, "application/problem+json", problem_body(status, type, title, detail));
+	send_body(r, status, "application/problem+json",
+		  problem_body(r, status, type, title, detail));
 }
 
 void http_problem_invalid(struct http_req *r, json_t *invalid_params)
 {
-	json_t *p = problem_body(400, "ongeldige-invoer", "Ongeldige invoer",
+	json_t *p = problem_body(r, 400, "ongeldige-invoer", "Ongeldige invoer",
 				 "Een of meer velden zijn ongeldig; zie invalidParams.");
 	if (p)
 		json_object_set_new(p, "invalidParams", invalid_params);

@@ -47,6 +47,18 @@ static bool split_from(const char *from, char *name, char *addr)
 	return mime_addr_valid(addr) && mime_header_safe(name);
 }
 
+int delivery_check(const struct config *cfg, FILE *out)
+{
+	char name[ADDR_MAX], addr[ADDR_MAX];
+	int problems = render_check_templates(cfg->templates_dir, out);
+	if (!split_from(cfg->smtp_from, name, addr)) {
+		fprintf(out, "smtp.from: not \"Name <address>\" or an address: '%s'\n",
+			cfg->smtp_from);
+		problems++;
+	}
+	return problems;
+}
+
 struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 {
 	const struct config *cfg = app->cfg;

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/app.h"
 
@@ -32,6 +33,13 @@ struct delivery *delivery_start(struct app *app, char *err, size_t errlen);
  * *age_ms is the longest time any worker showed none. Main thread only.
  */
 int delivery_stalled(const struct delivery *d, int64_t now_ms, int64_t limit_ms, int64_t *age_ms);
+
+/*
+ * What delivery_start needs of cfg besides the services: every template
+ * (templates.dir) and a usable smtp.from. One line per problem to out;
+ * returns their number (for `berichtd check-config`).
+ */
+int delivery_check(const struct config *cfg, FILE *out);
 
 /* Asks the workers to finish their current batch, joins and frees them. */
 void delivery_stop(struct delivery *d);

@@ -8,9 +8,11 @@
  */
 #include "notify/render.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/clock.h"
 #include "common/mime.h"
@@ -25,18 +27,47 @@ static const char *const template_names[MAIL_KINDS] = {
 };
 static const char *const lang_names[LANGS] = {"nl", "en"};
 
+static void template_path(char *path, size_t cap, const char *dir, int k, int l)
+{
+	snprintf(path, cap, "%s/%s.%s.txt", dir, template_names[k], lang_names[l]);
+}
+
 bool render_load_templates(struct delivery *d, char *err, size_t errlen)
 {
 	char path[PATH_MAX_LEN];
 	for (int k = 0; k < MAIL_KINDS; k++) {
 		for (int l = 0; l < LANGS; l++) {
-			snprintf(path, sizeof(path), "%s/%s.%s.txt", d->app->cfg->templates_dir,
-				 template_names[k], lang_names[l]);
+			template_path(path, sizeof(path), d->app->cfg->templates_dir, k, l);
 			if (!template_load(path, &d->tmpl[k][l], err, errlen))
 				return false;
 		}
 	}
 	return true;
+}
+
+int render_check_templates(const char *dir, FILE *out)
+{
+	struct stat st;
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(out, "templates.dir: %s: %s\n", dir,
+			S_ISDIR(st.st_mode) || errno ? strerror(errno) : "not a directory");
+		return 1;
+	}
+	int problems = 0;
+	char path[PATH_MAX_LEN], err[512];
+	for (int k = 0; k < MAIL_KINDS; k++) {
+		for (int l = 0; l < LANGS; l++) {
+			struct template t;
+			template_path(path, sizeof(path), dir, k, l);
+			if (template_load(path, &t, err, sizeof(err))) {
+				template_free(&t);
+			} else {
+				fprintf(out, "templates.dir: %s\n", err);
+				problems++;
+			}
+		}
+	}
+	return problems;
 }
 
 void render_free_templates(struct delivery *d)

@@ -7,12 +7,19 @@
 #define BERICHTD_RENDER_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "notify/delivery_impl.h"
 
 /* Loads every kind x language template from cfg->templates_dir into d. */
 bool render_load_templates(struct delivery *d, char *err, size_t errlen);
 void render_free_templates(struct delivery *d);
+
+/*
+ * Loads each template the daemon needs from dir, as start does, and writes
+ * one line per problem (a missing directory once) to out; returns their number.
+ */
+int render_check_templates(const char *dir, FILE *out);
 
 /* Groups claimed rows (sorted by mail, id) into mails; g has room for n. Returns their number. */
 int render_make_groups(const struct claimed *cl, int n, struct group *g);

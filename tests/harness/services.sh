@@ -12,7 +12,11 @@
 #   services.sh status DIR
 #
 # Env: BERICHTD_PG_PORT / BERICHTD_REDIS_PORT / BERICHTD_SMTP_PORT fix ports;
-#      BERICHTD_KEEP_DATA=1 keeps PostgreSQL data (and mail) across stop/start.
+#      BERICHTD_KEEP_DATA=1 keeps PostgreSQL data (and mail) across stop/start,
+#      and marks DIR (DIR/keep-data) so that a later start or stop without it
+#      keeps them too and reuses the recorded ports where they are free (the
+#      demo's .run: a hand-typed `services.sh start .run` must not wipe it);
+#      BERICHTD_KEEP_DATA=0 wipes even a marked DIR.
 # PostgreSQL refuses to run as root, so it runs as the `postgres` system user;
 # if that user cannot reach DIR, the cluster lives in /tmp/berichtd-pg.XXXXXX.
 set -euo pipefail
@@ -22,6 +26,15 @@ PY=/usr/bin/python3
 PGUSER_OS=postgres
 
 die() { echo "services.sh: $*" >&2; exit 1; }
+
+# 1 when DIR's data is kept: asked for now, or marked by an earlier start
+keep_data() {
+    case "${BERICHTD_KEEP_DATA:-}" in
+        1) echo 1 ;;
+        0) echo 0 ;;
+        *) if [ -f "$RUN/keep-data" ]; then echo 1; else echo 0; fi ;;
+    esac
+}
 
 # die with the tail of a log file
 die_log() {
@@ -123,7 +136,7 @@ need_env() {
 # Pick the cluster root: $RUN/pg if the postgres user can write there,
 # else a fresh /tmp dir.  Sets PG_ROOT, PG_DATA, PG_TMP.
 pg_choose_root() {
-    if [ "${BERICHTD_KEEP_DATA:-0}" = 1 ] && [ -n "$BERICHTD_PG_ROOT" ] \
+    if [ "$KEEP" = 1 ] && [ -n "$BERICHTD_PG_ROOT" ] \
         && [ -f "$BERICHTD_PG_ROOT/data/PG_VERSION" ]; then
         PG_ROOT=$BERICHTD_PG_ROOT PG_DATA=$BERICHTD_PG_ROOT/data PG_TMP=$BERICHTD_PG_TMP
         return
@@ -286,7 +299,7 @@ cmd_stop() {
     pg_stop fast
     redis_stop
     smtp_stop
-    if [ "${BERICHTD_KEEP_DATA:-0}" != 1 ] && [ -n "$BERICHTD_PG_TMP" ]; then
+    if [ "$KEEP" != 1 ] && [ -n "$BERICHTD_PG_TMP" ]; then
         case "$BERICHTD_PG_TMP" in
             /tmp/berichtd-pg.*)
                 rm -rf "$BERICHTD_PG_TMP"
@@ -306,17 +319,27 @@ cmd_start() {
     load_env
     [ -x "$PGBIN/initdb" ] || die "no PostgreSQL binaries found in /usr/lib/postgresql/*/bin"
 
-    if [ "${BERICHTD_KEEP_DATA:-0}" != 1 ]; then
-        rm -rf "$RUN/pg" "$RUN/mail" "$RUN/redis" "$RUN/smtp" "$RUN/pg-root" "$RUN/env"
+    if [ "$KEEP" != 1 ]; then
+        rm -rf "$RUN/pg" "$RUN/mail" "$RUN/redis" "$RUN/smtp" "$RUN/pg-root" "$RUN/env" \
+            "$RUN/keep-data"
         BERICHTD_PG_ROOT='' BERICHTD_PG_TMP=''
+        BERICHTD_PG_PORT_OLD='' BERICHTD_REDIS_PORT_OLD='' BERICHTD_SMTP_PORT_OLD=''
     fi
     mkdir -p "$RUN"
+    [ "$KEEP" != 1 ] || touch "$RUN/keep-data"
 
-    local ports
+    # kept data keeps its ports (configs written for them), where still free
+    local ports old
     ports=($(free_ports 3))
-    PG_PORT=${BERICHTD_PG_PORT:-${ports[0]}}
-    REDIS_PORT=${BERICHTD_REDIS_PORT:-${ports[1]}}
-    SMTP_PORT=${BERICHTD_SMTP_PORT:-${ports[2]}}
+    for old in BERICHTD_PG_PORT_OLD BERICHTD_REDIS_PORT_OLD BERICHTD_SMTP_PORT_OLD; do
+        if [ -n "${!old}" ] && port_open "${!old}"; then
+            log "recorded port ${!old} is taken now; another one is used"
+            printf -v "$old" '%s' ''
+        fi
+    done
+    PG_PORT=${BERICHTD_PG_PORT:-${BERICHTD_PG_PORT_OLD:-${ports[0]}}}
+    REDIS_PORT=${BERICHTD_REDIS_PORT:-${BERICHTD_REDIS_PORT_OLD:-${ports[1]}}}
+    SMTP_PORT=${BERICHTD_SMTP_PORT:-${BERICHTD_SMTP_PORT_OLD:-${ports[2]}}}
 
     local p
     for p in "$PG_PORT" "$REDIS_PORT" "$SMTP_PORT"; do
@@ -353,6 +376,7 @@ CMD=$1
 if [ "$CMD" = stop ] && [ ! -d "$2" ]; then exit 0; fi   # nothing to stop
 mkdir -p "$2" || die "cannot create $2"
 RUN=$(cd "$2" && pwd)
+KEEP=$(keep_data)
 
 case "$CMD" in
     start) cmd_start ;;

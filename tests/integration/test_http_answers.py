@@ -485,3 +485,21 @@ def test_chunk_extensions_and_trailers_are_taken(daemon, agency_token, new_bsn):
         agency_token.encode() + b"\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: Chunked\r\nConnection: close\r\n\r\n" + body)
     assert st == 201, resp
+
+
+# ------------------------------------------- issue 15: the problem type base
+
+def test_problem_types_are_under_the_configured_base(make_daemon):
+    d = make_daemon("pbase", **{"http.problem_base": "urn:example:berichtd:"})
+    r = d.http.get("/v1/bestaat-niet")
+    assert r.status == 404
+    assert r.json()["type"] == "urn:example:berichtd:niet-gevonden", r.json()
+    r = d.http.post("/v1/berichten", body=b"{", headers={"Content-Type": "application/json"})
+    assert r.json()["type"].startswith("urn:example:berichtd:"), r.json()
+
+
+def test_a_problem_base_that_is_no_uri_is_refused(make_daemon):
+    d = make_daemon("pbad", start=False, migrate=False, **{"http.problem_base": "geen uri"})
+    out = d.cli("check-config")
+    assert out.returncode == 1
+    assert "http.problem_base: not an absolute URI" in out.stderr

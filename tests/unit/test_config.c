@@ -360,8 +360,9 @@ Test(config, defaults_apply_to_templates_and_log)
 	cr_expect_str_eq(cfg.log_level, "info");
 	cr_assert_not_null(cfg.log_file);
 	cr_expect_str_empty(cfg.log_file);
+	/* beside the config file, where a Debian operator keeps it (/etc/berichtd/bsn.key) */
 	cr_assert_not_null(cfg.security_bsn_key_file);
-	cr_expect_str_empty(cfg.security_bsn_key_file);
+	cr_expect_str_eq(cfg.security_bsn_key_file, "bsn.key");
 	config_free(&cfg);
 }
 
@@ -423,11 +424,47 @@ Test(config, unknown_section_names_file_line_and_section)
 	assert_has(err, "unknown section");
 }
 
-Test(config, keys_under_an_unknown_section_are_not_reported_again)
+Test(config, keys_under_an_unknown_section_are_each_reported)
 {
 	char err[CONFIG_ERR_MAX];
 	load_fails("[htpp]\nlisten = 127.0.0.1:8080\ntimeout = 30s\n" SECURITY, err, sizeof(err));
-	cr_expect_eq(count_lines(err), 1, "only the section is reported:\n%s", err);
+	cr_expect_eq(count_lines(err), 3, "the section and both keys under it:\n%s", err);
+	assert_has(err, "berichtd.conf:2: htpp.listen: key under the unknown section [htpp]");
+	assert_has(err, "berichtd.conf:3: htpp.timeout: key under the unknown section [htpp]");
+}
+
+Test(config, a_misspelt_section_gets_did_you_mean)
+{
+	char err[CONFIG_ERR_MAX];
+	load_fails("[htpp]\n[smpt]\n" SECURITY, err, sizeof(err));
+	assert_has(err, "berichtd.conf:1: [htpp]: unknown section; did you mean [http]?");
+	/* two letters swapped are one slip */
+	assert_has(err, "berichtd.conf:2: [smpt]: unknown section; did you mean [smtp]?");
+}
+
+Test(config, a_misspelt_key_gets_did_you_mean)
+{
+	char err[CONFIG_ERR_MAX];
+	load_fails("[http]\nlistn = 127.0.0.1:8080\n[delivery]\nworkerz = 2\n" SECURITY, err,
+		   sizeof(err));
+	assert_has(err, "berichtd.conf:2: http.listn: unknown key; did you mean listen?");
+	assert_has(err, "berichtd.conf:4: delivery.workerz: unknown key; did you mean workers?");
+}
+
+Test(config, a_key_of_another_section_names_that_section)
+{
+	char err[CONFIG_ERR_MAX];
+	load_fails("[http]\nworkers = 2\n" SECURITY, err, sizeof(err));
+	assert_has(err, "http.workers: unknown key; did you mean [delivery] workers?");
+}
+
+Test(config, a_name_far_from_every_key_gets_no_guess)
+{
+	char err[CONFIG_ERR_MAX];
+	load_fails("[http]\nxyzzy = 1\n[frobnicate]\n" SECURITY, err, sizeof(err));
+	assert_has(err, "http.xyzzy: unknown key\n");
+	assert_has(err, "[frobnicate]: unknown section\n");
+	cr_expect_null(strstr(err, "did you mean"), "%s", err);
 }
 
 Test(config, malformed_section_header_is_an_error_with_line)
@@ -719,6 +756,52 @@ Test(config, missing_bsn_key_is_an_error)
 	load_fails("[http]\nlisten = 127.0.0.1:8080\n", err, sizeof(err));
 	assert_has(err, "berichtd.conf");
 	assert_has(err, "bsn_key");
+}
+
+Test(config, a_missing_key_file_says_how_to_make_one)
+{
+	char *dir = make_temp_dir();
+	char *path = write_in_dir(dir, "berichtd.conf", "[http]\nlisten = 127.0.0.1:8080\n");
+	struct config cfg;
+	char err[CONFIG_ERR_MAX], want[1024];
+	cr_assert_not(config_load(path, &cfg, err, sizeof(err)));
+	snprintf(want, sizeof(want), "cannot open %s/bsn.key", dir);
+	assert_has(err, want);
+	snprintf(want, sizeof(want), "openssl rand -hex 32 > %s/bsn.key", dir);
+	assert_has(err, want);
+	config_free(&cfg);
+
+	/* generated as the message says, the same file loads */
+	char *key = write_in_dir(dir, "bsn.key", KEY32 "\n");
+	cr_assert(config_load(path, &cfg, err, sizeof(err)), "%s", err);
+	cr_expect_eq(cfg.bsn_key_len, 32);
+	config_free(&cfg);
+	unlink(key);
+	unlink(path);
+	rmdir(dir);
+	free(key);
+	free(path);
+	free(dir);
+}
+
+Test(config, a_systemd_credential_is_the_bsn_key_file)
+{
+	char *dir = make_temp_dir();
+	char *key = write_in_dir(dir, "bsn.key", KEY64 "\n");
+	setenv("CREDENTIALS_DIRECTORY", dir, 1);
+	struct config cfg;
+	char err[CONFIG_ERR_MAX];
+	/* the configured path is root's; the daemon gets the credential */
+	bool ok = config_load_string("/nonexistent/berichtd.conf", "[http]\nlisten = 127.0.0.1:1\n",
+				     &cfg, err, sizeof(err));
+	unsetenv("CREDENTIALS_DIRECTORY");
+	cr_assert(ok, "%s", err);
+	cr_expect_eq(cfg.bsn_key_len, 64);
+	config_free(&cfg);
+	unlink(key);
+	rmdir(dir);
+	free(key);
+	free(dir);
 }
 
 Test(config, empty_bsn_key_and_empty_key_file_is_an_error)
@@ -1215,11 +1298,11 @@ Test(config, example_has_every_section)
 	free(ex);
 }
 
-Test(config, example_leaves_the_bsn_key_commented_out)
+Test(config, example_reads_the_bsn_key_from_a_file_beside_it)
 {
 	char *ex = example_text();
 	assert_has(ex, "\n#bsn_key =\n");
-	assert_has(ex, "\n#bsn_key_file =\n");
+	assert_has(ex, "\nbsn_key_file = bsn.key\n");
 	free(ex);
 }
 
@@ -1319,4 +1402,28 @@ Test(config, representatives_max_depth_defaults_to_2_and_is_bounded)
 	assert_has(err, "representatives.max_depth");
 	load_fails("[representatives]\nmax_depth = 17\n" SECURITY, err, sizeof(err));
 	assert_has(err, "out of range");
+}
+
+/* ---- [http] problem_base ---------------------------------------------------- */
+
+Test(config, problem_types_are_under_a_domain_nobody_owns_by_default)
+{
+	struct config cfg;
+	load_ok(SECURITY, &cfg);
+	cr_expect_str_eq(cfg.http_problem_base, "https://berichtd.invalid/problemen/");
+	config_free(&cfg);
+	load_ok("[http]\nproblem_base = urn:berichtd:problem:\n" SECURITY, &cfg);
+	cr_expect_str_eq(cfg.http_problem_base, "urn:berichtd:problem:");
+	config_free(&cfg);
+}
+
+Test(config, a_problem_base_must_be_an_absolute_uri)
+{
+	const char *bad[] = {"problemen/", "https://x y/", "://x", "https:", "1http://x/"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256], err[CONFIG_ERR_MAX];
+		snprintf(text, sizeof(text), "[http]\nproblem_base = %s\n" SECURITY, bad[i]);
+		load_fails(text, err, sizeof(err));
+		assert_has(err, "http.problem_base: not an absolute URI");
+	}
 }
