@@ -37,9 +37,9 @@ def claims_of(services, instance, tag):
 
 def crash_window_ids(daemon):
     ids = set()
-    for line in daemon.log_text().splitlines():
-        if "crash window ids:" in line:
-            ids.update(int(x) for x in line.rsplit(":", 1)[1].split(","))
+    for rec in daemon.log_records():
+        if rec.get("msg") == "reconcile: crash window ids":
+            ids.update(int(x) for x in rec["ids"].split(","))
     return ids
 
 
