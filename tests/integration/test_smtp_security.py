@@ -118,7 +118,11 @@ def daemon_for(make_daemon):
 
 
 def _daemon_for(make_daemon, rec, pki, **overrides):
+    # smtp.timeout 2s: aiosmtpd's STARTTLS now and then loses a ClientHello
+    # that arrives with its 220 (the handshake then hangs); the session times
+    # out and the retry goes through, instead of waiting the 30 s default
     cfg = {"smtp.host": "127.0.0.1", "smtp.port": rec.port, "smtp.ca_file": str(pki / "ca.pem"),
+           "smtp.timeout": "2s",
            "delivery.workers": "1", "delivery.poll_interval": "20ms",
            "delivery.retry_base": "200ms", "delivery.retry_max": "1s"}
     cfg.update(overrides)
