@@ -22,6 +22,7 @@ enum config_type {
 	CFG_LOGLEVEL,
 	CFG_HEX,       /* secret key material in hex */
 	CFG_REDIS_URL, /* redis://host:port[/0] */
+	CFG_MILLI,     /* a decimal with up to 3 decimals, stored as thousandths */
 };
 
 struct config_key {
