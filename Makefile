@@ -91,7 +91,7 @@ UNIT_DAEMON_OBJ := $(BUILD)/daemon/stats/report.o $(BUILD)/daemon/stats/report_a
 
 $(UNIT_BIN): $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a \
-		$(shell pkg-config --libs criterion) $(LDLIBS)
+		$(shell pkg-config --libs criterion) $(LDLIBS) -lm
 
 # Installs only what is missing, so a second run is a no-op.
 deps:
