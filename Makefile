@@ -54,7 +54,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
             python3-psycopg2 python3-yaml curl chromium
 
-.PHONY: all deps test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report
+.PHONY: all deps test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report bench-dp
 
 all: $(BIN)
 
@@ -169,6 +169,13 @@ bench-delivery: bench-deps all
 
 bench-report: all
 	BERICHTD_BIN=$(abspath $(BIN)) tests/bench/bench_report.sh
+
+# the agency view's accuracy at the default epsilon and max_per_citizen (issue 10)
+$(BUILD)/dp-accuracy: tests/bench/dp_accuracy.c $(BUILD)/libcommon.a
+	$(CC) $(CPPFLAGS) -Icommon $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDLIBS)
+
+bench-dp: $(BUILD)/dp-accuracy
+	$(BUILD)/dp-accuracy
 
 # The include rule of docs/architecture.md (layers, no circles); part of test and lint.
 layers:

@@ -167,20 +167,37 @@ CREATE TRIGGER stats_dp_messages_update AFTER UPDATE ON messages
     REFERENCING OLD TABLE AS stats_old NEW TABLE AS stats_new
     FOR EACH STATEMENT EXECUTE FUNCTION stats_dp_messages_update();
 
--- Backfill from the raw rows there are (rows retention purged are not in
--- the agency view; their years closed long ago). Within a year a citizen's
--- messages are numbered in id order (UUIDv7: the order they were created).
-INSERT INTO stats_burger_jaar (agency_id, jaar, account_id, n, ids)
-SELECT agency_id, stats_year(publicatie_tijdstip), account_id, count(*),
-       (array_agg(id ORDER BY id))[1:15]
-FROM messages GROUP BY 1, 2, 3;
+-- Recount of the years [van, tot) from the raw rows: the migration's
+-- backfill and `berichtd stats rebuild` (which takes the years its range
+-- touches; rows retention purged are not in the recount). Within a year a
+-- citizen's messages are numbered in id order (UUIDv7: the order they were
+-- created), as the trigger numbers them within a statement.
+CREATE FUNCTION stats_dp_rebuild(van date, tot date) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    rows bigint;
+BEGIN
+    DELETE FROM stats_burger_jaar WHERE jaar >= van AND jaar < tot;
+    DELETE FROM stats_dp_maand WHERE maand >= van AND maand < tot;
+    INSERT INTO stats_burger_jaar (agency_id, jaar, account_id, n, ids)
+    SELECT agency_id, stats_year(publicatie_tijdstip), account_id, count(*),
+           (array_agg(id ORDER BY id))[1:15]
+    FROM messages
+    WHERE publicatie_tijdstip >= (van::timestamp AT TIME ZONE 'Europe/Amsterdam')
+      AND publicatie_tijdstip < (tot::timestamp AT TIME ZONE 'Europe/Amsterdam')
+    GROUP BY 1, 2, 3;
+    INSERT INTO stats_dp_maand (agency_id, maand, berichttype, papieren_kopie, volgnummer,
+                                verstuurd, geopend_3w, geopend_6w)
+    SELECT m.agency_id, date_trunc('month', stats_cohort(m.publicatie_tijdstip))::date,
+           m.berichttype, m.papieren_kopie, stats_dp_volgnummer(b.ids, m.id), count(*),
+           sum(stats_within(m.opened_at, m.publicatie_tijdstip, '504 hours')),
+           sum(stats_within(m.opened_at, m.publicatie_tijdstip, '1008 hours'))
+    FROM messages m JOIN stats_burger_jaar b ON b.agency_id = m.agency_id
+      AND b.jaar = stats_year(m.publicatie_tijdstip) AND b.account_id = m.account_id
+    WHERE m.publicatie_tijdstip >= (van::timestamp AT TIME ZONE 'Europe/Amsterdam')
+      AND m.publicatie_tijdstip < (tot::timestamp AT TIME ZONE 'Europe/Amsterdam')
+    GROUP BY 1, 2, 3, 4, 5;
+    GET DIAGNOSTICS rows = ROW_COUNT;
+    RETURN rows;
+END $$;
 
-INSERT INTO stats_dp_maand (agency_id, maand, berichttype, papieren_kopie, volgnummer,
-                            verstuurd, geopend_3w, geopend_6w)
-SELECT m.agency_id, date_trunc('month', stats_cohort(m.publicatie_tijdstip))::date,
-       m.berichttype, m.papieren_kopie, stats_dp_volgnummer(b.ids, m.id), count(*),
-       sum(stats_within(m.opened_at, m.publicatie_tijdstip, '504 hours')),
-       sum(stats_within(m.opened_at, m.publicatie_tijdstip, '1008 hours'))
-FROM messages m JOIN stats_burger_jaar b ON b.agency_id = m.agency_id
-  AND b.jaar = stats_year(m.publicatie_tijdstip) AND b.account_id = m.account_id
-GROUP BY 1, 2, 3, 4, 5;
+SELECT stats_dp_rebuild('2000-01-01', '2101-01-01');
