@@ -170,8 +170,9 @@ CREATE TRIGGER stats_dp_messages_update AFTER UPDATE ON messages
 -- Recount of the years [van, tot) from the raw rows: the migration's
 -- backfill and `berichtd stats rebuild` (which takes the years its range
 -- touches; rows retention purged are not in the recount). Within a year a
--- citizen's messages are numbered in id order (UUIDv7: the order they were
--- created), as the trigger numbers them within a statement.
+-- citizen's messages are numbered in the order they were inserted: by
+-- created_at (the inserting transaction's start), then id, as the trigger
+-- numbers them statement by statement and by id within one.
 CREATE FUNCTION stats_dp_rebuild(van date, tot date) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     rows bigint;
@@ -180,7 +181,7 @@ BEGIN
     DELETE FROM stats_dp_maand WHERE maand >= van AND maand < tot;
     INSERT INTO stats_burger_jaar (agency_id, jaar, account_id, n, ids)
     SELECT agency_id, stats_year(publicatie_tijdstip), account_id, count(*),
-           (array_agg(id ORDER BY id))[1:15]
+           (array_agg(id ORDER BY created_at, id))[1:15]
     FROM messages
     WHERE publicatie_tijdstip >= (van::timestamp AT TIME ZONE 'Europe/Amsterdam')
       AND publicatie_tijdstip < (tot::timestamp AT TIME ZONE 'Europe/Amsterdam')

@@ -78,12 +78,13 @@ def brute_force_days(services, oins):
 
 def brute_force_dp(services, agency_ids):
     """The agency view's rollup (migration 0013) spelled out: a citizen's
-    messages of an agency-year numbered in id order, capped at 16."""
+    messages of an agency-year numbered in the order they were inserted
+    (statement by statement, created_at; within one statement by id), capped at 16."""
     return services.psql(
         "WITH m AS (SELECT *, publicatie_tijdstip AT TIME ZONE 'Europe/Amsterdam' AS loc"
         "  FROM messages WHERE agency_id = ANY(%s)), "
         "n AS (SELECT *, least(row_number() OVER (PARTITION BY agency_id, account_id,"
-        "  date_trunc('year', loc) ORDER BY id), 16) AS v FROM m) "
+        "  date_trunc('year', loc) ORDER BY created_at, id), 16) AS v FROM m) "
         "SELECT agency_id, date_trunc('month', loc)::date, berichttype, papieren_kopie, v,"
         "  count(*), count(*) FILTER (WHERE opened_at - publicatie_tijdstip <= interval '504 hours'),"
         "  count(*) FILTER (WHERE opened_at - publicatie_tijdstip <= interval '1008 hours') "
@@ -186,8 +187,7 @@ def load_messages(services, agency_ids, types, count, van, tot, seed_label):
                 cur.execute(
                     "INSERT INTO messages (id, agency_id, account_id, berichttype, referentie,"
                     "  content_hash, publicatie_tijdstip, papieren_kopie) "
-                    "SELECT (lpad(to_hex(%(part)s), 8, '0') || substr(gen_random_uuid()::text, 9))::uuid,"
-                    "  (%(ag)s::bigint[])[1 + (g %% %(nag)s)],"
+                    "SELECT gen_random_uuid(), (%(ag)s::bigint[])[1 + (g %% %(nag)s)],"
                     "  (%(acc)s::uuid[])[1 + (g %% %(nacc)s)],"
                     "  (%(types)s::text[])[1 + ((g / 7) %% %(ntypes)s)],"
                     "  %(label)s || '-' || g, 'h',"
@@ -197,7 +197,7 @@ def load_messages(services, agency_ids, types, count, van, tot, seed_label):
                     {"ag": agency_ids, "nag": len(agency_ids), "acc": accounts,
                      "nacc": len(accounts), "types": list(types), "ntypes": len(types),
                      "label": seed_label, "start": start, "span": span,
-                     "lo": part * per + 1, "hi": (part + 1) * per, "part": part})
+                     "lo": part * per + 1, "hi": (part + 1) * per})
             # opens: random delays, and exactly 21 and 42 days, and 1 ms past them
             cur.execute("SELECT min(referentie), max(referentie) FROM messages "
                         "WHERE referentie LIKE %s", (seed_label + "-%",))
@@ -255,14 +255,12 @@ def insert_edge_cases(services, agency_id, account_id, van, tot, label):
     conn = services.pg_connect()
     try:
         with conn.cursor() as cur:
-            for i, (ref, pub, opened, paper) in enumerate(rows):
-                # ids after load_messages' and in insertion order (as UUIDv7 are)
+            for ref, pub, opened, paper in rows:
                 cur.execute(
                     "INSERT INTO messages (id, agency_id, account_id, berichttype, referentie,"
                     "  content_hash, publicatie_tijdstip, papieren_kopie) "
-                    "VALUES (('f' || lpad(to_hex(%s), 7, '0')"
-                    "  || substr(gen_random_uuid()::text, 9))::uuid, %s, %s, 'T1', %s, 'h', %s, %s)",
-                    (i, agency_id, account_id, ref, pub, paper))
+                    "VALUES (gen_random_uuid(), %s, %s, 'T1', %s, 'h', %s, %s)",
+                    (agency_id, account_id, ref, pub, paper))
             for ref, pub, opened, paper in rows:  # opened later, as the portal does
                 if opened is not None:
                     cur.execute("UPDATE messages SET opened_at = %s WHERE agency_id = %s "
@@ -462,16 +460,17 @@ def release(n, c1, c2, noise, last):
 def bounded_truth(svc, agency_id, year, m):
     """{(type, paper): {"sent", "n", "c1", "c2": {month: count}}} from raw rows."""
     rows = svc.psql(
-        "SELECT id::text, account_id, berichttype, papieren_kopie, publicatie_tijdstip,"
-        "  opened_at FROM messages WHERE agency_id = %s", (agency_id,))
+        "SELECT created_at, id::text, account_id, berichttype, papieren_kopie,"
+        "  publicatie_tijdstip, opened_at FROM messages WHERE agency_id = %s", (agency_id,))
     per_citizen = {}
     for r in rows:
-        pub = r[4].astimezone(AMS)
+        pub = r[5].astimezone(AMS)
         if pub.year == year:
-            per_citizen.setdefault(r[1], []).append(r)
+            per_citizen.setdefault(r[2], []).append(r)
     leaves = {}
     for msgs in per_citizen.values():
-        for k, (mid, _, typ, paper, pub, opened) in enumerate(sorted(msgs)):
+        # numbered in the order they were inserted: statement, then id
+        for k, (_, _, _, typ, paper, pub, opened) in enumerate(sorted(msgs)):
             month = pub.astimezone(AMS).month
             leaf = leaves.setdefault((typ, paper), {"sent": {}, "n": {}, "c1": {}, "c2": {}})
             leaf["sent"][month] = leaf["sent"].get(month, 0) + 1
