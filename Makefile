@@ -58,7 +58,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             redis-server postfix python3 python3-aiosmtpd python3-pytest \
             python3-psycopg2 python3-yaml curl chromium openssl
 
-.PHONY: all pkg-check deps lint-deps valgrind-deps node-deps fuzz fuzz-deps fuzz-build test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report bench-tls bench-idle systemd-check
+.PHONY: all pkg-check deps lint-deps valgrind-deps node-deps fuzz fuzz-deps fuzz-build test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report bench-tls bench-idle systemd-check bench-dp
 
 all: $(BIN)
 
@@ -99,7 +99,7 @@ $(UNIT_BIN): $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a
 	@pkg-config --exists criterion || { echo "make: Criterion missing: run 'make deps'" \
 		"(apt-get install libcriterion-dev)" >&2; exit 1; }
 	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a \
-		$(shell pkg-config --libs criterion) $(LDLIBS)
+		$(shell pkg-config --libs criterion) $(LDLIBS) -lm
 
 # The build's libraries, said in one line when missing (a fresh machine).
 pkg-check:
@@ -276,6 +276,13 @@ fuzz-build: fuzz-deps
 # the regressions first, then each harness FUZZ_S seconds, two at a time
 fuzz: deps fuzz-build
 	FUZZ_S=$(FUZZ_S) FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz/run.sh $(FUZZ_NAMES)
+
+# the agency view's accuracy at the default epsilon and max_per_citizen (issue 10)
+$(BUILD)/dp-accuracy: tests/bench/dp_accuracy.c $(BUILD)/libcommon.a
+	$(CC) $(CPPFLAGS) -Icommon $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDLIBS)
+
+bench-dp: $(BUILD)/dp-accuracy
+	$(BUILD)/dp-accuracy
 
 # The include rule of docs/architecture.md (layers, no circles); part of test and lint.
 layers:

@@ -105,6 +105,37 @@ static char *resolve_path(const char *cfgname, const char *value)
 	return p;
 }
 
+/* "1", "0.25", "2.125": thousandths in *out */
+static bool parse_milli(const char *s, int64_t *out)
+{
+	int64_t whole = 0, frac = 0;
+	int decimals = 0;
+	const char *p = s;
+	if (!isdigit((unsigned char)*p))
+		return false;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (whole > 1000000)
+			return false;
+		whole = whole * 10 + (*p - '0');
+	}
+	if (*p == '.') {
+		p++;
+		if (!isdigit((unsigned char)*p))
+			return false;
+		for (; isdigit((unsigned char)*p); p++) {
+			if (++decimals > 3)
+				return false;
+			frac = frac * 10 + (*p - '0');
+		}
+	}
+	if (*p)
+		return false;
+	for (; decimals < 3; decimals++)
+		frac *= 10;
+	*out = whole * 1000 + frac;
+	return true;
+}
+
 /* A secret key in hex: NULL if acceptable (or empty), else why not. */
 static const char *check_hex_key(const char *value)
 {
@@ -180,6 +211,10 @@ static const char *set_value(struct config *cfg, const struct config_key *k, con
 			v = 1;
 		else if (strcmp(value, "false") != 0)
 			return "not true or false";
+		break;
+	case CFG_MILLI:
+		if (!parse_milli(value, &v))
+			return "not a decimal number with at most 3 decimals (e.g. 1.0, 0.25)";
 		break;
 	case CFG_STRING:
 	case CFG_PATH: break;

@@ -23,6 +23,7 @@ enum config_type {
 	CFG_HEX,       /* secret key material in hex */
 	CFG_REDIS_URL, /* redis://host:port[/0] */
 	CFG_BOOL,      /* true or false, stored as an int64_t 1 or 0 */
+	CFG_MILLI,     /* a decimal with up to 3 decimals, stored as thousandths */
 };
 
 struct config_key {

@@ -30,6 +30,9 @@
 #define AUTH_CACHE_TTL_MAX_MS 30000
 /* representation_in_force (0012) walks at most 16 links */
 #define MAX_REP_DEPTH 16
+/* epsilon 0.001 .. 100 (thousandths); max_per_citizen below the rollup's cap (dp.h) */
+#define MAX_EPSILON_MILLI 100000
+#define MAX_PER_CITIZEN 15
 
 const struct config_key config_keys[] = {
 	{"http", "listen", CFG_HOSTPORT, "127.0.0.1:8080", false, OFF(http_listen), NOLIMIT,
@@ -164,6 +167,14 @@ const struct config_key config_keys[] = {
 	{"representatives", "max_depth", CFG_INT, "2", false, OFF(representatives_max_depth), 1,
 	 MAX_REP_DEPTH,
 	 "Longest chain of a representation passed on (ketenmachtiging, doorgegevenDoor): 1 = never passed on, 2 = once."},
+	{"stats", "agency_epsilon", CFG_MILLI, "1.0", false, OFF(stats_agency_epsilon_milli), 1,
+	 MAX_EPSILON_MILLI,
+	 "Differential privacy budget of each agency's statistics view per year (docs/statistics.md): seeing its figures makes an agency at most e^epsilon times surer about one citizen's opens."},
+	{"stats", "max_per_citizen", CFG_INT, "3", false, OFF(stats_max_per_citizen), 1,
+	 MAX_PER_CITIZEN,
+	 "The agency view counts at most this many messages per citizen, agency and year (the first ones sent; at most 15)."},
+	{"stats", "noise_seed", CFG_STRING, NULL, false, OFF(stats_noise_seed), NOLIMIT,
+	 "TEST ONLY: derive the agency view's noise from this seed instead of OpenSSL's CSPRNG (anyone with the seed can remove the noise; logged as a warning at start). Leave empty in production."},
 
 	{"security", "bsn_key", CFG_HEX, NULL, false, OFF(security_bsn_key), NOLIMIT,
 	 "HMAC-SHA256 key (hex, at least 32 bytes) for hashing BSNs; prefer bsn_key_file."},

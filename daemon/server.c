@@ -204,6 +204,9 @@ int server_run(struct config *cfg)
 
 	s->watchdog = watchdog_start(app);
 	sdnotify("READY=1");
+	if (cfg->stats_noise_seed && *cfg->stats_noise_seed)
+		log_warn("[stats] noise_seed is set: the agency statistics' noise is derived from "
+			 "it and NOT private (for tests only)");
 	log_info("berichtd running");
 	event_base_dispatch(app->base);
 	log_info("berichtd stopped");

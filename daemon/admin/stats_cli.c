@@ -104,6 +104,10 @@ static const char REBUILD_MONTH_SQL[] = MONTH_RANGE
 	"  sum(verstuurd), sum(geopend_3w), sum(geopend_6w), max(dag) "
 	"FROM stats_dag, r WHERE dag >= r.van AND dag < r.tot GROUP BY 1, 2, 3, 4";
 
+/* the agency view's rollup and sequence numbers, per whole year the range touches
+ * (migration 0013: numbers are per year) */
+static const char REBUILD_DP_SQL[] = YEAR_RANGE "SELECT stats_dp_rebuild(r.van, r.tot) FROM r";
+
 int stats_cli_rebuild(const struct config *cfg, const char *van, const char *tot, bool force)
 {
 	if ((van && !date_ok(van)) || (tot && !date_ok(tot))) {
@@ -151,7 +155,7 @@ int stats_cli_rebuild(const struct config *cfg, const char *van, const char *tot
 	if (!exec(c, REBUILD_DAY_DELETE_SQL, 2, range) || !exec(c, REBUILD_DAY_SQL, 0, NULL) ||
 	    !exec(c, REBUILD_MONTH_DELETE_SQL, 2, range) || !exec(c, REBUILD_MONTH_SQL, 2, range) ||
 	    !exec(c, REBUILD_YEAR_DELETE_SQL, 2, range) || !exec(c, REBUILD_YEAR_SQL, 2, range) ||
-	    !exec(c, "COMMIT", 0, NULL))
+	    !exec(c, REBUILD_DP_SQL, 2, range) || !exec(c, "COMMIT", 0, NULL))
 		goto out;
 	double secs = now_s() - t0;
 	printf("stats rebuild %s..%s: %lld messages into %lld daily cells in %.2f s (%.0f rows/s)\n",

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #define REPORT_YEAR_MIN 2000
 #define REPORT_YEAR_MAX 2100
@@ -47,17 +48,47 @@ char *report_csv(const json_t *rep);
 char *report_html(const json_t *rep);
 
 /*
- * Agency view: $1 = agency id, $2 = year. Only whole months whose every
- * cohort window has closed, per month, berichttype and papierenKopie.
+ * Agency view (issue 10, differentially private; docs/statistics.md).
+ * REPORT_AGENCY_SQL: $1 = agency id, $2 = year, $3 = max_per_citizen. Only
+ * whole months whose every cohort window has closed, per month, berichttype
+ * and papierenKopie: all messages, the counted ones (sequence number <= m)
+ * and their c1/c2.
  */
 extern const char REPORT_AGENCY_SQL[];
+/*
+ * REPORT_AGENCY_NOISE_SQL: $1 agency, $2 year, $3 report_agency_draw()'s
+ * JSON, $4/$5 the scale t/s: stores the nodes not stored yet, returns all.
+ */
+extern const char REPORT_AGENCY_NOISE_SQL[];
+
+struct agency_view;
+struct report_agency_opts {
+	long long min_cell;      /* presentation: fewer counted messages show null */
+	long long epsilon_milli; /* shown in `privacy` */
+	long long max_per_citizen;
+	int upto_month; /* totEnMetMaand, 0 = every closed month */
+};
 
 /*
- * Builds the agency's own closed-window figures with small-cell
- * suppression (min_cell; complementary and over time, see the .c file).
- * Caller owns the result.
+ * Takes REPORT_AGENCY_SQL's result (owned by the view from then on; freed
+ * with it, also when NULL is returned for an unknown agency or no memory).
+ * upto_month limits the view to months 1..upto_month (0: all closed).
  */
-json_t *report_agency_build(const PGresult *res, int jaar, long long min_cell);
+struct agency_view *report_agency_view(PGresult *res, long long agency_id, int jaar,
+				       int upto_month);
+void report_agency_view_free(struct agency_view *v);
+size_t report_agency_leaves(const struct agency_view *v);
+/*
+ * Draws the noise of every node of every leaf (discrete Laplace, scale t/s;
+ * dp_scale()) as JSON for REPORT_AGENCY_NOISE_SQL. seed NULL or empty:
+ * OpenSSL's CSPRNG; else the test-only seeded stream, one per node label
+ * "agency/year/type/paper(0|1)/component(1|2)/level/index". NULL on failure.
+ */
+json_t *report_agency_draw(const struct agency_view *v, const char *seed, uint64_t t, uint64_t s);
+/* reads the stored noise; false when a node of a leaf is missing */
+bool report_agency_noise(struct agency_view *v, const PGresult *noise);
+/* the view's JSON (post-processed leaves and their sums). Caller owns it. */
+json_t *report_agency_json(struct agency_view *v, const struct report_agency_opts *o);
 
 /* Notificaties report: $1 = year, $2 = dormant look-back in weeks. One row. */
 extern const char REPORT_NOTIF_SQL[];

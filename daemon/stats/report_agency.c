@@ -1,6 +1,14 @@
 /*
- * report_agency.c - an agency's own closed-window figures, with small-cell
- * suppression (see report.h and docs/statistics.md).
+ * report_agency.c - an agency's own closed-window figures, differentially
+ * private (issue 10; see report.h, common/dp.h and docs/statistics.md).
+ *
+ * The leaves are the (berichttype, papierenKopie) cells of the agency-year.
+ * Each leaf's two components (c1 = opened within 3 weeks, c2 = after 3 and
+ * within 6) per month get the binary tree mechanism with noise stored per
+ * node; the shown figures are the online post-processing of the noisy
+ * prefixes (dp_leaf_release). Every other figure (per type, per paper flag,
+ * the total) is a sum of post-processed leaves, so parts add up to totals
+ * and the whole view is post-processing of the leaves.
  */
 #include "stats/report.h"
 
@@ -8,9 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/dp.h"
 #include "stats/report_impl.h"
 
 #define TYPES_MAX 256
+#define LEAVES_MAX (2 * TYPES_MAX)
+#define LABEL_LEN 512
 
 const char REPORT_AGENCY_SQL[] =
 	"WITH closed AS ("
@@ -20,169 +31,213 @@ const char REPORT_AGENCY_SQL[] =
 	"  WHERE (d + interval '1 month' - interval '1 day')::date <= stats_closed_through(now())"
 	") "
 	"SELECT a.oin, a.name, closed.tot, extract(month FROM m.maand)::int, m.berichttype,"
-	"  m.papieren_kopie, m.verstuurd, m.geopend_3w, m.geopend_6w "
-	"FROM agencies a CROSS JOIN closed LEFT JOIN stats_maand m ON m.agency_id = a.id"
+	"  m.papieren_kopie, sum(m.verstuurd),"
+	"  coalesce(sum(m.verstuurd) FILTER (WHERE m.volgnummer <= $3::int), 0),"
+	"  coalesce(sum(m.geopend_3w) FILTER (WHERE m.volgnummer <= $3::int), 0),"
+	"  coalesce(sum(m.geopend_6w - m.geopend_3w) FILTER (WHERE m.volgnummer <= $3::int), 0) "
+	"FROM agencies a CROSS JOIN closed LEFT JOIN stats_dp_maand m ON m.agency_id = a.id"
 	"  AND m.maand >= make_date($2::int, 1, 1) AND m.maand <= closed.tot "
-	"WHERE a.id = $1::bigint ORDER BY 4, 5, 6";
+	"WHERE a.id = $1::bigint GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 5, 6, 4";
 
-enum { A_OIN, A_NAME, A_TOT, A_MONTH, A_TYPE, A_PAPIER, A_N, A_G3, A_G6 };
-
-struct counts {
-	long long n, g3, g6;
-};
-
-/* One displayed cell over the months: what a snapshot at month j shows. */
-struct acell {
-	const char *label; /* berichttype, or NULL */
-	int papier;        /* 0/1 for the split, -1 otherwise */
-	struct counts month[MONTHS + 1];
-	struct counts ytd;      /* through the month being walked */
-	long long last_shown_n; /* ytd n when it last showed open figures; 0 = never */
-	bool suppressed;
-};
-
-/* messages in the cell that the last snapshot showing it did not cover */
-static long long unseen(const struct acell *c)
-{
-	return c->ytd.n - c->last_shown_n;
-}
-
-static bool primary_suppressed(const struct acell *c, long long k)
-{
-	long long inc = unseen(c);
-	/* a cell under k, or one that grew by fewer than k messages since the
-	 * last snapshot that showed it (the difference would be a small cell) */
-	return c->ytd.n < k || (inc > 0 && inc < k);
-}
+enum { A_OIN, A_NAME, A_TOT, A_MONTH, A_TYPE, A_PAPIER, A_N, A_COUNTED, A_C1, A_C2 };
 
 /*
- * Complementary suppression in one partition of the total: when some parts
- * are hidden and the total is shown, "total minus the shown parts" gives the
- * hidden parts together, and minus what earlier snapshots showed of them,
- * their new messages together. So more parts are hidden (those with new
- * messages, fewest first) until the hidden parts hold at least k messages
- * that no earlier snapshot showed. A part whose figures an earlier snapshot
- * already showed unchanged protects nothing and is not picked. When that
- * cannot be reached, the total is hidden too.
+ * $1 agency, $2 year, $3 the drawn noise [{b, p, c, l, i, r}], $4/$5 the
+ * scale: stores what is not there yet and returns every stored node of the
+ * year (the rows inserted now come from RETURNING: the SELECT's snapshot
+ * does not see them). A node another instance inserted after this
+ * statement's snapshot is in neither; the caller asks once more.
  */
-static void complement(struct acell **parts, size_t n, struct acell *total, long long k)
+const char REPORT_AGENCY_NOISE_SQL[] =
+	"WITH input AS (SELECT * FROM json_to_recordset($3::json)"
+	"  AS t(b text, p boolean, c int, l int, i int, r bigint)), "
+	"ins AS (INSERT INTO stats_dp_ruis (agency_id, jaar, berichttype, papieren_kopie,"
+	"    component, niveau, idx, ruis, schaal_t, schaal_s)"
+	"  SELECT $1::bigint, $2::int, b, p, c, l, i, r, $4::bigint, $5::bigint FROM input"
+	"  ORDER BY b, p, c, l, i ON CONFLICT DO NOTHING"
+	"  RETURNING berichttype, papieren_kopie, component, niveau, idx, ruis) "
+	"SELECT berichttype, papieren_kopie, component, niveau, idx, ruis FROM stats_dp_ruis"
+	"  WHERE agency_id = $1::bigint AND jaar = $2::int "
+	"UNION ALL SELECT * FROM ins";
+
+enum { N_TYPE, N_PAPIER, N_COMP, N_LEVEL, N_IDX, N_VALUE };
+
+struct leaf {
+	const char *type; /* points into the first result */
+	int papier;
+	int64_t sent[DP_MONTHS + 1]; /* every message, exact (the agency knows what it sent) */
+	struct dp_leaf dp;           /* counted messages, c1, c2, noise */
+	bool have[DP_COMPONENTS][DP_NODES];
+	int64_t g3[DP_MONTHS + 1], g6[DP_MONTHS + 1];
+};
+
+struct agency_view {
+	PGresult *res; /* owned: the leaves' type strings point into it */
+	int jaar, last_month;
+	long long agency_id;
+	struct leaf *leaves;
+	size_t nleaves;
+};
+
+static struct leaf *leaf_of(struct agency_view *v, const char *type, int papier)
 {
-	long long hidden_new = 0;
-	bool any = false;
-	for (size_t i = 0; i < n; i++) {
-		if (parts[i]->suppressed && parts[i]->ytd.n > 0) {
-			any = true;
-			hidden_new += unseen(parts[i]);
-		}
-	}
-	if (!any || total->suppressed)
-		return;
-	while (hidden_new < k) {
-		struct acell *pick = NULL;
-		for (size_t i = 0; i < n; i++)
-			if (!parts[i]->suppressed && unseen(parts[i]) > 0 &&
-			    (!pick || unseen(parts[i]) < unseen(pick)))
-				pick = parts[i];
-		if (!pick)
-			break;
-		pick->suppressed = true;
-		hidden_new += unseen(pick);
-	}
-	if (hidden_new < k)
-		total->suppressed = true; /* nothing left to hide the small group behind */
+	for (size_t i = 0; i < v->nleaves; i++)
+		if (v->leaves[i].papier == papier && strcmp(v->leaves[i].type, type) == 0)
+			return &v->leaves[i];
+	if (v->nleaves >= LEAVES_MAX)
+		return NULL;
+	struct leaf *l = &v->leaves[v->nleaves++];
+	l->type = type;
+	l->papier = papier;
+	return l;
 }
 
-static json_t *acell_json(const struct acell *c)
+struct agency_view *report_agency_view(PGresult *res, long long agency_id, int jaar, int upto_month)
+{
+	if (PQntuples(res) == 0)
+		return NULL;
+	struct agency_view *v = calloc(1, sizeof(*v));
+	if (!v || !(v->leaves = calloc(LEAVES_MAX, sizeof(*v->leaves)))) {
+		free(v);
+		return NULL;
+	}
+	v->res = res;
+	v->jaar = jaar;
+	v->agency_id = agency_id;
+	if (!PQgetisnull(res, 0, A_TOT))
+		v->last_month = atoi(PQgetvalue(res, 0, A_TOT) + 5); /* YYYY-MM-01 */
+	if (upto_month > 0 && upto_month < v->last_month)
+		v->last_month = upto_month;
+	for (int i = 0; i < PQntuples(res); i++) {
+		if (PQgetisnull(res, i, A_MONTH))
+			continue;
+		int m = (int)ll(res, i, A_MONTH);
+		if (m < 1 || m > v->last_month)
+			continue;
+		struct leaf *l = leaf_of(v, PQgetvalue(res, i, A_TYPE), flag(res, i, A_PAPIER));
+		if (!l) {
+			report_agency_view_free(v);
+			return NULL;
+		}
+		l->sent[m] += ll(res, i, A_N);
+		l->dp.n[m] += ll(res, i, A_COUNTED);
+		l->dp.c[0][m] += ll(res, i, A_C1);
+		l->dp.c[1][m] += ll(res, i, A_C2);
+	}
+	return v;
+}
+
+void report_agency_view_free(struct agency_view *v)
+{
+	if (!v)
+		return;
+	PQclear(v->res);
+	free(v->leaves);
+	free(v);
+}
+
+size_t report_agency_leaves(const struct agency_view *v)
+{
+	return v->nleaves;
+}
+
+/* the seeded stream's label of one node: every node its own stream */
+static void node_label(char *buf, size_t len, const struct agency_view *v, const struct leaf *l,
+		       int comp, struct dp_node n)
+{
+	snprintf(buf, len, "%lld/%d/%s/%d/%d/%d/%d", v->agency_id, v->jaar, l->type, l->papier,
+		 comp + 1, n.level, n.index);
+}
+
+json_t *report_agency_draw(const struct agency_view *v, const char *seed, uint64_t t, uint64_t s)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < v->nleaves && arr; i++) {
+		const struct leaf *l = &v->leaves[i];
+		for (int comp = 0; comp < DP_COMPONENTS; comp++)
+			for (int k = 0; k < DP_NODES; k++) {
+				struct dp_node n = dp_node_at(k);
+				struct dp_seeded st;
+				struct dp_rng rng = {dp_rng_openssl, NULL};
+				if (seed && *seed) {
+					char label[LABEL_LEN];
+					node_label(label, sizeof(label), v, l, comp, n);
+					dp_seeded_init(&st, seed, label);
+					rng = (struct dp_rng){dp_rng_seeded, &st};
+				}
+				int64_t z;
+				if (!dp_dlaplace(&rng, t, s, &z)) {
+					json_decref(arr);
+					return NULL;
+				}
+				json_array_append_new(
+					arr, json_pack("{s:s, s:b, s:i, s:i, s:i, s:I}", "b",
+						       l->type, "p", l->papier, "c", comp + 1, "l",
+						       n.level, "i", n.index, "r", (json_int_t)z));
+			}
+	}
+	return arr;
+}
+
+bool report_agency_noise(struct agency_view *v, const PGresult *noise)
+{
+	for (int i = 0; i < PQntuples(noise); i++) {
+		int papier = flag(noise, i, N_PAPIER);
+		int comp = (int)ll(noise, i, N_COMP) - 1;
+		int k = dp_node_find((int)ll(noise, i, N_LEVEL), (int)ll(noise, i, N_IDX));
+		if (comp < 0 || comp >= DP_COMPONENTS || k < 0)
+			continue;
+		for (size_t j = 0; j < v->nleaves; j++) {
+			struct leaf *l = &v->leaves[j];
+			if (l->papier == papier &&
+			    strcmp(l->type, PQgetvalue(noise, i, N_TYPE)) == 0) {
+				l->dp.noise[comp][k] = ll(noise, i, N_VALUE);
+				l->have[comp][k] = true;
+			}
+		}
+	}
+	for (size_t j = 0; j < v->nleaves; j++)
+		for (int comp = 0; comp < DP_COMPONENTS; comp++)
+			for (int k = 0; k < DP_NODES; k++)
+				if (!v->leaves[j].have[comp][k])
+					return false;
+	return true;
+}
+
+struct acell {
+	long long sent, counted, g3, g6;
+};
+
+static void add(struct acell *c, const struct leaf *l, int last)
+{
+	for (int m = 1; m <= last; m++) {
+		c->sent += l->sent[m];
+		c->counted += l->dp.n[m];
+	}
+	c->g3 += l->g3[last];
+	c->g6 += l->g6[last];
+}
+
+static json_t *acell_json(const struct acell *c, long long min_cell, bool hide)
 {
 	json_t *o = json_object();
-	json_object_set_new(o, "aantalBerichten", json_integer(c->ytd.n));
-	if (c->suppressed) {
+	bool suppressed = hide || c->counted < min_cell;
+	json_object_set_new(o, "aantalBerichten", json_integer(c->sent));
+	json_object_set_new(o, "aantalBerichtenGeteld", json_integer(c->counted));
+	if (suppressed) {
 		json_object_set_new(o, "geopendBinnen3Weken", json_null());
 		json_object_set_new(o, "geopendBinnen6Weken", json_null());
 		json_object_set_new(o, "percentage3Weken", json_null());
 		json_object_set_new(o, "percentage6Weken", json_null());
 	} else {
-		json_object_set_new(o, "geopendBinnen3Weken", json_integer(c->ytd.g3));
-		json_object_set_new(o, "geopendBinnen6Weken", json_integer(c->ytd.g6));
-		json_object_set_new(o, "percentage3Weken", pct_json(c->ytd.g3, c->ytd.n));
-		json_object_set_new(o, "percentage6Weken", pct_json(c->ytd.g6, c->ytd.n));
+		json_object_set_new(o, "geopendBinnen3Weken", json_integer(c->g3));
+		json_object_set_new(o, "geopendBinnen6Weken", json_integer(c->g6));
+		json_object_set_new(o, "percentage3Weken", pct_json(c->g3, c->counted));
+		json_object_set_new(o, "percentage6Weken", pct_json(c->g6, c->counted));
 	}
-	json_object_set_new(o, "onderdrukt", json_boolean(c->suppressed));
+	json_object_set_new(o, "onderdrukt", json_boolean(suppressed));
 	json_object_set_new(o, "voorlopig", json_false());
 	return o;
-}
-
-static void add_counts(struct counts *c, long long n, long long g3, long long g6)
-{
-	c->n += n;
-	c->g3 += g3;
-	c->g6 += g6;
-}
-
-/* The cells of one agency's year: 0 the total, 1-2 the paper split, 3.. the types. */
-struct agency_cells {
-	struct acell *cells;
-	struct acell *types[TYPES_MAX], *papers[2];
-	size_t ntypes;
-};
-
-static struct acell *type_cell(struct agency_cells *ac, const char *type)
-{
-	for (size_t j = 0; j < ac->ntypes; j++)
-		if (strcmp(ac->types[j]->label, type) == 0)
-			return ac->types[j];
-	if (ac->ntypes >= TYPES_MAX)
-		return NULL;
-	struct acell *t = ac->types[ac->ntypes] = &ac->cells[3 + ac->ntypes];
-	t->label = type;
-	t->papier = -1;
-	ac->ntypes++;
-	return t;
-}
-
-/* Sums the rows into the cells' months; false when there are too many types. */
-static bool gather(struct agency_cells *ac, const PGresult *res)
-{
-	for (int i = 0; i < PQntuples(res); i++) {
-		if (PQgetisnull(res, i, A_MONTH))
-			continue;
-		int m = (int)ll(res, i, A_MONTH);
-		if (m < 1 || m > MONTHS)
-			continue;
-		long long n = ll(res, i, A_N), g3 = ll(res, i, A_G3), g6 = ll(res, i, A_G6);
-		struct acell *t = type_cell(ac, PQgetvalue(res, i, A_TYPE));
-		if (!t)
-			return false;
-		add_counts(&t->month[m], n, g3, g6);
-		add_counts(&ac->cells[0].month[m], n, g3, g6);
-		add_counts(&ac->papers[flag(res, i, A_PAPIER)]->month[m], n, g3, g6);
-	}
-	return true;
-}
-
-/*
- * Walk the snapshots an agency could have taken: after each month closed
- * it saw the year to date. Each snapshot is suppressed as if it were the
- * last, so the difference of two snapshots never shows a small group.
- */
-static void walk_snapshots(struct agency_cells *ac, int last_month, long long min_cell)
-{
-	struct acell *cells = ac->cells;
-	size_t ncells = 3 + ac->ntypes;
-	for (int j = 1; j <= last_month; j++) {
-		for (size_t c = 0; c < ncells; c++) {
-			add_counts(&cells[c].ytd, cells[c].month[j].n, cells[c].month[j].g3,
-				   cells[c].month[j].g6);
-			cells[c].suppressed = primary_suppressed(&cells[c], min_cell);
-		}
-		complement(ac->types, ac->ntypes, &cells[0], min_cell);
-		complement(ac->papers, 2, &cells[0], min_cell);
-		for (size_t c = 0; c < ncells; c++)
-			if (!cells[c].suppressed)
-				cells[c].last_shown_n = cells[c].ytd.n;
-	}
-	if (last_month == 0)
-		cells[0].suppressed = true; /* nothing closed yet: nothing to show */
 }
 
 /* the last cohort day included: the end of the last closed month, or null */
@@ -199,59 +254,61 @@ static json_t *closed_until(int jaar, int last_month)
 	return json_string(until);
 }
 
-static json_t *agency_json(const struct agency_cells *ac, const PGresult *res, int jaar,
-			   int last_month, long long min_cell)
+json_t *report_agency_json(struct agency_view *v, const struct report_agency_opts *o)
 {
-	json_t *o = json_object();
-	json_object_set_new(o, "jaar", json_integer(jaar));
-	json_object_set_new(o, "oin", json_string(PQgetvalue(res, 0, A_OIN)));
-	json_object_set_new(o, "naam", json_string(PQgetvalue(res, 0, A_NAME)));
-	json_object_set_new(o, "afgeslotenTotEnMet", closed_until(jaar, last_month));
-	json_object_set_new(o, "minimumAantalBerichten", json_integer(min_cell));
-	json_object_set_new(o, "totaal", acell_json(&ac->cells[0]));
+	int last = v->last_month;
+	struct acell total = {0}, papers[2] = {{0}, {0}};
+	struct acell *types = calloc(v->nleaves + 1, sizeof(*types));
+	const char **names = calloc(v->nleaves + 1, sizeof(*names));
+	size_t ntypes = 0;
+	if (!types || !names) {
+		free(types);
+		free(names);
+		return NULL;
+	}
+	for (size_t i = 0; i < v->nleaves; i++) {
+		struct leaf *l = &v->leaves[i];
+		dp_leaf_release(&l->dp, last, l->g3, l->g6);
+		size_t t = 0;
+		while (t < ntypes && strcmp(names[t], l->type) != 0)
+			t++;
+		if (t == ntypes)
+			names[ntypes++] = l->type;
+		add(&types[t], l, last);
+		add(&papers[l->papier], l, last);
+		add(&total, l, last);
+	}
+	json_t *r = json_object();
+	json_object_set_new(r, "jaar", json_integer(v->jaar));
+	json_object_set_new(r, "oin", json_string(PQgetvalue(v->res, 0, A_OIN)));
+	json_object_set_new(r, "naam", json_string(PQgetvalue(v->res, 0, A_NAME)));
+	json_object_set_new(r, "afgeslotenTotEnMet", closed_until(v->jaar, last));
+	json_object_set_new(r, "totEnMetMaand",
+			    o->upto_month ? json_integer(o->upto_month) : json_null());
+	json_object_set_new(r, "minimumAantalBerichten", json_integer(o->min_cell));
+	json_object_set_new(r, "privacy",
+			    json_pack("{s:f, s:I}", "epsilon", (double)o->epsilon_milli / 1000.0,
+				      "maxBerichtenPerBurger", (json_int_t)o->max_per_citizen));
+	/* nothing closed yet: nothing to show */
+	json_object_set_new(r, "totaal", acell_json(&total, o->min_cell, last == 0));
 	json_t *ta = json_array(), *pa = json_array();
-	for (size_t j = 0; j < ac->ntypes; j++) {
-		if (ac->types[j]->ytd.n == 0)
+	for (size_t t = 0; t < ntypes; t++) {
+		if (types[t].sent == 0)
 			continue;
-		json_t *c = acell_json(ac->types[j]);
-		json_object_set_new(c, "berichttype", json_string(ac->types[j]->label));
+		json_t *c = acell_json(&types[t], o->min_cell, false);
+		json_object_set_new(c, "berichttype", json_string(names[t]));
 		json_array_append_new(ta, c);
 	}
 	for (int p = 0; p < 2; p++) {
-		if (ac->papers[p]->ytd.n == 0)
+		if (papers[p].sent == 0)
 			continue;
-		json_t *c = acell_json(ac->papers[p]);
+		json_t *c = acell_json(&papers[p], o->min_cell, false);
 		json_object_set_new(c, "papierenKopie", json_boolean(p == 1));
 		json_array_append_new(pa, c);
 	}
-	json_object_set_new(o, "berichttypes", ta);
-	json_object_set_new(o, "papierenKopie", pa);
-	return o;
-}
-
-json_t *report_agency_build(const PGresult *res, int jaar, long long min_cell)
-{
-	struct agency_cells ac = {0};
-	int last_month = 0;
-
-	if (PQntuples(res) == 0)
-		return NULL;
-	ac.cells = calloc(TYPES_MAX + 3, sizeof(*ac.cells));
-	if (!ac.cells)
-		return NULL;
-	ac.cells[0].papier = -1;
-	for (int p = 0; p < 2; p++) {
-		ac.cells[1 + p].papier = p;
-		ac.papers[p] = &ac.cells[1 + p];
-	}
-	if (!PQgetisnull(res, 0, A_TOT))
-		last_month = atoi(PQgetvalue(res, 0, A_TOT) + 5); /* YYYY-MM-01 */
-	if (!gather(&ac, res)) {
-		free(ac.cells);
-		return NULL;
-	}
-	walk_snapshots(&ac, last_month, min_cell);
-	json_t *o = agency_json(&ac, res, jaar, last_month, min_cell);
-	free(ac.cells);
-	return o;
+	json_object_set_new(r, "berichttypes", ta);
+	json_object_set_new(r, "papierenKopie", pa);
+	free(types);
+	free(names);
+	return r;
 }

@@ -154,6 +154,13 @@ def test_every_endpoint_answers_as_documented(daemon, api, new_bsn):
     assert call("POST", "/v1/ontvangers/_zoek", agency, body=big,
                 headers={"Content-Type": "application/json"}).status == 413
 
+    # the agency's own statistics (issue 10)
+    stats = "/v1/statistieken/openingspercentages"
+    r = call("GET", stats + "?jaar=2024&totEnMetMaand=6", agency)
+    assert r.status == 200 and r.json()["privacy"]["maxBerichtenPerBurger"] >= 1
+    assert call("GET", stats + "?jaar=1", agency).status == 400
+    assert call("GET", stats + "?jaar=2024", portal).status == 403
+
     # documentation and operations
     r = call("GET", "/v1/openapi.json")
     assert r.status == 200 and r.headers["Access-Control-Allow-Origin"] == "*"

@@ -76,6 +76,26 @@ def brute_force_days(services, oins):
     return {(r[0], r[1], r[2], r[3]): [r[4], r[5], r[6]] for r in rows}
 
 
+def brute_force_dp(services, agency_ids):
+    """The agency view's rollup (migration 0013) spelled out: a citizen's
+    messages of an agency-year numbered in the order they were inserted
+    (statement by statement, created_at; within one statement by id), capped at 16."""
+    return services.psql(
+        "WITH m AS (SELECT *, publicatie_tijdstip AT TIME ZONE 'Europe/Amsterdam' AS loc"
+        "  FROM messages WHERE agency_id = ANY(%s)), "
+        "n AS (SELECT *, least(row_number() OVER (PARTITION BY agency_id, account_id,"
+        "  date_trunc('year', loc) ORDER BY created_at, id), 16) AS v FROM m) "
+        "SELECT agency_id, date_trunc('month', loc)::date, berichttype, papieren_kopie, v,"
+        "  count(*), count(*) FILTER (WHERE opened_at - publicatie_tijdstip <= interval '504 hours'),"
+        "  count(*) FILTER (WHERE opened_at - publicatie_tijdstip <= interval '1008 hours') "
+        "FROM n GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5", (agency_ids,))
+
+
+def rollup_dp(services, agency_ids):
+    return services.psql("SELECT * FROM stats_dp_maand WHERE agency_id = ANY(%s) "
+                         "ORDER BY 1, 2, 3, 4, 5", (agency_ids,))
+
+
 def rollup_days(services, oins):
     rows = services.psql(
         "SELECT a.oin, s.berichttype, s.papieren_kopie, s.dag, s.verstuurd, s.geopend_3w,"
@@ -275,6 +295,9 @@ def test_rollups_equal_brute_force_before_and_after_purge_and_rebuild(daemon):
     days = brute_force_days(svc, oins)
     assert sum(v[0] for v in days.values()) >= 200_000
     assert rollup_days(svc, oins) == days
+    dp = brute_force_dp(svc, ids)
+    assert rollup_dp(svc, ids) == dp
+    assert max(r[4] for r in dp) == 16  # 500 citizens: many get more than 15 messages
 
     before = {}
     for jaar, maand, start, end in periods(van, tot):
@@ -308,6 +331,7 @@ def test_rollups_equal_brute_force_before_and_after_purge_and_rebuild(daemon):
     assert "rows/s" in p.stdout
     assert rollup_days(svc, oins) == days
     assert [svc.psql(q, (ids,)) for q in levels] == levels_before
+    assert rollup_dp(svc, ids) == dp
 
     # retention purges the raw rows whose windows have closed: nothing changes
     purged = svc.psql(
@@ -317,6 +341,7 @@ def test_rollups_equal_brute_force_before_and_after_purge_and_rebuild(daemon):
         "SELECT count(*) FROM d", (ids,))[0][0]
     assert purged >= 200_000
     assert rollup_days(svc, oins) == days
+    assert rollup_dp(svc, ids) == dp
     assert [svc.psql(q, (ids,)) for q in levels] == levels_before
     for q, cells in before.items():
         r = ministry_get(daemon, ministry, q)
@@ -386,59 +411,315 @@ def agency_get(daemon, token, query):
     return daemon.request("GET", "/v1/statistieken/openingspercentages?" + query, token=token)
 
 
-def test_agency_sees_only_its_own_closed_cells_and_no_small_ones(daemon, two_agencies):
-    svc = daemon.services
-    a, b = two_agencies
-    past = db_now(svc).astimezone(AMS).year - 2  # every window closed
-    make_history(svc, a["id"], a["account"], past, [
-        (1, "T1", False, 40, 20), (1, "T2", False, 30, 10), (1, "T3", True, 25, 5),
-        (2, "KLEIN", False, 3, 3),           # a cell under k
-        (3, "T1", False, 20, 10)])
-    make_history(svc, b["id"], b["account"], past, [(1, "T1", False, 50, 50)])
+# ---- the agency view: differential privacy (issue 10, migration 0013) ----
+#
+# Assertion style: with a test seed ([stats] noise_seed) every answer must
+# equal, integer for integer, the mechanism recomputed here from the exact
+# bounded truth (brute force over the raw rows: a citizen's messages of an
+# agency-year numbered in id order, only the first max_per_citizen counted)
+# plus the noise the daemon stored in stats_dp_ruis. That cannot pass by
+# accident: noise of scale 24 on 44 nodes per cell would have to cancel in
+# every cell and month, and a daemon that skipped the bound, the tree, the
+# stored noise or the post-processing gives other integers. The probability
+# bound itself (the target's open changes the answer's distribution by at
+# most e^epsilon) is a property of the noise distribution, so it is tested in
+# tests/unit/test_dp.c over 200,000 simulated runs per world.
 
+LEVEL_SIZES = (1, 2, 4, 8)
+
+
+def prefix_nodes(j):
+    out, pos = [], 0
+    for level in (3, 2, 1, 0):
+        size = 1 << level
+        if j - pos >= size:
+            out.append((level, pos // size))
+            pos += size
+    return out
+
+
+def release(n, c1, c2, noise, last):
+    """dp_leaf_release in Python: shown (g3, g6) through each month."""
+    s1 = s2 = 0
+    out = {0: (0, 0)}
+    for j in range(1, 13):
+        if j <= last:
+            p = []
+            for comp, c in ((1, c1), (2, c2)):
+                p.append(sum(sum(c.get(m, 0) for m in range(i * (1 << lv) + 1,
+                                                            (i + 1) * (1 << lv) + 1))
+                             + noise[(comp, lv, i)] for lv, i in prefix_nodes(j)))
+            inc1 = min(max(p[0] - s1, 0), n.get(j, 0))
+            inc2 = min(max(p[1] - s2, 0), n.get(j, 0) - inc1)
+            s1 += inc1
+            s2 += inc2
+        out[j] = (s1, s1 + s2)
+    return out
+
+
+def bounded_truth(svc, agency_id, year, m):
+    """{(type, paper): {"sent", "n", "c1", "c2": {month: count}}} from raw rows."""
+    rows = svc.psql(
+        "SELECT created_at, id::text, account_id, berichttype, papieren_kopie,"
+        "  publicatie_tijdstip, opened_at FROM messages WHERE agency_id = %s", (agency_id,))
+    per_citizen = {}
+    for r in rows:
+        pub = r[5].astimezone(AMS)
+        if pub.year == year:
+            per_citizen.setdefault(r[2], []).append(r)
+    leaves = {}
+    for msgs in per_citizen.values():
+        # numbered in the order they were inserted: statement, then id
+        for k, (_, _, _, typ, paper, pub, opened) in enumerate(sorted(msgs)):
+            month = pub.astimezone(AMS).month
+            leaf = leaves.setdefault((typ, paper), {"sent": {}, "n": {}, "c1": {}, "c2": {}})
+            leaf["sent"][month] = leaf["sent"].get(month, 0) + 1
+            if k >= m:
+                continue
+            leaf["n"][month] = leaf["n"].get(month, 0) + 1
+            if opened is not None and opened - pub <= H504:
+                leaf["c1"][month] = leaf["c1"].get(month, 0) + 1
+            elif opened is not None and opened - pub <= H1008:
+                leaf["c2"][month] = leaf["c2"].get(month, 0) + 1
+    return leaves
+
+
+def stored_noise(svc, agency_id, year):
+    noise = {}
+    for typ, paper, comp, level, idx, r in svc.psql(
+            "SELECT berichttype, papieren_kopie, component, niveau, idx, ruis FROM stats_dp_ruis "
+            "WHERE agency_id = %s AND jaar = %s", (agency_id, year)):
+        noise.setdefault((typ, paper), {})[(comp, level, idx)] = r
+    return noise
+
+
+def expected_view(leaves, noise, last, min_cell):
+    """The cells the daemon must show through month `last`: sums of released leaves."""
+    cells = {("totaal",): [0, 0, 0, 0]}
+    for (typ, paper), leaf in leaves.items():
+        sent = sum(v for mo, v in leaf["sent"].items() if mo <= last)
+        if sent == 0:
+            continue
+        g3, g6 = release(leaf["n"], leaf["c1"], leaf["c2"], noise[(typ, paper)], last)[last]
+        counted = sum(v for mo, v in leaf["n"].items() if mo <= last)
+        for key in (("totaal",), ("type", typ), ("papier", paper)):
+            c = cells.setdefault(key, [0, 0, 0, 0])
+            for i, v in enumerate((sent, counted, g3, g6)):
+                c[i] += v
+    out = {}
+    for key, (sent, counted, g3, g6) in cells.items():
+        hidden = counted < min_cell
+        out[key] = {"aantalBerichten": sent, "aantalBerichtenGeteld": counted,
+                    "geopendBinnen3Weken": None if hidden else g3,
+                    "geopendBinnen6Weken": None if hidden else g6,
+                    "percentage3Weken": None if hidden else tenths(g3, counted),
+                    "percentage6Weken": None if hidden else tenths(g6, counted),
+                    "onderdrukt": hidden, "voorlopig": False}
+    return out
+
+
+def shown_cells(body):
+    out = {("totaal",): dict(body["totaal"])}
+    for c in body["berichttypes"]:
+        c = dict(c)
+        out[("type", c.pop("berichttype"))] = c
+    for c in body["papierenKopie"]:
+        c = dict(c)
+        out[("papier", c.pop("papierenKopie"))] = c
+    return out
+
+
+def assert_consistent(body):
+    """no negative or inconsistent figures; parts sum to the total"""
+    cells = [body["totaal"]] + body["berichttypes"] + body["papierenKopie"]
+    for c in cells:
+        assert 0 <= c["aantalBerichtenGeteld"] <= c["aantalBerichten"]
+        if not c["onderdrukt"]:
+            assert 0 <= c["geopendBinnen3Weken"] <= c["geopendBinnen6Weken"] \
+                <= c["aantalBerichtenGeteld"], c
+    total = body["totaal"]
+    for part in ("berichttypes", "papierenKopie"):
+        for f in ("aantalBerichten", "aantalBerichtenGeteld"):
+            assert sum(c[f] for c in body[part]) == total[f]
+
+
+_ids = iter(range(1, 1 << 40))
+
+
+def make_citizens(svc, agency_id, year, cells):
+    """cells: [(month, type, paper, n, opened, account)]: n messages published on
+    the 10th at noon (Amsterdam), the first `opened` of them opened a day
+    later; to n new citizens, or all to `account`. Ids are in insertion order
+    (as UUIDv7 are), so numbering by id is the order they were sent."""
+    for month, typ, paper, n, opened, account in cells:
+        pub = datetime(year, month, 10, 12, tzinfo=AMS)
+        base = next(_ids) << 20
+        svc.psql(
+            "WITH acc AS (INSERT INTO accounts (id, bsn_hash) SELECT gen_random_uuid(),"
+            "  md5(random()::text) FROM generate_series(1, CASE WHEN %(acc)s::uuid IS NULL"
+            "  THEN %(n)s ELSE 0 END) RETURNING id), "
+            "g AS (SELECT g, coalesce(%(acc)s::uuid, (SELECT id FROM (SELECT id,"
+            "  row_number() OVER () AS k FROM acc) x WHERE x.k = g)) AS account"
+            "  FROM generate_series(1, %(n)s) g) "
+            "INSERT INTO messages (id, agency_id, account_id, berichttype, referentie,"
+            "  content_hash, publicatie_tijdstip, papieren_kopie, opened_at) "
+            "SELECT (lpad(to_hex(%(base)s::bigint + g), 16, '0')"
+            "  || substr(replace(gen_random_uuid()::text, '-', ''), 17))::uuid,"
+            "  %(ag)s, account, %(typ)s, 'h-' || gen_random_uuid(), 'h', %(pub)s, %(paper)s,"
+            "  CASE WHEN g <= %(opened)s THEN %(pub)s::timestamptz + interval '1 day' END "
+            "FROM g",
+            {"acc": account, "n": n, "base": base, "ag": agency_id, "typ": typ, "pub": pub,
+             "paper": paper, "opened": opened})
+
+
+def new_account(svc):
+    [(acc,)] = svc.psql("INSERT INTO accounts (id, bsn_hash) VALUES (gen_random_uuid(), "
+                        "md5(random()::text)) RETURNING id")
+    return acc
+
+
+@pytest.fixture
+def dp_daemon(make_daemon):
+    """berichtd whose agency-view noise comes from a test seed"""
+    return make_daemon("dp", stats__noise_seed="issue-10-test-seed")
+
+
+def dp_agency(daemon, types):
+    a = make_agency(daemon, types=types)
+    [(a["id"],)] = daemon.services.psql("SELECT id FROM agencies WHERE oin = %s", (a["oin"],))
+    return a
+
+
+def check_mechanism(daemon, a, year, m=3, min_cell=10):
+    """every monthly view equals the mechanism over the bounded truth and the
+    stored noise; returns the views by month"""
+    svc = daemon.services
+    views = {}
+    for last in range(1, 13):
+        r = agency_get(daemon, a["token"], "jaar=%d&totEnMetMaand=%d" % (year, last))
+        assert r.status == 200, r.text
+        views[last] = r.json()
+    full = agency_get(daemon, a["token"], "jaar=%d" % year)
+    assert full.status == 200, full.text
+    leaves = bounded_truth(svc, a["id"], year, m)
+    noise = stored_noise(svc, a["id"], year)
+    assert set(noise) == set(leaves)
+    assert all(len(v) == 44 for v in noise.values())  # 2 components x 22 nodes
+    for last, body in views.items():
+        assert body["totEnMetMaand"] == last
+        assert body["privacy"] == {"epsilon": 1.0, "maxBerichtenPerBurger": m}
+        assert_consistent(body)
+        assert shown_cells(body) == expected_view(leaves, noise, last, min_cell), last
+    body = full.json()
+    assert body["afgeslotenTotEnMet"] == "%d-12-31" % year
+    assert shown_cells(body) == shown_cells(views[12])
+    return views
+
+
+def test_agency_view_is_the_mechanism_over_the_bounded_truth(dp_daemon):
+    svc = dp_daemon.services
+    a = dp_agency(dp_daemon, ("T1", "T2", "KLEIN", "EEN"))
+    other = dp_agency(dp_daemon, ("T1",))
+    past = db_now(svc).astimezone(AMS).year - 2  # every window closed
+    one = new_account(svc)
+    make_citizens(svc, a["id"], past, [
+        (1, "T1", False, 40, 20, None), (2, "T1", True, 25, 5, None),
+        (3, "T2", False, 30, 10, None), (5, "T1", False, 60, 30, None),
+        (9, "T2", False, 35, 30, None), (11, "KLEIN", False, 3, 3, None),
+        # attack 2: all ten messages of a type to one citizen, three opened
+        (4, "EEN", False, 10, 3, one)])
+    make_citizens(svc, other["id"], past, [(1, "T1", False, 50, 50, None)])
+
+    views = check_mechanism(dp_daemon, a, past)
+    body = views[12]
+    assert body["oin"] == a["oin"] and other["oin"] not in json.dumps(body)
+    types = {c["berichttype"]: c for c in body["berichttypes"]}
+    # the one citizen's ten messages count three times, whatever else happens
+    assert types["EEN"]["aantalBerichten"] == 10
+    assert types["EEN"]["aantalBerichtenGeteld"] == 3
+    assert types["KLEIN"]["onderdrukt"] and types["KLEIN"]["percentage3Weken"] is None
+    assert body["totaal"]["aantalBerichten"] == 203
+    assert body["totaal"]["aantalBerichtenGeteld"] == 196
+
+    # repeated queries are identical (the noise is stored, not drawn again)
+    again = agency_get(dp_daemon, a["token"], "jaar=%d&totEnMetMaand=12" % past)
+    assert again.json() == body
+    # monthly views never contradict earlier ones: nothing shown shrinks,
+    # and what a month adds is at most what it counted
+    for last in range(2, 13):
+        before, now = shown_cells(views[last - 1]), shown_cells(views[last])
+        for key, c in before.items():
+            d = now[key]
+            assert d["aantalBerichtenGeteld"] >= c["aantalBerichtenGeteld"]
+            if not c["onderdrukt"] and not d["onderdrukt"]:
+                added = d["aantalBerichtenGeteld"] - c["aantalBerichtenGeteld"]
+                for f in ("geopendBinnen3Weken", "geopendBinnen6Weken"):
+                    assert 0 <= d[f] - c[f] <= added, (last, key, f)
+
+
+def test_agency_view_of_the_default_daemon_uses_the_csprng(daemon):
+    svc = daemon.services
+    a = dp_agency(daemon, ("T1", "T2"))
+    past = db_now(svc).astimezone(AMS).year - 2
+    make_citizens(svc, a["id"], past, [(1, "T1", False, 40, 20, None),
+                                       (6, "T2", True, 30, 10, None)])
+    views = check_mechanism(daemon, a, past)
+    # drawn from OpenSSL, not a fixed stream: 88 nodes are not all zero
+    noise = stored_noise(svc, a["id"], past)
+    assert any(v != 0 for leaf in noise.values() for v in leaf.values())
+    assert views[12]["totaal"]["aantalBerichtenGeteld"] == 70
+
+
+def test_attack_known_others_changes_the_answer_only_through_the_mechanism(dp_daemon):
+    """Attack 1: nine recipients whose behaviour the agency knows (four
+    opened) and the target, one type, one month. The answer with and without
+    the target's open is the mechanism over each truth with the same stored
+    noise; how far apart the two can be in distribution is test_dp.c's."""
+    svc = dp_daemon.services
+    a = dp_agency(dp_daemon, ("T",))
+    past = db_now(svc).astimezone(AMS).year - 2
+    target = new_account(svc)
+    make_citizens(svc, a["id"], past, [(6, "T", False, 9, 4, None),
+                                       (6, "T", False, 1, 1, target)])
+    opened = check_mechanism(dp_daemon, a, past)[12]
+    noise = stored_noise(svc, a["id"], past)
+    # the other world: the target did not open (the same stored noise applies)
+    svc.psql("UPDATE messages SET opened_at = NULL WHERE account_id = %s", (target,))
+    not_opened = check_mechanism(dp_daemon, a, past)[12]
+    assert stored_noise(svc, a["id"], past) == noise
+    t_open, t_not = opened["totaal"], not_opened["totaal"]
+    assert t_open["aantalBerichtenGeteld"] == t_not["aantalBerichtenGeteld"] == 10
+    # not "5 - 4 = 1": the figure is noisy; one open moves it by at most one
+    assert abs(t_open["geopendBinnen3Weken"] - t_not["geopendBinnen3Weken"]) <= 1
+    assert abs(t_open["geopendBinnen6Weken"] - t_not["geopendBinnen6Weken"]) <= 1
+
+
+def test_agency_sees_only_its_own_closed_cells(daemon):
+    svc = daemon.services
+    a = dp_agency(daemon, ("T1", "T2", "T3", "KLEIN"))
+    b = dp_agency(daemon, ("T1",))
+    past = db_now(svc).astimezone(AMS).year - 2
+    make_citizens(svc, a["id"], past, [
+        (1, "T1", False, 40, 20, None), (1, "T2", False, 30, 10, None),
+        (1, "T3", True, 25, 5, None), (2, "KLEIN", False, 3, 3, None),
+        (3, "T1", False, 20, 10, None)])
+    make_citizens(svc, b["id"], past, [(1, "T1", False, 50, 50, None)])
     r = agency_get(daemon, a["token"], "jaar=%d" % past)
     assert r.status == 200, r.text
     body = r.json()
-    assert body["oin"] == a["oin"]
+    assert body["oin"] == a["oin"] and b["oin"] not in r.text
     assert body["afgeslotenTotEnMet"] == "%d-12-31" % past
-    assert b["oin"] not in r.text
-    total = body["totaal"]
-    assert total["aantalBerichten"] == 118
+    assert body["totEnMetMaand"] is None
+    assert body["totaal"]["aantalBerichten"] == 118
+    assert_consistent(body)
     types = {c["berichttype"]: c for c in body["berichttypes"]}
-    # KLEIN (3 messages) is hidden, and so is T1: total minus the shown types
-    # would give KLEIN's figures away. T1 is the type that grew since the
-    # January snapshot: hiding T3, unchanged since January, would protect nothing.
-    assert types["KLEIN"]["onderdrukt"] and types["KLEIN"]["percentage3Weken"] is None
-    assert types["KLEIN"]["geopendBinnen3Weken"] is None
-    assert types["T1"]["onderdrukt"] and types["T1"]["geopendBinnen6Weken"] is None
-    assert not types["T3"]["onderdrukt"] and types["T3"]["geopendBinnen3Weken"] == 5
-    assert not types["T2"]["onderdrukt"] and types["T2"]["percentage3Weken"] == 33.3
-    assert not total["onderdrukt"] and total["geopendBinnen3Weken"] == 48
-    shown = [c for c in body["berichttypes"] if not c["onderdrukt"]]
-    if not total["onderdrukt"]:
-        hidden_n = total["aantalBerichten"] - sum(c["aantalBerichten"] for c in shown)
-        assert hidden_n >= 10
-    for c in body["berichttypes"] + body["papierenKopie"] + [total]:
-        assert c["voorlopig"] is False
-        if c["onderdrukt"]:
-            assert c["percentage3Weken"] is None and c["percentage6Weken"] is None
-        else:
-            assert c["aantalBerichten"] >= 10
-
-
-def test_agency_snapshot_differences_never_reveal_a_small_group(daemon, two_agencies):
-    svc = daemon.services
-    a, _ = two_agencies
-    past = db_now(svc).astimezone(AMS).year - 2
-    # January alone was shown after January closed; February added 3 messages
-    # of T1: the year figures of T1 and the total would reveal those 3
-    make_history(svc, a["id"], a["account"], past, [
-        (1, "T1", False, 50, 25), (1, "T2", False, 50, 25), (2, "T1", False, 3, 3)])
-    body = agency_get(daemon, a["token"], "jaar=%d" % past).json()
-    types = {c["berichttype"]: c for c in body["berichttypes"]}
-    assert body["totaal"]["onderdrukt"] and body["totaal"]["percentage3Weken"] is None
-    assert types["T1"]["onderdrukt"]
-    assert not types["T2"]["onderdrukt"] and types["T2"]["geopendBinnen3Weken"] == 25
+    assert types["KLEIN"]["onderdrukt"] and types["KLEIN"]["geopendBinnen3Weken"] is None
+    assert not types["T2"]["onderdrukt"] and types["T2"]["aantalBerichtenGeteld"] == 30
+    # as of January: February's and March's messages are not in it
+    jan = agency_get(daemon, a["token"], "jaar=%d&totEnMetMaand=1" % past).json()
+    assert jan["afgeslotenTotEnMet"] == "%d-01-31" % past
+    assert jan["totaal"]["aantalBerichten"] == 95
+    assert_consistent(jan)
 
 
 def test_agency_never_sees_open_windows(daemon, two_agencies):
@@ -467,6 +748,8 @@ def test_agency_never_sees_open_windows(daemon, two_agencies):
     "", "jaar=", "jaar=25", "jaar=20255", "jaar=abcd", "jaar=1999", "jaar=2101",
     "jaar=2024&jaar=2025", "jaar=2024&maand=1", "jaar=2024&oin=00000001823288444000",
     "jaar=2024&agency=1", "jaar=2024&berichttype=T1", "jaar=2024&minimum=1",
+    "jaar=2024&totEnMetMaand=0", "jaar=2024&totEnMetMaand=13", "jaar=2024&totEnMetMaand=x",
+    "jaar=2024&totEnMetMaand=1&totEnMetMaand=2",
 ])
 def test_agency_parameters_other_than_jaar_are_refused(daemon, two_agencies, query):
     a, _ = two_agencies
