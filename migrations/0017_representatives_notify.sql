@@ -1,0 +1,64 @@
+-- 0017_representatives_notify.sql - what the notification side of issue 11
+-- needs beyond 0012: the estate taking over at a death, and the rollup of
+-- notifications to representatives for the ministry's report.
+--
+-- Who is notified stays decided by 0012's functions (representation_in_force,
+-- holder_notified, representations_notified); this file only asks them.
+
+-- A death (PATCH /v1/accounts/{id} with overleden: true, in the same
+-- statement that sets accounts.overleden_at): every message still in the
+-- box (box_holds, 0010) and not opened gets a notification for each
+-- nabestaande representation in force for it. A pending notification of
+-- the holder for the message (its 'new' not sent yet, or its reminder) is
+-- taken over with its kind and due time, so the estate gets the reminder
+-- the holder would have had; a message without one gets a 'new' after the
+-- digest window. The holder's own rows are cancelled at claim time
+-- (holder_notified is false from now on). A message the nabestaande already
+-- has a live notification for gets no second one.
+-- Returns the new rows, for the Redis schedule.
+CREATE FUNCTION nabestaande_takes_over(p_account uuid, p_window interval,
+                                       p_default_days integer, p_min_days integer,
+                                       p_max_days integer)
+RETURNS TABLE (id bigint, due_ms bigint, lane bigint) LANGUAGE sql VOLATILE AS $$
+    WITH m AS (
+        SELECT m.id, m.agency_id, m.zaakkenmerk, m.publicatie_tijdstip
+        FROM messages m JOIN accounts a ON a.id = m.account_id
+        WHERE m.account_id = p_account AND m.opened_at IS NULL
+          AND box_holds(m.publicatie_tijdstip, m.deleted_at, a.retention_days,
+                        p_default_days, p_min_days, p_max_days)
+    ), pending AS (
+        SELECT DISTINCT ON (n.message_id) n.message_id, n.kind, n.due_at
+        FROM notifications n
+        WHERE n.account_id = p_account AND n.representation_id IS NULL
+          AND n.state = 'scheduled' AND n.kind IN ('new', 'repeat')
+          AND n.message_id IN (SELECT m.id FROM m)
+        ORDER BY n.message_id, n.due_at
+    ), ins AS (
+        INSERT INTO notifications (message_id, account_id, kind, due_at, representation_id)
+        SELECT m.id, r.rep_account_id, coalesce(p.kind, 'new'),
+               coalesce(p.due_at, now() + p_window), r.id
+        FROM m
+        CROSS JOIN LATERAL representations_notified(p_account, m.agency_id, m.zaakkenmerk,
+                                                    m.publicatie_tijdstip) r
+        LEFT JOIN pending p ON p.message_id = m.id
+        WHERE r.soort = 'nabestaande'
+          AND NOT EXISTS (SELECT 1 FROM notifications x
+                          WHERE x.message_id = m.id AND x.representation_id = r.id
+                            AND x.state IN ('scheduled', 'sending'))
+        RETURNING notifications.id, notifications.due_at, notifications.message_id
+    )
+    SELECT ins.id, (extract(epoch FROM ins.due_at) * 1000)::bigint, m.agency_id
+    FROM ins JOIN m ON m.id = ins.message_id
+$$;
+
+-- Does a representative's scheduled notification still go out (the claim
+-- asks, at send time)? The representation was in force for the message at
+-- its publication (0012's rule, as ingest asked) and still is now: one that
+-- ended since (geldigTot moved to before now, its source ended) or was
+-- deleted stops its notifications at once, reminders included.
+CREATE FUNCTION representation_still_notified(p_rep bigint, p_agency bigint, p_zaak text,
+                                              p_published timestamptz)
+RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT representation_in_force(p_rep, p_agency, p_zaak, p_published)
+       AND representation_in_force(p_rep, p_agency, p_zaak, now())
+$$;
