@@ -87,7 +87,7 @@ UNIT_DAEMON_OBJ := $(BUILD)/daemon/stats/report.o $(BUILD)/daemon/stats/report_a
                    $(BUILD)/daemon/core/route.o $(BUILD)/daemon/core/pgval.o \
                    $(BUILD)/daemon/notify/render.o $(BUILD)/daemon/notify/retry.o \
                    $(BUILD)/daemon/notify/throttle.o $(BUILD)/daemon/core/queue.o \
-                   $(BUILD)/daemon/core/pgpool.o
+                   $(BUILD)/daemon/core/pgpool.o $(BUILD)/daemon/portal/representation.o
 
 $(UNIT_BIN): $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a \

@@ -174,6 +174,12 @@ static const char *set_value(struct config *cfg, const struct config_key *k, con
 		if (*value && !config_parse_redis_url(value, host, sizeof(host), &port))
 			return "not redis://host:port (database 0)";
 		break;
+	case CFG_BOOL:
+		if (strcmp(value, "true") == 0)
+			v = 1;
+		else if (strcmp(value, "false") != 0)
+			return "not true or false";
+		break;
 	case CFG_STRING:
 	case CFG_PATH: break;
 	}

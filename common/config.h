@@ -73,6 +73,9 @@ struct config {
 	int64_t stats_min_cell;      /* fewest messages with open figures for agencies */
 	int64_t stats_dormant_weeks; /* notificaties report: look-back of dormant accounts */
 
+	/* [representatives] */
+	int64_t representatives_max_depth; /* 1 = a representation is never passed on */
+
 	/* [security] */
 	char *security_bsn_key;      /* hex */
 	char *security_bsn_key_file; /* file holding the hex key */

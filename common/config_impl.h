@@ -22,6 +22,7 @@ enum config_type {
 	CFG_LOGLEVEL,
 	CFG_HEX,       /* secret key material in hex */
 	CFG_REDIS_URL, /* redis://host:port[/0] */
+	CFG_BOOL,      /* true or false, stored as an int64_t 1 or 0 */
 };
 
 struct config_key {

@@ -26,6 +26,8 @@
 #define MIN_CELL_FLOOR 5
 #define MAX_CELL 1000000
 #define MAX_DORMANT_WEEKS 52
+/* representation_in_force (0012) walks at most 16 links */
+#define MAX_REP_DEPTH 16
 
 const struct config_key config_keys[] = {
 	{"http", "listen", CFG_HOSTPORT, "127.0.0.1:8080", false, OFF(http_listen), NOLIMIT,
@@ -117,6 +119,10 @@ const struct config_key config_keys[] = {
 	{"stats", "dormant_weeks", CFG_INT, "6", false, OFF(stats_dormant_weeks), 1,
 	 MAX_DORMANT_WEEKS,
 	 "Notificaties report: an active account whose messages of this many weeks were all left unopened is dormant."},
+
+	{"representatives", "max_depth", CFG_INT, "2", false, OFF(representatives_max_depth), 1,
+	 MAX_REP_DEPTH,
+	 "Longest chain of a representation passed on (ketenmachtiging, doorgegevenDoor): 1 = never passed on, 2 = once."},
 
 	{"security", "bsn_key", CFG_HEX, NULL, false, OFF(security_bsn_key), NOLIMIT,
 	 "HMAC-SHA256 key (hex, at least 32 bytes) for hashing BSNs; prefer bsn_key_file."},

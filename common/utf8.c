@@ -35,3 +35,15 @@ size_t utf8_seq_len(const unsigned char *s, size_t n)
 			return 0;
 	return len;
 }
+
+int utf8_printable_chars(const char *s)
+{
+	int n = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			return -1;
+		if ((*p & 0xC0) != 0x80)
+			n++;
+	}
+	return n;
+}

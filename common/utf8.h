@@ -15,4 +15,12 @@
  */
 size_t utf8_seq_len(const unsigned char *s, size_t n);
 
+/*
+ * The number of characters of s (UTF-8 its caller has checked, as jansson
+ * does), or -1 when it holds a control character (below U+0020, or DEL):
+ * the "printable characters" of the API's text fields (referentie,
+ * zaakkenmerk, weergavenaam).
+ */
+int utf8_printable_chars(const char *s);
+
 #endif

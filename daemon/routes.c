@@ -12,6 +12,7 @@
 #include "portal/accounts.h"
 #include "portal/box.h"
 #include "portal/prompts.h"
+#include "portal/representatives.h"
 #include "portal/subscriptions.h"
 #include "portal/verify.h"
 #include "stats/stats.h"
@@ -38,8 +39,9 @@ static const struct http_route api_health_routes[] = {
 };
 
 static const struct http_route *const api_tables[] = {
-	api_health_routes, ingest_routes,        accounts_routes, bounce_routes, verify_routes,
-	prompts_routes,    subscriptions_routes, box_routes,      stats_routes,  agency_routes,
+	api_health_routes, ingest_routes,  accounts_routes,        bounce_routes,
+	verify_routes,     prompts_routes, subscriptions_routes,   box_routes,
+	stats_routes,      agency_routes,  representatives_routes,
 };
 
 static const struct http_route *const ops_tables[] = {

@@ -8,6 +8,7 @@
 
 #include "common/bsn.h"
 #include "common/timefmt.h"
+#include "common/utf8.h"
 
 #define MS_DAY (24LL * 3600 * 1000)
 /* clocks of agencies drift: an aanmaakTijdstip a little in the future is fine */
@@ -41,17 +42,10 @@ static void invalid(struct check *c, const char *field, const char *code, const 
 	c->report(c->ctx, name, code, reason);
 }
 
-/* Counts UTF-8 characters; -1 if s has a control character. jansson checked UTF-8. */
-static int printable_chars(const char *s)
+bool message_zaakkenmerk_ok(const char *s)
 {
-	int n = 0;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			return -1;
-		if ((*p & 0xC0) != 0x80)
-			n++;
-	}
-	return n;
+	int n = utf8_printable_chars(s);
+	return n >= 1 && n <= MESSAGE_ZAAK_MAX;
 }
 
 bool message_type_ok(const char *s)
@@ -117,7 +111,7 @@ static void check_identity(struct check *c, const uint8_t *bsn_key, size_t keyle
 
 	const char *ref = get_string(c, "referentie", true);
 	if (ref) {
-		int n = printable_chars(ref);
+		int n = utf8_printable_chars(ref);
 		if (n < 1 || n > MESSAGE_REF_MAX || strlen(ref) >= sizeof(out->referentie))
 			invalid(c, "referentie", "length", "1 tot 25 afdrukbare tekens.");
 		else

@@ -17,6 +17,7 @@
 #define MESSAGE_REF_MAX 25
 #define MESSAGE_WINDOW_DAYS 13
 #define MESSAGE_DATE_LEN 11
+#define MESSAGE_ZAAK_MAX 40
 
 struct message_in {
 	char bsn_hash[CRYPTO_HEX256_LEN];
@@ -46,6 +47,13 @@ typedef void (*message_invalid_fn)(void *ctx, const char *name, const char *code
 bool message_parse(const json_t *obj, int64_t now_ms, const uint8_t *bsn_key, size_t keylen,
 		   const char *prefix, message_invalid_fn report, void *ctx,
 		   struct message_in *out);
+
+/*
+ * A zaakkenmerk (the case a message belongs to, and the case a
+ * representation may be limited to): 1 to MESSAGE_ZAAK_MAX printable
+ * characters, no control characters.
+ */
+bool message_zaakkenmerk_ok(const char *s);
 
 /* A berichttype code: 1 to MESSAGE_TYPE_MAX of [A-Za-z0-9_-] (the CLI registers them). */
 bool message_type_ok(const char *s);

@@ -1292,3 +1292,19 @@ Test(config, redis_url_with_credentials_or_other_database_is_an_error)
 	cr_assert_not(config_parse_redis_url("redis://localhost:6379/3", host, sizeof(host), &port));
 	cr_assert_not(config_parse_redis_url("http://localhost:6379", host, sizeof(host), &port));
 }
+
+Test(config, representatives_max_depth_defaults_to_2_and_is_bounded)
+{
+	struct config cfg;
+	char err[CONFIG_ERR_MAX];
+	load_ok(SECURITY, &cfg);
+	cr_expect_eq(cfg.representatives_max_depth, 2);
+	config_free(&cfg);
+	load_ok("[representatives]\nmax_depth = 1\n" SECURITY, &cfg);
+	cr_expect_eq(cfg.representatives_max_depth, 1);
+	config_free(&cfg);
+	load_fails("[representatives]\nmax_depth = 0\n" SECURITY, err, sizeof(err));
+	assert_has(err, "representatives.max_depth");
+	load_fails("[representatives]\nmax_depth = 17\n" SECURITY, err, sizeof(err));
+	assert_has(err, "out of range");
+}
