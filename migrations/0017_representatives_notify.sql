@@ -23,7 +23,7 @@ RETURNS TABLE (id bigint, due_ms bigint, lane bigint) LANGUAGE sql VOLATILE AS $
     WITH m AS (
         SELECT m.id, m.agency_id, m.zaakkenmerk, m.publicatie_tijdstip
         FROM messages m JOIN accounts a ON a.id = m.account_id
-        WHERE m.account_id = p_account AND m.opened_at IS NULL
+        WHERE m.account_id = p_account AND message_unread(m)
           AND box_holds(m.publicatie_tijdstip, m.deleted_at, a.retention_days,
                         p_default_days, p_min_days, p_max_days)
     ), pending AS (

@@ -84,7 +84,7 @@ static const char CLAIM_SQL[] =
 	"    a.active AND (n.kind = 'verify' OR may_get_mail(a)) AS account_ok,"
 	/* the message still wants it */
 	"    n.kind = 'verify' OR (m.id IS NOT NULL AND m.deleted_at IS NULL"
-	"      AND NOT (n.kind = 'repeat' AND (m.opened_at IS NOT NULL OR NOT a.repeat_notifications))"
+	"      AND NOT (n.kind = 'repeat' AND (NOT message_unread(m) OR NOT a.repeat_notifications))"
 	"      AND NOT EXISTS (SELECT 1 FROM agencies_turned_off o"
 	"        WHERE o.account_id = m.account_id AND o.agency_id = m.agency_id)"
 	/* who is notified for the message (migration 0012): the holder unless a

@@ -182,7 +182,7 @@ static const char SENT_SQL[] =
 	"    ELSE now() + coalesce(t.repeat_after, $2::interval) END), s.representation_id"
 	"  FROM s JOIN messages m ON m.id = s.message_id"
 	"  LEFT JOIN berichttypes t ON t.agency_id = m.agency_id AND t.code = m.berichttype"
-	"  WHERE s.kind IN ('new', 'repeat') AND m.opened_at IS NULL AND m.deleted_at IS NULL"
+	"  WHERE s.kind IN ('new', 'repeat') AND message_unread(m) AND m.deleted_at IS NULL"
 	"    AND (SELECT count(*) FROM notifications x WHERE x.message_id = s.message_id"
 	"         AND x.kind = 'repeat' AND x.state <> 'cancelled' AND x.account_id = s.account_id"
 	"         AND x.representation_id IS NOT DISTINCT FROM s.representation_id) < $4::int"

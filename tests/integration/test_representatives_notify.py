@@ -73,26 +73,30 @@ def quick_account(svc, tag, language="nl"):
     return acc, addr
 
 
-def represent(svc, holder, rep, soort="machtiging", vanaf=None, tot=None, organisaties=None,
-              zaak=None, naam="J. Jansen", ook=None, source=None):
-    """A representation, as the portal's PUT stores it (0012's table); returns its id.
-    organisaties are agency ids."""
-    vanaf = vanaf or now_utc() - datetime.timedelta(days=1)
-    ook = (soort != "nabestaande") if ook is None else ook
-    depth = 1
-    if source:
-        [(depth,)] = svc.psql("SELECT depth + 1 FROM representations WHERE id = %s", (source,))
-    [(rid,)] = svc.psql(
-        "INSERT INTO representations (account_id, rep_account_id, soort, geldig_vanaf,"
-        "  geldig_tot, organisaties, zaakkenmerk, weergavenaam, betrokkene_ook_notificeren,"
-        "  doorgegeven_door, depth)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (holder, rep, soort, vanaf, tot, organisaties, zaak, naam, ook, source, depth))
+def represent(d, portal, holder, rep, soort="machtiging", vanaf=None, tot=None,
+              organisaties=None, zaak=None, naam="J. Jansen", ook=None, source=None):
+    """PUT a representation through the portal API (organisaties: OINs; source:
+    the representative of the representation it is passed on from). Returns
+    its id (for looking at its notifications)."""
+    body = {"soort": soort, "geldigVanaf": iso(vanaf or now_utc() - datetime.timedelta(days=1)),
+            "weergavenaam": naam}
+    for k, v in (("geldigTot", tot and iso(tot)), ("organisaties", organisaties),
+                 ("zaakkenmerk", zaak), ("betrokkeneOokNotificeren", ook),
+                 ("doorgegevenDoor", source)):
+        if v is not None:
+            body[k] = v
+    r = d.request("PUT", "/v1/accounts/%s/vertegenwoordigers/%s" % (holder, rep),
+                  token=portal, json=body)
+    assert r.status in (200, 201), r.text
+    [(rid,)] = d.services.psql("SELECT id FROM representations WHERE account_id = %s"
+                               " AND rep_account_id = %s", (holder, rep))
     return rid
 
 
-def agency_db_id(svc, agency):
-    return harness.agency_id(svc, agency["oin"])
+def unrepresent(d, portal, holder, rep):
+    r = d.request("DELETE", "/v1/accounts/%s/vertegenwoordigers/%s" % (holder, rep),
+                  token=portal)
+    assert r.status == 204, r.text
 
 
 def settled(svc, ids, kind="new"):
@@ -121,12 +125,12 @@ def test_curator_for_one_agency_and_the_holder(make_daemon, mailbox, new_bsn):
     b = make_agency(d, name="Gemeente Utrecht %s" % secrets.token_hex(2))
     hb, holder, haddr = citizen(d, portal, new_bsn, "holder")
     _, curator, caddr = citizen(d, portal, new_bsn, "curator")
-    represent(svc, holder, curator, soort="curatele", organisaties=[agency_db_id(svc, a)],
+    represent(d, portal, holder, curator, soort="curatele", organisaties=[a["oin"]],
               naam="J. Jansen")
     # a second holder whose curator says the holder is not to be notified
     hb2, holder2, haddr2 = citizen(d, portal, new_bsn, "holder2")
     _, curator2, caddr2 = citizen(d, portal, new_bsn, "curator2")
-    represent(svc, holder2, curator2, soort="curatele", organisaties=[agency_db_id(svc, a)],
+    represent(d, portal, holder2, curator2, soort="curatele", organisaties=[a["oin"]],
               naam="P. de Vries", ook=False)
     mailbox.clear()
 
@@ -164,7 +168,7 @@ def test_parent_of_two_children_gets_one_digest(make_daemon, mailbox, new_bsn):
     for naam in ("Kim de Boer", "Sam de Boer"):
         kb = bsn(new_bsn)
         kids.append(make_citizen(d, portal, kb))  # children: no address of their own
-        represent(svc, kids[-1], parent, soort="ouder", naam=naam)
+        represent(d, portal, kids[-1], parent, soort="ouder", naam=naam)
         kids[-1] = (kb, naam)
     mailbox.clear()
 
@@ -193,7 +197,7 @@ def test_representative_mail_in_english(make_daemon, mailbox, new_bsn):
     _, rep, raddr = citizen(d, portal, new_bsn, "r")
     r = d.request("PATCH", "/v1/accounts/%s" % rep, token=portal, json={"taal": "en"})
     assert r.status == 200, r.text
-    represent(svc, holder, rep, naam="A. Bakker")
+    represent(d, portal, holder, rep, naam="A. Bakker")
     mailbox.clear()
     ids = [post(d, a["token"], hb)]
     wait_until(lambda: settled(svc, ids), what="settled")
@@ -212,34 +216,36 @@ def test_every_edge_refused(make_daemon, mailbox, new_bsn):
     other = make_agency(d)
     hb = bsn(new_bsn)
     holder = make_citizen(d, portal, hb)
-    aid, oid = agency_db_id(svc, a), agency_db_id(svc, other)
     publ = (now_utc() - datetime.timedelta(minutes=5)).replace(microsecond=0)
     ms = datetime.timedelta(milliseconds=1)
+    reps = {}
 
     def rep(**kw):
         acc, _ = quick_account(svc, "edge")
-        return represent(svc, holder, acc, **kw)
+        rid = represent(d, portal, holder, acc, **kw)
+        reps[rid] = acc
+        return rid
 
     yes = {
         "vanaf at publication": rep(vanaf=publ),
         "tot just after": rep(vanaf=publ - ms * 1000, tot=publ + ms),
-        "this agency": rep(organisaties=[aid]),
+        "this agency": rep(organisaties=[a["oin"]]),
         "this case": rep(zaak="Z-1"),
     }
     src = rep(naam="bron")
-    yes["derived, source live"] = rep(source=src)
+    yes["derived, source live"] = rep(source=reps[src])
     dead_src = rep(naam="bron weg")
     no = {
         "before geldigVanaf": rep(vanaf=publ + ms),
         "at geldigTot": rep(vanaf=publ - ms * 1000, tot=publ),
         "after geldigTot": rep(vanaf=publ - ms * 5000, tot=publ - ms),
-        "another agency": rep(organisaties=[oid]),
+        "another agency": rep(organisaties=[other["oin"]]),
         "another case": rep(zaak="Z-2"),
         "deleted": rep(),
-        "derived, source deleted": rep(source=dead_src),
+        "derived, source deleted": rep(source=reps[dead_src]),
     }
-    svc.psql("UPDATE representations SET deleted_at = now() WHERE id IN (%s, %s)",
-             (no["deleted"], dead_src))
+    for rid in (no["deleted"], dead_src):
+        unrepresent(d, portal, holder, reps[rid])
     mid = post(d, a["token"], hb, publicatieTijdstip=iso(publ), zaakkenmerk="Z-1")
     got = rep_rows(svc, mid)
     for what, rid in yes.items():
@@ -263,15 +269,16 @@ def test_representation_ended_while_scheduled_is_cancelled(make_daemon, mailbox,
     ended, eaddr = quick_account(svc, "ended")
     gone, gaddr = quick_account(svc, "gone")
     stays, saddr = quick_account(svc, "stays")
-    r_end = represent(svc, holder, ended, vanaf=now_utc() - datetime.timedelta(days=2))
-    r_gone = represent(svc, holder, gone)
-    r_stay = represent(svc, holder, stays, naam="Blijft")
+    vanaf = now_utc() - datetime.timedelta(days=2)
+    r_end = represent(d, portal, holder, ended, vanaf=vanaf)
+    r_gone = represent(d, portal, holder, gone)
+    r_stay = represent(d, portal, holder, stays, naam="Blijft")
     mailbox.clear()
     mid = post(d, a["token"], hb)
     assert set(rep_rows(svc, mid)) == {r_end, r_gone, r_stay}
     # the portal ends one (geldigTot moved to now) and deletes another
-    svc.psql("UPDATE representations SET geldig_tot = now() WHERE id = %s", (r_end,))
-    svc.psql("UPDATE representations SET deleted_at = now() WHERE id = %s", (r_gone,))
+    represent(d, portal, holder, ended, vanaf=vanaf, tot=now_utc())
+    unrepresent(d, portal, holder, gone)
     wait_until(lambda: settled(svc, [mid]), what="settled")
     got = rep_rows(svc, mid)
     assert got[r_end] == "cancelled" and got[r_gone] == "cancelled"
@@ -297,7 +304,7 @@ def test_death_the_nabestaande_takes_over(make_daemon, mailbox, new_bsn):
     wait_until(lambda: svc.psql("SELECT 1 FROM notifications WHERE message_id = %s"
                                 " AND kind = 'repeat' AND state = 'scheduled'", (m1,)),
                what="the holder's reminder scheduled")
-    represent(svc, holder, heir, soort="nabestaande", naam="wijlen H. Visser",
+    represent(d, portal, holder, heir, soort="nabestaande", naam="wijlen H. Visser",
               vanaf=now_utc() - datetime.timedelta(seconds=1))
     r = d.request("PATCH", "/v1/accounts/%s" % holder, token=portal, json={"overleden": True})
     assert r.status == 200, r.text
