@@ -62,3 +62,74 @@ RETURNS boolean LANGUAGE sql STABLE AS $$
     SELECT representation_in_force(p_rep, p_agency, p_zaak, p_published)
        AND representation_in_force(p_rep, p_agency, p_zaak, now())
 $$;
+
+-- The ministry's notificaties report (issue 11): notifications to
+-- representatives per soort, and the messages a representative was
+-- notified of. Rollups, like stats_notificaties (0005, sharded as in 0007):
+-- notifications rows go when their message is purged, and the yearly
+-- report must not change then.
+--   stats_notificaties_vertegenwoordigers: per local day of the transition,
+--     soort and kind, the representatives' notifications that reached 'sent'
+--     or 'bounced' (they are counted in stats_notificaties as well)
+--   stats_berichten_vertegenwoordigd: per local day of creation, the
+--     messages that got a 'new' notification to a representative (a
+--     representation in force at publication, or a nabestaande's take-over)
+-- A trigger of its own, beside 0005's: the statements of the holder's own
+-- notifications pay one scan of their transition table and nothing more.
+CREATE TABLE stats_notificaties_vertegenwoordigers (
+    dag         date NOT NULL,
+    soort       text NOT NULL,
+    kind        text NOT NULL,
+    shard       smallint NOT NULL,
+    afgeleverd  bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (dag, soort, kind, shard)
+);
+
+CREATE TABLE stats_berichten_vertegenwoordigd (
+    dag         date NOT NULL,
+    shard       smallint NOT NULL,
+    berichten   bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (dag, shard)
+);
+
+CREATE FUNCTION stats_rep_notifications_change() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    my_shard smallint := pg_backend_pid() % 16;
+BEGIN
+    -- most statements touch no representative's row: one scan, and out
+    IF NOT EXISTS (SELECT 1 FROM stats_new WHERE representation_id IS NOT NULL) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO stats_berichten_vertegenwoordigd AS s (dag, shard, berichten)
+        SELECT stats_cohort(n.created_at), my_shard, count(DISTINCT n.message_id)
+        FROM stats_new n
+        WHERE n.representation_id IS NOT NULL AND n.kind = 'new'
+          -- a message with a representative's live notification before this
+          -- statement was counted then (a take-over after a death)
+          AND NOT EXISTS (SELECT 1 FROM notifications x
+                          WHERE x.message_id = n.message_id AND x.kind = 'new'
+                            AND x.representation_id IS NOT NULL
+                            AND x.id NOT IN (SELECT id FROM stats_new))
+        GROUP BY 1 ORDER BY 1
+        ON CONFLICT (dag, shard) DO UPDATE SET berichten = s.berichten + EXCLUDED.berichten;
+    ELSE
+        INSERT INTO stats_notificaties_vertegenwoordigers AS s (dag, soort, kind, shard, afgeleverd)
+        SELECT stats_cohort(coalesce(n.sent_at, now())), r.soort, n.kind, my_shard, count(*)
+        FROM stats_old o JOIN stats_new n ON n.id = o.id
+        JOIN representations r ON r.id = n.representation_id
+        WHERE n.representation_id IS NOT NULL AND n.kind IN ('new', 'repeat')
+          AND n.state IN ('sent', 'bounced') AND o.state NOT IN ('sent', 'bounced')
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (dag, soort, kind, shard) DO UPDATE
+            SET afgeleverd = s.afgeleverd + EXCLUDED.afgeleverd;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER stats_rep_notifications_insert AFTER INSERT ON notifications
+    REFERENCING NEW TABLE AS stats_new
+    FOR EACH STATEMENT EXECUTE FUNCTION stats_rep_notifications_change();
+CREATE TRIGGER stats_rep_notifications_update AFTER UPDATE ON notifications
+    REFERENCING OLD TABLE AS stats_old NEW TABLE AS stats_new
+    FOR EACH STATEMENT EXECUTE FUNCTION stats_rep_notifications_change();

@@ -164,6 +164,10 @@ def test_parent_of_two_children_gets_one_digest(make_daemon, mailbox, new_bsn):
     a = make_agency(d, name="DUO %s" % secrets.token_hex(2))
     b = make_agency(d, name="SVB %s" % secrets.token_hex(2))
     pb, parent, paddr = citizen(d, portal, new_bsn, "parent")
+    ministry = d.token("ministry")
+    year = svc.psql("SELECT extract(year FROM now() AT TIME ZONE 'Europe/Amsterdam')::int")[0][0]
+    report = "/v1/rapportages/notificaties?jaar=%d" % year
+    before = d.request("GET", report, token=ministry).json()
     kids = []
     for naam in ("Kim de Boer", "Sam de Boer"):
         kb = bsn(new_bsn)
@@ -185,6 +189,19 @@ def test_parent_of_two_children_gets_one_digest(make_daemon, mailbox, new_bsn):
         "3 nieuwe berichten voor 2 personen: Kim de Boer (%s), Sam de Boer (%s en %s)" % (
         a["name"], b["name"], a["name"]) in body, body
     assert "MijnOverheid" in body and "geen link" in body
+    # the ministry's report: three notifications to an 'ouder', three messages
+    # with a representative (other tests may add to the same year: at least)
+    wait_until(lambda: svc.psql("SELECT count(*) = 4 FROM notifications WHERE"
+                                " message_id = ANY(%s::uuid[]) AND kind = 'new' AND state = 'sent'",
+                                (ids,))[0][0], what="sent recorded")
+    after = d.request("GET", report, token=ministry).json()
+    per, per0 = after["notificatiesAanVertegenwoordigers"], before["notificatiesAanVertegenwoordigers"]
+    assert set(per) == {"machtiging", "ouder", "curatele", "beschermingsbewind", "mentorschap",
+                        "nabestaande"}
+    assert per["ouder"]["notificaties"] - per0["ouder"]["notificaties"] == 3
+    assert after["berichtenMetVertegenwoordiger"] - before["berichtenMetVertegenwoordiger"] == 3
+    assert after["notificatiesVerstuurd"] - before["notificatiesVerstuurd"] == 4
+    assert after["percentageBerichtenMetVertegenwoordiger"] is not None
     assert_no_bsn(mailbox)
 
 
