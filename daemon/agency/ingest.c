@@ -46,7 +46,12 @@ static const char INGEST_SQL[] =
 	"    content_hash text, aanmaak timestamptz, publicatie timestamptz, eind date, papier boolean)"
 	"), box AS ("
 	/* an active account that did not turn this agency off (migration 0011's rules) */
-	"  SELECT i.i, a.id AS account_id, may_get_mail(a) AS mail"
+	"  SELECT i.i, a.id AS account_id, may_get_mail(a) AS mail,"
+	/* nothing that could stop the holder's mail: no death, no representation
+	 * that could say so; then holder_notified (0012) is true without asking
+	 * it, and a function call per message is saved */
+	"    a.overleden_at IS NULL AND NOT EXISTS (SELECT 1 FROM representations r"
+	"      WHERE r.account_id = a.id AND NOT r.betrokkene_ook_notificeren) AS plain"
 	"  FROM input i"
 	"  JOIN accounts a ON a.bsn_hash = i.bsn_hash AND a.active"
 	"  WHERE NOT EXISTS (SELECT 1 FROM agencies_turned_off o"
@@ -70,8 +75,8 @@ static const char INGEST_SQL[] =
 	"    NULL::bigint"
 	"  FROM ins JOIN input i ON i.id = ins.id JOIN box b ON b.i = i.i WHERE b.mail"
 	/* the holder, unless a representation or a death says not (0012) */
-	"    AND holder_notified(ins.account_id, ins.agency_id, ins.zaakkenmerk,"
-	"      ins.publicatie_tijdstip)"
+	"    AND (b.plain OR holder_notified(ins.account_id, ins.agency_id, ins.zaakkenmerk,"
+	"      ins.publicatie_tijdstip))"
 	/* each representation in force at publication: its own row, to the
 	 * representative, due at the same time (issue 11, migration 0012) */
 	"  UNION ALL"

@@ -91,7 +91,11 @@ static const char CLAIM_SQL[] =
 	 * representation or a death says not; a representative while the
 	 * representation was in force at publication and still is (0017) */
 	"      AND CASE WHEN n.representation_id IS NULL"
-	"        THEN holder_notified(m.account_id, m.agency_id, m.zaakkenmerk, m.publicatie_tijdstip)"
+	/* (no death and no representation that could say not: notified without
+	 * asking, as in ingest.c) */
+	"        THEN (a.overleden_at IS NULL AND NOT EXISTS (SELECT 1 FROM representations x"
+	"            WHERE x.account_id = a.id AND NOT x.betrokkene_ook_notificeren))"
+	"          OR holder_notified(m.account_id, m.agency_id, m.zaakkenmerk, m.publicatie_tijdstip)"
 	"        ELSE rp.account_id = m.account_id AND representation_still_notified(n.representation_id,"
 	"          m.agency_id, m.zaakkenmerk, m.publicatie_tijdstip) END)"
 	"      AS message_ok"
