@@ -382,8 +382,11 @@ def bsn_hash(key_hex, b):
 
 
 def test_one_representative_of_5000_gets_one_mail(make_daemon, mailbox, new_bsn):
-    # one worker: two workers claiming the same window at once may each build a mail
-    d = make_daemon("bulk", **{"notify.digest_window": "3s", "delivery.workers": "1"})
+    # one worker: two workers claiming the same window at once may each build a mail;
+    # a window and a deadline longer than a loaded machine takes to store the 5,000
+    # (the first chunk's rows must still be waiting when the last is stored)
+    d = make_daemon("bulk", **{"notify.digest_window": "20s", "delivery.workers": "1",
+                               "postgres.ingest_timeout": "60s"})
     svc = d.services
     portal = d.token("portal")
     a = make_agency(d)
@@ -421,7 +424,7 @@ def test_one_representative_of_5000_gets_one_mail(make_daemon, mailbox, new_bsn)
         "SELECT count(*) FILTER (WHERE n.state = 'sent') = %s AND count(DISTINCT n.mail_id) = 1"
         " FROM notifications n WHERE n.account_id = %s AND n.representation_id IS NOT NULL"
         " AND n.kind = 'new'", (BULK, rep))[0][0], what="all rows sent in one mail")
-    print("\nbulk %d: batch %.2fs, accepted -> mail %.2fs (digest window 3s)"
+    print("\nbulk %d: batch %.2fs, accepted -> mail %.2fs (digest window 20s)"
           % (BULK, t_accepted - t0, t_mail - t_accepted))
     # nothing more follows for this window
     assert len(mails_to(mailbox, raddr)) == 1
