@@ -47,7 +47,12 @@ static const char INGEST_SQL[] =
 	"    zaak text)"
 	"), box AS ("
 	/* an active account that did not turn this agency off (migration 0011's rules) */
-	"  SELECT i.i, a.id AS account_id, may_get_mail(a) AS mail"
+	"  SELECT i.i, a.id AS account_id, may_get_mail(a) AS mail,"
+	/* nothing that could stop the holder's mail: no death, no representation
+	 * that could say so; then holder_notified (0012) is true without asking
+	 * it, and a function call per message is saved */
+	"    a.overleden_at IS NULL AND NOT EXISTS (SELECT 1 FROM representations r"
+	"      WHERE r.account_id = a.id AND NOT r.betrokkene_ook_notificeren) AS plain"
 	"  FROM input i"
 	"  JOIN accounts a ON a.bsn_hash = i.bsn_hash AND a.active"
 	"  WHERE NOT EXISTS (SELECT 1 FROM agencies_turned_off o"
@@ -63,14 +68,29 @@ static const char INGEST_SQL[] =
 	"    i.aanmaak, coalesce(i.publicatie, now()), i.eind, i.papier, i.zaak"
 	"  FROM input i JOIN box b ON b.i = i.i JOIN typ ON typ.i = i.i ORDER BY i.i"
 	"  ON CONFLICT (agency_id, referentie) DO NOTHING"
-	"  RETURNING id, account_id, publicatie_tijdstip"
+	"  RETURNING id, agency_id, account_id, publicatie_tijdstip, zaakkenmerk"
 	"), notif AS ("
-	"  INSERT INTO notifications (message_id, account_id, due_at)"
+	"  INSERT INTO notifications (message_id, account_id, due_at, representation_id)"
 	/* due after publication plus the digest window, so messages arriving
 	 * together for one account make one mail (delivery.c claims siblings) */
-	"  SELECT ins.id, ins.account_id, greatest(ins.publicatie_tijdstip, now()) + $2::interval"
+	"  SELECT ins.id, ins.account_id, greatest(ins.publicatie_tijdstip, now()) + $2::interval,"
+	"    NULL::bigint"
 	"  FROM ins JOIN input i ON i.id = ins.id JOIN box b ON b.i = i.i WHERE b.mail"
-	"  RETURNING id, message_id, due_at"
+	/* the holder, unless a representation or a death says not (0012) */
+	"    AND (b.plain OR holder_notified(ins.account_id, ins.agency_id, ins.zaakkenmerk,"
+	"      ins.publicatie_tijdstip))"
+	/* each representation in force at publication: its own row, to the
+	 * representative, due at the same time (issue 11, migration 0012) */
+	"  UNION ALL"
+	"  SELECT ins.id, r.rep_account_id, greatest(ins.publicatie_tijdstip, now()) + $2::interval,"
+	"    r.id"
+	"  FROM ins CROSS JOIN LATERAL representations_notified(ins.account_id, ins.agency_id,"
+	"    ins.zaakkenmerk, ins.publicatie_tijdstip) r"
+	"  JOIN accounts ra ON ra.id = r.rep_account_id AND may_get_mail(ra)"
+	"  RETURNING id, message_id, due_at, representation_id"
+	"), rn AS ("
+	"  SELECT message_id, array_agg(id) AS ids, min(due_at) AS due_at FROM notif"
+	"  WHERE representation_id IS NOT NULL GROUP BY message_id"
 	"), old AS ("
 	/* a semi-join: a referentie twice in one group must not double its rows */
 	"  SELECT m.agency_id, m.referentie, m.id, m.content_hash, m.publicatie_tijdstip"
@@ -79,14 +99,15 @@ static const char INGEST_SQL[] =
 	") "
 	"SELECT i.i, ins.id IS NOT NULL, old.id, old.content_hash = i.content_hash,"
 	"  b.account_id IS NOT NULL, n.id,"
-	"  (extract(epoch FROM n.due_at) * 1000)::bigint,"
+	"  (extract(epoch FROM coalesce(n.due_at, rn.due_at)) * 1000)::bigint,"
 	"  (extract(epoch FROM coalesce(ins.publicatie_tijdstip, old.publicatie_tijdstip)) * 1000)::bigint,"
-	"  typ.i IS NOT NULL, i.agency_id "
+	"  typ.i IS NOT NULL, i.agency_id, rn.ids "
 	"FROM input i"
 	" LEFT JOIN box b ON b.i = i.i"
 	" LEFT JOIN typ ON typ.i = i.i"
 	" LEFT JOIN ins ON ins.id = i.id"
-	" LEFT JOIN notif n ON n.message_id = i.id"
+	" LEFT JOIN notif n ON n.message_id = i.id AND n.representation_id IS NULL"
+	" LEFT JOIN rn ON rn.message_id = i.id"
 	" LEFT JOIN old ON old.agency_id = i.agency_id AND old.referentie = i.referentie "
 	"ORDER BY i.i";
 
@@ -102,7 +123,8 @@ enum col {
 	C_DUE,
 	C_PUBL,
 	C_TYPE_OK,
-	C_AGENCY
+	C_AGENCY,
+	C_REP_NOTIFS /* the representatives' notification ids, "{1,2}", or NULL */
 };
 
 struct ingest {
@@ -297,8 +319,50 @@ static void on_group_deadline(evutil_socket_t fd, short what, void *arg)
 /* The notifications a committed group created, for Redis. */
 struct sched {
 	int64_t *ids, *dues, *lanes;
-	size_t n;
+	size_t n, cap;
+	bool failed; /* out of memory: the reconciler puts them in Redis */
 };
+
+static void sched_add(struct sched *s, int64_t id, int64_t due, int64_t lane)
+{
+	if (s->failed)
+		return;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		int64_t *ids = realloc(s->ids, cap * sizeof(int64_t));
+		if (ids)
+			s->ids = ids;
+		int64_t *dues = realloc(s->dues, cap * sizeof(int64_t));
+		if (dues)
+			s->dues = dues;
+		int64_t *lanes = realloc(s->lanes, cap * sizeof(int64_t));
+		if (lanes)
+			s->lanes = lanes;
+		if (!ids || !dues || !lanes) {
+			s->failed = true;
+			return;
+		}
+		s->cap = cap;
+	}
+	s->ids[s->n] = id;
+	s->dues[s->n] = due;
+	s->lanes[s->n] = lane;
+	s->n++;
+}
+
+/* The representatives' notifications of a row: a bigint array literal "{1,2,3}". */
+static void sched_add_array(struct sched *s, const char *arr, int64_t due, int64_t lane)
+{
+	for (const char *p = arr; *p;) {
+		if (*p < '0' || *p > '9') {
+			p++;
+			continue;
+		}
+		char *end;
+		sched_add(s, strtoll(p, &end, 10), due, lane);
+		p = end;
+	}
+}
 
 /* One result row of a committed statement: its notification and its item's answer. */
 static void group_row(struct group *g, const PGresult *res, int row, struct sched *s)
@@ -315,12 +379,12 @@ static void group_row(struct group *g, const PGresult *res, int row, struct sche
 		.has_box = pg_bool(res, row, C_HAS_BOX),
 	};
 	/* scheduled even when the owner was already answered (timeout) */
-	if (flags.created && !PQgetisnull(res, row, C_NOTIF) && s->ids && s->dues && s->lanes) {
-		s->ids[s->n] = pg_bigint(res, row, C_NOTIF);
-		s->dues[s->n] = pg_bigint(res, row, C_DUE);
-		s->lanes[s->n] = pg_bigint(res, row, C_AGENCY);
-		s->n++;
-	}
+	if (flags.created && !PQgetisnull(res, row, C_NOTIF))
+		sched_add(s, pg_bigint(res, row, C_NOTIF), pg_bigint(res, row, C_DUE),
+			  pg_bigint(res, row, C_AGENCY));
+	if (flags.created && !PQgetisnull(res, row, C_REP_NOTIFS))
+		sched_add_array(s, PQgetvalue(res, row, C_REP_NOTIFS), pg_bigint(res, row, C_DUE),
+				pg_bigint(res, row, C_AGENCY));
 	if (flags.created)
 		atomic_fetch_add(&in->app->metrics.messages_accepted, 1);
 	struct ingest_item *it = g->items[i];
@@ -347,12 +411,7 @@ static void group_committed(struct group *g, const PGresult *res)
 {
 	struct ingest *in = g->in;
 	int rows = PQntuples(res);
-	struct sched s = {
-		calloc((size_t)rows + 1, sizeof(int64_t)),
-		calloc((size_t)rows + 1, sizeof(int64_t)),
-		calloc((size_t)rows + 1, sizeof(int64_t)),
-		0,
-	};
+	struct sched s = {0};
 
 	if (g->expired)
 		log_info("ingest: a group with %d items answered at their deadline has "
@@ -366,8 +425,11 @@ static void group_committed(struct group *g, const PGresult *res)
 		if (g->items[k])
 			finish(g->items[k], INGEST_UNCONFIRMED);
 
+	if (s.failed)
+		log_warn("ingest: out of memory for the schedule; the reconciler will queue it");
 	atomic_fetch_add(&in->app->metrics.notifications_scheduled, (long long)s.n);
-	queue_loop_schedule_lanes(in->app->queue, s.ids, s.lanes, s.dues, s.n);
+	if (s.n)
+		queue_loop_schedule_lanes(in->app->queue, s.ids, s.lanes, s.dues, s.n);
 	free(s.ids);
 	free(s.dues);
 	free(s.lanes);

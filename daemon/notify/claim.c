@@ -11,6 +11,14 @@
  * unchanged while the account may still get mail at the address it was
  * built for and at least one of its messages still wants it, else all of
  * it is cancelled. Anything not eligible is cancelled.
+ *
+ * Representatives (issue 11): a row with a representation_id goes to the
+ * representative (its account_id) while 0012's representation_in_force
+ * still holds for the message; the holder's own rows also ask
+ * holder_notified (a representation that says the holder is not to be
+ * notified, or a death). A representative's rows make mails of their own,
+ * apart from their mail as holder: the digest is per (account, kind, for a
+ * representative or not).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,7 +43,7 @@
  *   p/s    rows without a mail, and the digest partners of new/repeat rows
  *   v      the rules: a row of a new mail on its own, a mail built before
  *          as a whole
- *   newm   one new mail per account and kind (one per verification row)
+ *   newm   one new mail per account, kind and for_rep (one per verification row)
  */
 static const char CLAIM_SQL[] =
 	"WITH c AS ("
@@ -51,14 +59,15 @@ static const char CLAIM_SQL[] =
 	"  WHERE n.mail_id IN (SELECT id FROM bm) AND n.state = 'scheduled'"
 	"  FOR UPDATE OF n"
 	"), p AS ("
-	"  SELECT n.id, n.account_id, n.kind FROM notifications n"
-	"  WHERE n.id IN (SELECT id FROM c WHERE mail_id IS NULL)"
+	"  SELECT n.id, n.account_id, n.kind, n.representation_id IS NOT NULL AS for_rep"
+	"  FROM notifications n WHERE n.id IN (SELECT id FROM c WHERE mail_id IS NULL)"
 	"    AND n.state = 'scheduled' AND n.mail_id IS NULL"
 	"  FOR UPDATE OF n SKIP LOCKED"
 	"), s AS ("
 	"  SELECT n.id FROM notifications n"
 	"  WHERE n.state = 'scheduled' AND n.kind IN ('new', 'repeat') AND n.mail_id IS NULL"
-	"    AND (n.account_id, n.kind) IN (SELECT account_id, kind FROM p WHERE kind <> 'verify')"
+	"    AND (n.account_id, n.kind, n.representation_id IS NOT NULL) IN"
+	"      (SELECT account_id, kind, for_rep FROM p WHERE kind <> 'verify')"
 	"    AND n.id <> ALL($1::bigint[]) AND n.due_at <= now() + $2::interval"
 	"  FOR UPDATE OF n SKIP LOCKED"
 	"), r AS (SELECT id, NULL::bigint AS mail_id FROM p UNION ALL SELECT id, NULL FROM s"
@@ -70,16 +79,30 @@ static const char CLAIM_SQL[] =
 	"    n.attempts + 1 AS attempts,"
 	"    (extract(epoch FROM n.created_at) * 1000)::bigint AS created_ms,"
 	"    (extract(epoch FROM n.due_at) * 1000)::bigint AS due_ms,"
+	"    n.representation_id IS NOT NULL AS for_rep, coalesce(n.representation_id, 0) AS rep_id,"
+	"    coalesce(rp.weergavenaam, '') AS person,"
 	/* the account may get this kind of mail at all (migration 0011's rule) */
 	"    a.active AND (n.kind = 'verify' OR may_get_mail(a)) AS account_ok,"
 	/* the message still wants it */
 	"    n.kind = 'verify' OR (m.id IS NOT NULL AND m.deleted_at IS NULL"
 	"      AND NOT (n.kind = 'repeat' AND (NOT message_unread(m) OR NOT a.repeat_notifications))"
 	"      AND NOT EXISTS (SELECT 1 FROM agencies_turned_off o"
-	"        WHERE o.account_id = a.id AND o.agency_id = m.agency_id))"
+	"        WHERE o.account_id = m.account_id AND o.agency_id = m.agency_id)"
+	/* who is notified for the message (migration 0012): the holder unless a
+	 * representation or a death says not; a representative while the
+	 * representation was in force at publication and still is (0017) */
+	"      AND CASE WHEN n.representation_id IS NULL"
+	/* (no death and no representation that could say not: notified without
+	 * asking, as in ingest.c) */
+	"        THEN (a.overleden_at IS NULL AND NOT EXISTS (SELECT 1 FROM representations x"
+	"            WHERE x.account_id = a.id AND NOT x.betrokkene_ook_notificeren))"
+	"          OR holder_notified(m.account_id, m.agency_id, m.zaakkenmerk, m.publicatie_tijdstip)"
+	"        ELSE rp.account_id = m.account_id AND representation_still_notified(n.representation_id,"
+	"          m.agency_id, m.zaakkenmerk, m.publicatie_tijdstip) END)"
 	"      AS message_ok"
 	"  FROM r JOIN notifications n ON n.id = r.id JOIN accounts a ON a.id = n.account_id"
 	"  LEFT JOIN messages m ON m.id = n.message_id LEFT JOIN agencies ag ON ag.id = m.agency_id"
+	"  LEFT JOIN representations rp ON rp.id = n.representation_id"
 	"), v AS ("
 	"  SELECT i.*, CASE WHEN i.mail_id IS NULL"
 	"    THEN i.account_ok AND i.message_ok AND i.addr IS NOT NULL"
@@ -90,7 +113,7 @@ static const char CLAIM_SQL[] =
 	"), g AS ("
 	"  SELECT v.*, CASE WHEN v.mail_id IS NULL AND v.ok THEN CASE WHEN v.kind = 'verify' THEN v.id"
 	"    ELSE min(v.id) FILTER (WHERE v.mail_id IS NULL AND v.ok)"
-	"      OVER (PARTITION BY v.account_id, v.kind) END END AS lead"
+	"      OVER (PARTITION BY v.account_id, v.kind, v.for_rep) END END AS lead"
 	"  FROM v"
 	"), newm AS ("
 	"  INSERT INTO mails (ref, account_id, kind, recipient, first_notification)"
@@ -110,7 +133,7 @@ static const char CLAIM_SQL[] =
 	") "
 	"SELECT g.id, g.kind, g.account_id, g.lane, g.language, g.agency, g.code, g.attempts,"
 	"  g.created_ms, g.due_ms, g.ok, coalesce(g.mail_id, nm.id, 0), coalesce(bm.ref, nm.ref, ''),"
-	"  coalesce(bm.recipient, nm.recipient, ''), coalesce(bm.ms, nm.ms, 0)"
+	"  coalesce(bm.recipient, nm.recipient, ''), coalesce(bm.ms, nm.ms, 0), g.rep_id, g.person"
 	" FROM g LEFT JOIN newm nm ON nm.first_notification = g.lead LEFT JOIN bm ON bm.id = g.mail_id"
 	" ORDER BY 12, 1";
 
@@ -129,7 +152,9 @@ enum claim_col {
 	CC_MAIL,
 	CC_REF,
 	CC_RCPT,
-	CC_MAIL_MS
+	CC_MAIL_MS,
+	CC_REP,   /* the representation the row is for; 0: the holder's own */
+	CC_PERSON /* its weergavenaam */
 };
 
 static const struct pgpool_stmt CLAIM_STMT = {"claim", CLAIM_SQL, 4};
@@ -175,6 +200,8 @@ int claim_rows(struct worker *w, const int64_t *ids, int n, bool quiet, struct c
 		snprintf(c->ref, sizeof(c->ref), "%s", PQgetvalue(res, i, CC_REF));
 		snprintf(c->rcpt, sizeof(c->rcpt), "%s", PQgetvalue(res, i, CC_RCPT));
 		c->mail_created_ms = strtoll(PQgetvalue(res, i, CC_MAIL_MS), NULL, 10);
+		c->rep_id = strtoll(PQgetvalue(res, i, CC_REP), NULL, 10);
+		snprintf(c->person, sizeof(c->person), "%s", PQgetvalue(res, i, CC_PERSON));
 	}
 	PQclear(res);
 	if (cancelled) {

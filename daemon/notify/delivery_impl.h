@@ -37,9 +37,18 @@
 #define SENDERS_MAX 1024
 #define CODE_MAX 16
 #define REASON_MAX 160
+#define PERSON_MAX 404 /* a weergavenaam: 100 characters of UTF-8 */
 
 /* Mail kinds and languages, indexes into the template table. */
-enum mail_kind { MAIL_NEW, MAIL_DIGEST, MAIL_REPEAT, MAIL_VERIFY, MAIL_KINDS };
+enum mail_kind {
+	MAIL_NEW,
+	MAIL_DIGEST,
+	MAIL_REPEAT,
+	MAIL_VERIFY,
+	MAIL_REP_NEW,    /* to a representative: new messages of the people they act for */
+	MAIL_REP_REPEAT, /* to a representative: a reminder */
+	MAIL_KINDS
+};
 enum mail_lang { LANG_NL, LANG_EN, LANGS };
 
 struct delivery {
@@ -96,6 +105,10 @@ struct claimed {
 	char ref[MAILREF_REF_LEN];
 	char rcpt[ADDR_MAX];     /* the address the mail was built for */
 	int64_t mail_created_ms; /* its Date header */
+	/* for a representative: the representation (0: the holder's own row) and
+	 * how it names the represented person (weergavenaam, never a BSN) */
+	int64_t rep_id;
+	char person[PERSON_MAX];
 };
 
 /* One mail: the run of claimed rows with the same mail id. */

@@ -154,6 +154,8 @@ void outcome_free(struct outcome *o)
  * max_repeats were sent. A reminder is due repeat_after (per type override)
  * after publication, or repeat_before_deadline before the end of the
  * handling period when the agency gave one and that is still ahead.
+ * Reminders are counted per recipient: the holder's and each
+ * representative's (issue 11) on their own.
  */
 static const char SENT_SQL[] =
 	"WITH s AS ("
@@ -170,20 +172,22 @@ static const char SENT_SQL[] =
 	 * it sent keeps it from going again */
 	"  FROM unnest($1::bigint[]) AS u(id) WHERE n.id = u.id"
 	"    AND n.state IN ('sending', 'scheduled')"
-	"  RETURNING n.id, n.message_id, n.account_id, n.kind"
+	"  RETURNING n.id, n.message_id, n.account_id, n.kind, n.representation_id"
 	"), rep AS ("
-	"  INSERT INTO notifications (message_id, account_id, kind, due_at)"
+	"  INSERT INTO notifications (message_id, account_id, kind, due_at, representation_id)"
+	/* a representative's reminder is theirs too: same account, same representation */
 	"  SELECT s.message_id, s.account_id, 'repeat', greatest(now(), CASE"
 	"    WHEN s.kind = 'new' AND m.eind_datum_handelingstermijn IS NOT NULL"
 	"      AND (m.eind_datum_handelingstermijn::timestamp AT TIME ZONE $5) - $3::interval > now()"
 	"      THEN (m.eind_datum_handelingstermijn::timestamp AT TIME ZONE $5) - $3::interval"
 	"    WHEN s.kind = 'new' THEN m.publicatie_tijdstip + coalesce(t.repeat_after, $2::interval)"
-	"    ELSE now() + coalesce(t.repeat_after, $2::interval) END)"
+	"    ELSE now() + coalesce(t.repeat_after, $2::interval) END), s.representation_id"
 	"  FROM s JOIN messages m ON m.id = s.message_id"
 	"  LEFT JOIN berichttypes t ON t.agency_id = m.agency_id AND t.code = m.berichttype"
 	"  WHERE s.kind IN ('new', 'repeat') AND message_unread(m) AND m.deleted_at IS NULL"
 	"    AND (SELECT count(*) FROM notifications x WHERE x.message_id = s.message_id"
-	"         AND x.kind = 'repeat' AND x.state <> 'cancelled') < $4::int"
+	"         AND x.kind = 'repeat' AND x.state <> 'cancelled' AND x.account_id = s.account_id"
+	"         AND x.representation_id IS NOT DISTINCT FROM s.representation_id) < $4::int"
 	"  RETURNING id, (extract(epoch FROM due_at) * 1000)::bigint AS due_ms, message_id"
 	") "
 	"SELECT rep.id, rep.due_ms, m.agency_id FROM rep JOIN messages m ON m.id = rep.message_id";

@@ -32,6 +32,23 @@ int render_make_groups(const struct claimed *cl, int n, struct group *g);
 void render_join_senders(const struct claimed *c, int n, enum mail_lang lang, char *out, size_t cap,
 			 int *distinct);
 
+/* A representative's mail names at most this many people, then "en N anderen". */
+#define REP_PERSONS_SHOWN 20
+#define REP_OVERVIEW_MAX 128
+#define REP_PERSONS_MAX (REP_PERSONS_SHOWN * (PERSON_MAX + SENDERS_MAX / 2) + 64)
+
+/*
+ * A representative's mail of the n rows at c (issue 11): overview gets
+ * "3 nieuwe berichten voor 2 personen" ("ongelezen" for a reminder; "new",
+ * "unread", "for", "people" in English), persons
+ * "J. Jansen (Belastingdienst), P. de Vries (DUO en RDW)": each person once
+ * (by representation, named by its weergavenaam), with their agencies each
+ * once, at most REP_PERSONS_SHOWN people and then " en 4980 anderen".
+ * Control characters become spaces. False when out of memory.
+ */
+bool render_rep_summary(const struct claimed *c, int n, enum mail_lang lang, bool reminder,
+			char *overview, size_t ocap, char *persons, size_t pcap);
+
 /* Renders the mail of the n rows at c; returns the message text (caller frees) or NULL. */
 char *render_mail(const struct delivery *d, const struct claimed *c, int n);
 

@@ -15,6 +15,7 @@
 #include "common/uuid7.h"
 #include "core/pgpool.h"
 #include "core/pgval.h"
+#include "core/queue.h"
 #include "portal/portal.h"
 #include "portal/verify.h"
 
@@ -94,12 +95,24 @@ void accounts_http_get(struct http_req *r)
  * any earlier one) with its 'verify' mail, going back to the verified
  * address or to none drops the pending one, and turning notifications off
  * cancels what is scheduled.
+ *
+ * A death (overleden: true, issue 11) sets overleden_at once; from then the
+ * holder gets no mail (0012's holder_notified and may_get_mail: the claim
+ * cancels what is pending) and the nabestaande representatives take over
+ * the messages in the box (0017's nabestaande_takes_over), in the same
+ * transaction. It is not undone here: overleden: false on a dead account
+ * is 409 and changes nothing (a registration made in error is corrected by
+ * the operator, like the register it comes from); on a living one it is a
+ * no-op.
  *   $1 id  $2 emailadres given  $3 address or NULL  $4 code hash  $5 ttl ms
  *   $6 emailNotificaties  $7 herhaalNotificaties  $8 bewaartermijnDagen
  *   $9 taal  $10 code (travels in the mail's payload only)
+ *   $11 overleden  $12 digest window  $13..$15 [retention] default, min, max days
  */
 static const char PATCH_SQL[] =
-	"WITH a0 AS (SELECT id, email, active FROM accounts WHERE id = $1 FOR UPDATE),"
+	"WITH a0 AS (SELECT id, email, overleden_at IS NOT NULL AS dead,"
+	"   active AND NOT ($11::boolean IS FALSE AND overleden_at IS NOT NULL) AS active"
+	"   FROM accounts WHERE id = $1 FOR UPDATE),"
 	" upd AS (UPDATE accounts a SET"
 	"   email = CASE WHEN $2::boolean AND $3::text IS NULL THEN NULL ELSE a.email END,"
 	"   email_confirmed_at = CASE WHEN $2::boolean AND $3::text IS NULL THEN NULL"
@@ -107,8 +120,13 @@ static const char PATCH_SQL[] =
 	"   email_notifications = coalesce($6::boolean, a.email_notifications),"
 	"   repeat_notifications = coalesce($7::boolean, a.repeat_notifications),"
 	"   retention_days = coalesce($8::integer, a.retention_days),"
-	"   language = coalesce($9::text, a.language), updated_at = now()"
-	"   WHERE a.id = $1 AND a.active RETURNING a.id),"
+	"   language = coalesce($9::text, a.language), updated_at = now(),"
+	"   overleden_at = CASE WHEN $11::boolean THEN coalesce(a.overleden_at, now())"
+	"     ELSE a.overleden_at END"
+	"   FROM a0 WHERE a.id = a0.id AND a0.active RETURNING a.id),"
+	" dead AS (SELECT t.* FROM a0 CROSS JOIN LATERAL nabestaande_takes_over(a0.id,"
+	"     $12::interval, $13::integer, $14::integer, $15::integer) t"
+	"   WHERE $11::boolean AND a0.active AND NOT a0.dead),"
 	" ver AS (INSERT INTO email_verifications (account_id, address, code_hash, expires_at)"
 	"   SELECT id, $3::text, $4::text, now() + $5::bigint * interval '1 millisecond' FROM a0"
 	"   WHERE a0.active AND $2::boolean AND $3::text IS NOT NULL"
@@ -128,8 +146,39 @@ static const char PATCH_SQL[] =
 	" mail AS (INSERT INTO notifications (account_id, kind, recipient, payload, due_at)"
 	"   SELECT account_id, 'verify', address, jsonb_build_object('code', $10::text), now()"
 	"   FROM ver RETURNING id, (extract(epoch FROM due_at) * 1000)::bigint AS due) "
-	"SELECT (SELECT active FROM a0), mail.id, mail.due "
+	"SELECT (SELECT active FROM a0), mail.id, mail.due,"
+	"  (SELECT dead FROM a0) AND $11::boolean IS FALSE,"
+	"  (SELECT json_agg(json_build_array(id, due_ms, lane)) FROM dead) "
 	"FROM (SELECT 1) one LEFT JOIN mail ON true";
+
+/* The nabestaanden's notifications of a death, [[id, due ms, lane], ...], for Redis. */
+static void schedule_takeover(struct http_req *r, const char *text)
+{
+	json_t *a = json_loads(text, 0, NULL);
+	size_t n = json_array_size(a), k = 0;
+	int64_t *ids = calloc(n + 1, sizeof(int64_t)), *dues = calloc(n + 1, sizeof(int64_t)),
+		*lanes = calloc(n + 1, sizeof(int64_t));
+	for (size_t i = 0; ids && dues && lanes && i < n; i++) {
+		const json_t *row = json_array_get(a, i);
+		ids[k] = (int64_t)json_integer_value(json_array_get(row, 0));
+		dues[k] = (int64_t)json_integer_value(json_array_get(row, 1));
+		lanes[k] = (int64_t)json_integer_value(json_array_get(row, 2));
+		k++;
+	}
+	if (k < n)
+		log_warn("accounts %s: out of memory; the reconciler queues the nabestaanden's "
+			 "notifications",
+			 r->id);
+	log_info("accounts %s: account %s died; %zu notifications for its nabestaanden", r->id,
+		 r->params[0], k);
+	atomic_fetch_add(&r->app->metrics.notifications_scheduled, (long long)k);
+	if (k)
+		queue_loop_schedule_lanes(r->app->queue, ids, lanes, dues, k);
+	free(ids);
+	free(dues);
+	free(lanes);
+	json_decref(a);
+}
 
 static void on_patched(const PGresult *res, const char *err, void *arg)
 {
@@ -141,11 +190,19 @@ static void on_patched(const PGresult *res, const char *err, void *arg)
 		http_problem_not_found(r, "Onbekend account.");
 		return;
 	}
+	if (!pg_bool(res, 0, 0) && pg_bool(res, 0, 3)) {
+		http_problem(
+			r, 409, "overlijden-onherroepelijk", "Overlijden is vastgelegd",
+			"Een vastgelegd overlijden wordt niet teruggedraaid (overleden: false).");
+		return;
+	}
 	if (!pg_bool(res, 0, 0)) {
 		http_problem(r, 409, "account-niet-actief", "Account niet actief",
 			     "Activeer het account eerst (POST /v1/accounts).");
 		return;
 	}
+	if (!PQgetisnull(res, 0, 4))
+		schedule_takeover(r, PQgetvalue(res, 0, 4));
 	if (!PQgetisnull(res, 0, 1)) {
 		log_info("accounts %s: verification mail %s scheduled for account %s", r->id,
 			 PQgetvalue(res, 0, 1), r->params[0]);
@@ -170,8 +227,9 @@ static const char *opt_bool(json_t *invalid, const json_t *body, const char *nam
 void accounts_http_patch(struct http_req *r)
 {
 	const struct config *cfg = r->app->cfg;
-	static const char *const fields[] = {"emailadres", "emailNotificaties",
-					     "herhaalNotificaties", "bewaartermijnDagen", "taal"};
+	static const char *const fields[] = {
+		"emailadres", "emailNotificaties", "herhaalNotificaties", "bewaartermijnDagen",
+		"taal",       "overleden"};
 	if (!portal_account_id_ok(r, r->params[0]))
 		return;
 	json_t *invalid = json_array();
@@ -196,6 +254,7 @@ void accounts_http_patch(struct http_req *r)
 	}
 	const char *notify = opt_bool(invalid, r->body, "emailNotificaties");
 	const char *repeat = opt_bool(invalid, r->body, "herhaalNotificaties");
+	const char *dead = opt_bool(invalid, r->body, "overleden");
 
 	char days[INT_TEXT_MAX];
 	const char *retention = NULL;
@@ -229,12 +288,20 @@ void accounts_http_patch(struct http_req *r)
 		return;
 	}
 	snprintf(ttl, sizeof(ttl), "%" PRId64, cfg->portal_verify_ttl_ms);
+	char window[48], def[INT_TEXT_MAX], min[INT_TEXT_MAX], max[INT_TEXT_MAX];
+	snprintf(window, sizeof(window), "%" PRId64 " milliseconds", cfg->notify_digest_window_ms);
+	snprintf(def, sizeof(def), "%" PRId64, cfg->retention_default_days);
+	snprintf(min, sizeof(min), "%" PRId64, cfg->retention_min_days);
+	snprintf(max, sizeof(max), "%" PRId64, cfg->retention_max_days);
 	const char *params[] = {r->params[0], set_email ? "t" : "f",
 				email,        email ? hash : NULL,
 				ttl,          notify,
 				repeat,       retention,
-				taal,         email ? code : NULL};
-	if (!pgpool_query(r->app->pg, PATCH_SQL, 10, params, on_patched, r))
+				taal,         email ? code : NULL,
+				dead,         window,
+				def,          min,
+				max};
+	if (!pgpool_query(r->app->pg, PATCH_SQL, 15, params, on_patched, r))
 		http_problem_internal(r);
 }
 

@@ -15,11 +15,22 @@
 static const char ACCOUNT_SQL[] =
 	"SELECT a.id, a.active, coalesce(v.address, a.email),"
 	"  a.email IS NOT NULL AND v.account_id IS NULL,"
-	"  a.email_notifications, a.repeat_notifications, a.retention_days, a.language "
+	"  a.email_notifications, a.repeat_notifications, a.retention_days, a.language,"
+	"  a.overleden_at IS NOT NULL "
 	"FROM accounts a LEFT JOIN email_verifications v ON v.account_id = a.id "
 	"WHERE a.id = $1";
 
-enum account_col { A_ID, A_ACTIVE, A_EMAIL, A_VERIFIED, A_NOTIFY, A_REPEAT, A_RETENTION, A_LANG };
+enum account_col {
+	A_ID,
+	A_ACTIVE,
+	A_EMAIL,
+	A_VERIFIED,
+	A_NOTIFY,
+	A_REPEAT,
+	A_RETENTION,
+	A_LANG,
+	A_DEAD
+};
 
 int64_t portal_retention_days(const struct config *cfg, const char *stored)
 {
@@ -40,6 +51,8 @@ static json_t *account_json(const struct config *cfg, const PGresult *res, int r
 		"herhaalNotificaties", pg_bool(res, row, A_REPEAT), "bewaartermijnDagen",
 		(json_int_t)portal_retention_days(cfg, PQgetvalue(res, row, A_RETENTION)), "taal",
 		PQgetvalue(res, row, A_LANG));
+	if (o)
+		json_object_set_new(o, "overleden", json_boolean(pg_bool(res, row, A_DEAD)));
 	if (o)
 		json_object_set_new(o, "emailadres",
 				    PQgetisnull(res, row, A_EMAIL)

@@ -208,11 +208,65 @@ const char REPORT_NOTIF_SQL[] =
 	"    WHERE m.publicatie_tijdstip > now() - $2::int * interval '1 week'"
 	"      AND m.publicatie_tijdstip <= now()"
 	"    GROUP BY 1 HAVING bool_and(m.opened_at IS NULL AND m.deleted_at IS NULL)) x"
+	"), v AS ("
+	/* representatives (issue 11, migration 0017): per soort, in REPORT_SOORTEN's order */
+	"  SELECT array_agg(coalesce(x.nieuw, 0) ORDER BY s.i) AS nieuw,"
+	"    array_agg(coalesce(x.herhaal, 0) ORDER BY s.i) AS herhaal"
+	"  FROM unnest('{machtiging,ouder,curatele,beschermingsbewind,mentorschap,nabestaande}'"
+	"    ::text[]) WITH ORDINALITY AS s(soort, i) LEFT JOIN ("
+	"    SELECT soort, sum(afgeleverd) FILTER (WHERE kind = 'new') AS nieuw,"
+	"      sum(afgeleverd) FILTER (WHERE kind = 'repeat') AS herhaal"
+	"    FROM stats_notificaties_vertegenwoordigers"
+	"    WHERE dag >= make_date($1::int, 1, 1) AND dag < make_date($1::int + 1, 1, 1)"
+	"    GROUP BY soort) x ON x.soort = s.soort"
+	"), b AS ("
+	"  SELECT (SELECT coalesce(sum(berichten), 0) FROM stats_berichten_vertegenwoordigd"
+	"    WHERE dag >= make_date($1::int, 1, 1) AND dag < make_date($1::int + 1, 1, 1)) AS vert,"
+	"    (SELECT coalesce(sum(verstuurd), 0) FROM stats_jaar"
+	"      WHERE jaar = make_date($1::int, 1, 1)) AS alle"
 	") "
 	"SELECT n.nieuw, n.herhaal, n.bounced, n.mislukt, a.actief, a.geverifieerd,"
 	"  a.zonder_bevestigd, d.slapend,"
-	"  to_char(now() AT TIME ZONE 'Europe/Amsterdam', 'YYYY-MM-DD') "
-	"FROM n, a, d";
+	"  to_char(now() AT TIME ZONE 'Europe/Amsterdam', 'YYYY-MM-DD'),"
+	"  array_to_string(v.nieuw, ','), array_to_string(v.herhaal, ','), b.vert, b.alle "
+	"FROM n, a, d, v, b";
+
+const char *const REPORT_SOORTEN[REPORT_NSOORTEN] = {
+	"machtiging", "ouder", "curatele", "beschermingsbewind", "mentorschap", "nabestaande",
+};
+
+/* "1,0,3": one count per soort; missing ones 0 */
+static void soort_counts(const char *text, long long *out)
+{
+	const char *p = text;
+	for (int k = 0; k < REPORT_NSOORTEN; k++) {
+		char *end = NULL;
+		out[k] = p && *p ? strtoll(p, &end, 10) : 0;
+		p = end && *end == ',' ? end + 1 : NULL;
+	}
+}
+
+/*
+ * The representatives' part: notifications (and reminders) that reached a
+ * representative, per soort (also counted in the totals above), and the
+ * share of the year's messages that had one. The ministry sees small
+ * cells, as in the rest of this report (it is not a sender).
+ */
+static void rep_part(json_t *o, const PGresult *res)
+{
+	long long nieuw[REPORT_NSOORTEN], herhaal[REPORT_NSOORTEN];
+	soort_counts(PQgetvalue(res, 0, 9), nieuw);
+	soort_counts(PQgetvalue(res, 0, 10), herhaal);
+	json_t *per = json_object();
+	for (int k = 0; k < REPORT_NSOORTEN; k++)
+		json_object_set_new(per, REPORT_SOORTEN[k],
+				    json_pack("{s:I, s:I}", "notificaties", (json_int_t)nieuw[k],
+					      "herinneringen", (json_int_t)herhaal[k]));
+	json_object_set_new(o, "notificatiesAanVertegenwoordigers", per);
+	long long vert = ll(res, 0, 11), alle = ll(res, 0, 12);
+	json_object_set_new(o, "berichtenMetVertegenwoordiger", json_integer(vert));
+	json_object_set_new(o, "percentageBerichtenMetVertegenwoordiger", pct_json(vert, alle));
+}
 
 json_t *report_notif_build(const PGresult *res, int jaar, long long dormant_weeks)
 {
@@ -234,5 +288,7 @@ json_t *report_notif_build(const PGresult *res, int jaar, long long dormant_week
 	json_object_set_new(o, "accountsZonderEmailBevestigd", json_integer(ll(res, 0, 6)));
 	json_object_set_new(o, "slapendeAccounts", json_integer(ll(res, 0, 7)));
 	json_object_set_new(o, "slapendNaWeken", json_integer(dormant_weeks));
+	if (PQnfields(res) > 12)
+		rep_part(o, res);
 	return o;
 }

@@ -92,6 +92,9 @@ json_t *report_agency_json(struct agency_view *v, const struct report_agency_opt
 
 /* Notificaties report: $1 = year, $2 = dormant look-back in weeks. One row. */
 extern const char REPORT_NOTIF_SQL[];
+/* the soorten of representation, in the order of the report (0012's CHECK) */
+#define REPORT_NSOORTEN 6
+extern const char *const REPORT_SOORTEN[REPORT_NSOORTEN];
 json_t *report_notif_build(const PGresult *res, int jaar, long long dormant_weeks);
 
 /* 100 * part / whole rounded half up to one decimal, as tenths; -1 when whole is 0. */

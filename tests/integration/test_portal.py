@@ -47,7 +47,8 @@ def test_account_is_created_then_found_and_never_shows_the_bsn(env, new_bsn):
     assert first.headers["Location"] == "/v1/accounts/%s" % acc["accountId"]
     assert acc == {"accountId": acc["accountId"], "actief": True, "emailadres": None,
                    "emailGeverifieerd": False, "emailNotificaties": True,
-                   "herhaalNotificaties": True, "bewaartermijnDagen": 365, "taal": "nl"}
+                   "herhaalNotificaties": True, "bewaartermijnDagen": 365, "taal": "nl",
+                   "overleden": False}
     again = create(d, portal, bsn)
     assert again.status == 200 and again.json()["accountId"] == acc["accountId"]
     got = d.request("GET", "/v1/accounts/%s" % acc["accountId"], token=portal)
