@@ -93,8 +93,7 @@ struct config {
 
 	/* [representatives] */
 	int64_t representatives_max_depth; /* 1 = a representation is never passed on */
-	int64_t stats_min_cell;             /* fewest messages with open figures for agencies */
-	int64_t stats_dormant_weeks;        /* notificaties report: look-back of dormant accounts */
+
 	int64_t stats_agency_epsilon_milli; /* the agency view's epsilon per year, in thousandths */
 	int64_t stats_max_per_citizen;      /* counted messages per citizen, agency and year */
 	char *stats_noise_seed; /* TEST ONLY: deterministic noise; empty = OpenSSL RAND_bytes */

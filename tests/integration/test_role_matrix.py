@@ -32,7 +32,7 @@ MATRIX = [
     ("api", "POST", "/v1/batches", 401, 401, OK, 403, 403, 403, 401, 401),
     ("api", "POST", "/v1/ontvangers/_zoek", 401, 401, OK, 403, 403, 403, 401, 401),
     ("api", "GET", "/v1/berichten/{}", 401, 401, OK, 403, 403, 403, 401, 401),
-    ("api", "GET", "/v1/statistieken/openingspercentages{?jaar}",
+    ("api", "GET", "/v1/statistieken/openingspercentages{?jaar,totEnMetMaand}",
      401, 401, OK, 403, 403, 403, 401, 401),
     ("api", "POST", "/v1/accounts", 401, 401, 403, OK, 403, 403, 401, 401),
     ("api", "GET", "/v1/accounts/{}", 401, 401, 403, OK, 403, 403, 401, 401),
