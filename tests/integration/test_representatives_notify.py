@@ -264,11 +264,6 @@ def test_every_edge_refused(make_daemon, mailbox, new_bsn):
     for rid in (no["deleted"], dead_src):
         unrepresent(d, portal, holder, reps[rid])
     r = harness.post_message(d, a["token"], hb, publicatieTijdstip=iso(publ), zaakkenmerk="Z-1")
-    if r.status == 400 and "zaakkenmerk" in r.text:
-        # the agency API does not take a zaakkenmerk yet (issue 11's API half):
-        # a message without a case; the case-limited representation then does not apply
-        no["this case, message without one"] = yes.pop("this case")
-        r = harness.post_message(d, a["token"], hb, publicatieTijdstip=iso(publ))
     assert r.status == 201, r.text
     mid = r.json()["berichtId"]
     got = rep_rows(svc, mid)
@@ -278,7 +273,7 @@ def test_every_edge_refused(make_daemon, mailbox, new_bsn):
         assert rid not in got, "notified: " + what
     # the case-limited one only for its own case; without a case on the message, not
     mid2 = post(d, a["token"], hb, publicatieTijdstip=iso(publ))
-    assert (yes.get("this case") or no["this case, message without one"]) not in rep_rows(svc, mid2)
+    assert yes["this case"] not in rep_rows(svc, mid2)
     wait_until(lambda: settled(svc, [mid, mid2]), what="settled")
     assert_no_bsn(mailbox)
 
