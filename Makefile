@@ -247,6 +247,7 @@ bench-report: deps all
 FUZZ_PKGS    := clang libclang-rt-14-dev
 FUZZ_CC      := clang
 FUZZ_S       ?= 60
+FUZZ_JOBS    ?= 2
 FUZZ_BUILD   := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -std=c11 -g -O1 $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP
@@ -275,7 +276,7 @@ fuzz-build: fuzz-deps
 
 # the regressions first, then each harness FUZZ_S seconds, two at a time
 fuzz: deps fuzz-build
-	FUZZ_S=$(FUZZ_S) FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz/run.sh $(FUZZ_NAMES)
+	FUZZ_S=$(FUZZ_S) FUZZ_JOBS=$(FUZZ_JOBS) FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz/run.sh $(FUZZ_NAMES)
 
 # the agency view's accuracy at the default epsilon and max_per_citizen (issue 10)
 $(BUILD)/dp-accuracy: tests/bench/dp_accuracy.c $(BUILD)/libcommon.a
