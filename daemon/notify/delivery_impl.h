@@ -147,6 +147,8 @@ void *worker_main(void *arg);
 /* The worker shows the watchdog it is making progress (see delivery_stalled). */
 void worker_beat(struct worker *w);
 void worker_pause_ms(struct delivery *d, int64_t ms);
+/* Sleeps up to ms on d's condition variable, waking at once when *stop is set. */
+void delivery_wait_ms(struct delivery *d, int64_t ms, atomic_bool *stop);
 
 /* lifeline.c */
 bool lifeline_start(struct delivery *d);

@@ -38,18 +38,7 @@
 /* Sleeps up to ms, waking at once when the lifeline is told to stop. */
 static void pause_ms(struct delivery *d, int64_t ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / MS_PER_S;
-	ts.tv_nsec += (ms % MS_PER_S) * NS_PER_MS;
-	if (ts.tv_nsec >= (long)MS_PER_S * NS_PER_MS) {
-		ts.tv_sec++;
-		ts.tv_nsec -= (long)MS_PER_S * NS_PER_MS;
-	}
-	pthread_mutex_lock(&d->lock);
-	if (!atomic_load(&d->lifeline_stop))
-		pthread_cond_timedwait(&d->wake, &d->lock, &ts);
-	pthread_mutex_unlock(&d->lock);
+	delivery_wait_ms(d, ms, &d->lifeline_stop);
 }
 
 /* One row, one column of sql on c: its first character, or '\0' on failure; *val gets it. */

@@ -52,6 +52,11 @@ void worker_beat(struct worker *w)
 
 void worker_pause_ms(struct delivery *d, int64_t ms)
 {
+	delivery_wait_ms(d, ms, &d->stop);
+}
+
+void delivery_wait_ms(struct delivery *d, int64_t ms, atomic_bool *stop)
+{
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += ms / MS_PER_S;
@@ -61,7 +66,7 @@ void worker_pause_ms(struct delivery *d, int64_t ms)
 		ts.tv_nsec -= (long)MS_PER_S * NS_PER_MS;
 	}
 	pthread_mutex_lock(&d->lock);
-	if (!atomic_load(&d->stop))
+	if (!atomic_load(stop))
 		pthread_cond_timedwait(&d->wake, &d->lock, &ts);
 	pthread_mutex_unlock(&d->lock);
 }
