@@ -60,9 +60,28 @@ static const char MAILS_SQL[] =
 	"  LIMIT $2::integer FOR UPDATE OF m SKIP LOCKED) RETURNING id) "
 	"SELECT count(*) FROM gone";
 
-enum step { STEP_MESSAGES, STEP_VERIFY, STEP_MAILS, STEPS };
+/*
+ * Rows of instances that are gone (0015: their lifeline lock is free) and
+ * started over $1 ms ago ([retention] interval, at least a day), once no
+ * claim names them any more: every start adds a row, so a daemon under a
+ * restart loop must not grow the table without end. A live instance holds
+ * its lock, so instance_gone() is false for it; the claim test comes first
+ * so that the lock is only tried for rows that can go.
+ */
+static const char INSTANCES_SQL[] =
+	"WITH gone AS (DELETE FROM instances WHERE id IN ("
+	"  SELECT i.id FROM instances i"
+	"  WHERE i.started_at < now() - greatest($1::bigint, 86400000) * interval '1 millisecond'"
+	"    AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.state = 'sending'"
+	"      AND n.claimed_by = i.id)"
+	"    AND instance_gone(i.id)"
+	"  LIMIT $2::integer) RETURNING id) "
+	"SELECT count(*) FROM gone";
 
-static const char *const step_names[STEPS] = {"messages", "verification mails", "mails"};
+enum step { STEP_MESSAGES, STEP_VERIFY, STEP_MAILS, STEP_INSTANCES, STEPS };
+
+static const char *const step_names[STEPS] = {"messages", "verification mails", "mails",
+					      "instance rows"};
 
 struct janitor {
 	struct app *app;
@@ -84,8 +103,9 @@ static void end_pass(struct janitor *j)
 	for (int i = 0; i < STEPS; i++)
 		total += j->purged[i];
 	if (total > 0)
-		log_info("janitor: purged %lld %s, %lld %s, %lld %s", j->purged[0], step_names[0],
-			 j->purged[1], step_names[1], j->purged[2], step_names[2]);
+		log_info("janitor: purged %lld %s, %lld %s, %lld %s, %lld %s", j->purged[0],
+			 step_names[0], j->purged[1], step_names[1], j->purged[2], step_names[2],
+			 j->purged[3], step_names[3]);
 	log_debug("janitor: pass done");
 	memset(j->purged, 0, sizeof(j->purged));
 	j->step = STEP_MESSAGES;
@@ -134,6 +154,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		snprintf(ms, sizeof(ms), "%" PRId64, cfg->portal_verify_ttl_ms);
 		const char *params[] = {ms, batch};
 		queued = pgpool_query(j->app->pg, VERIFY_SQL, 2, params, on_purged, j);
+		break;
+	}
+	case STEP_INSTANCES: {
+		snprintf(ms, sizeof(ms), "%" PRId64, cfg->retention_interval_ms);
+		const char *params[] = {ms, batch};
+		queued = pgpool_query(j->app->pg, INSTANCES_SQL, 2, params, on_purged, j);
 		break;
 	}
 	case STEP_MAILS:

@@ -198,3 +198,33 @@ def test_postgres_restart_while_two_instances_deliver_slowly_mails_nothing_twice
     # the same instances, each with its lock again
     assert services.psql("SELECT bool_and(instance_alive(i)) FROM unnest(%s::int[]) i",
                          (list(ids),)) == [(True,)]
+
+
+def test_janitor_purges_the_rows_of_gone_instances_only(make_daemon, services):
+    """Every start adds an instances row; the janitor removes those of
+    instances that are gone (lock free) and started over a day ago. The live
+    daemon's own row stays however old, and so does an old row whose lock
+    another session holds (a live instance elsewhere), and a young gone one."""
+    d = make_daemon("janitor", **{"retention.interval": "1s"})
+    me = instance_id(d)
+    tag = secrets.token_hex(4)
+
+    def add(name, pid):
+        return services.psql("INSERT INTO instances (host, pid) VALUES (%s, %s) RETURNING id",
+                             (name + "-" + tag, pid))[0][0]
+    gone, young, held = add("gone", 1), add("young", 2), add("held", 3)
+    services.psql("UPDATE instances SET started_at = now() - interval '3 days' "
+                  "WHERE id IN (%s, %s, %s)", (gone, held, me))
+    conn = services.pg_connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT instance_lock_take(%s)", (held,))
+            assert cur.fetchone()[0]
+        wait_until(lambda: not services.psql("SELECT 1 FROM instances WHERE id = %s", (gone,)),
+                   timeout=60, interval=0.3, what="the gone instance's row purged")
+        left = {i for (i,) in services.psql(
+            "SELECT id FROM instances WHERE id IN (%s, %s, %s, %s)", (gone, young, held, me))}
+    finally:
+        conn.close()
+    assert left == {young, held, me}, left
+    assert "1 instance rows" in d.log_text()
