@@ -292,13 +292,18 @@ layers:
 # Every C file of common/ and daemon/ as clang-format (.clang-format) would write it.
 FMT_SRC = $(wildcard common/*.[ch] daemon/*.[ch] daemon/*/*.[ch])
 
+LINT_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 fmt-check: lint-deps
 	@clang-format --dry-run --Werror $(FMT_SRC) \
 		|| { echo "unformatted files: run 'make fmt'" >&2; exit 1; }
 
 lint: lint-deps layers fmt-check
-	clang-tidy --quiet $(COMMON_SRC) $(DAEMON_SRC) -- $(CPPFLAGS) $(PKG_CFLAGS) -std=c11
-	cppcheck --quiet --enable=warning,performance,portability --std=c11 \
+	@echo "clang-tidy: $(words $(COMMON_SRC) $(DAEMON_SRC)) files, $(LINT_JOBS) at a time"
+	@printf '%s\n' $(COMMON_SRC) $(DAEMON_SRC) | xargs -P $(LINT_JOBS) -n 4 sh -c \
+		'clang-tidy --quiet "$$@" -- $(CPPFLAGS) $(PKG_CFLAGS) -std=c11' clang-tidy
+	cppcheck --quiet -j $(LINT_JOBS) --error-exitcode=1 --inline-suppr \
+		--enable=warning,performance,portability --std=c11 \
 		--suppress=missingIncludeSystem -I. common daemon
 
 fmt: lint-deps

@@ -106,6 +106,7 @@ static json_t *ontvangers_invalid(const json_t *body)
 					"Een BSN bestaat uit 9 cijfers en voldoet aan de elfproef.");
 			}
 		}
+	// cppcheck-suppress missingReturn ; json_array_foreach confuses it
 	return invalid;
 }
 

@@ -378,11 +378,10 @@ static const struct http_route *find_route(const struct http_routes *routes, str
 			if (route_match(rt->pattern, copy, params, &n)) {
 				*path_known = true;
 				const char *m = http_method_name(rt->method);
-				if (m && strlen(allow) + strlen(m) + 3 < allow_size) {
-					if (*allow)
-						strcat(allow, ", ");
-					strcat(allow, m);
-				}
+				size_t used = strlen(allow);
+				if (m && used + strlen(m) + 3 < allow_size)
+					snprintf(allow + used, allow_size - used, "%s%s",
+						 used ? ", " : "", m);
 				if (rt->method == method && !found) {
 					found = rt;
 					found_path = copy; /* the captures point into it */

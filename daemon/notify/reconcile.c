@@ -250,7 +250,7 @@ static void on_orphans_returned(const PGresult *res, const char *err, void *arg)
  */
 static int note_free(struct reconcile *rc, const PGresult *res, char *ripe, size_t len)
 {
-	struct orphan seen[ORPHANS_MAX];
+	struct orphan seen[ORPHANS_MAX] = {{0}};
 	int n = 0, nripe = 0;
 	int64_t now = clock_mono_ms();
 	size_t used = (size_t)snprintf(ripe, len, "{");
