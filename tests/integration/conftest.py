@@ -31,9 +31,27 @@ import logscan  # noqa: E402
 _run_dirs = set()
 
 
+def _xdist_worker():
+    """The xdist worker id (gw0, gw1, ...) in a worker process, else None."""
+    return os.environ.get("PYTEST_XDIST_WORKER")
+
+
 @pytest.fixture(scope="session")
 def services():
     run_dir = os.environ.get("BERICHTD_RUN_DIR")
+    root = os.environ.get("BERICHTD_RUN_ROOT")
+    if root and _xdist_worker():
+        # tests/run-integration.sh -n N: every worker has PostgreSQL, Redis and
+        # an SMTP sink of its own, so one worker's fault tests (a PostgreSQL
+        # restart, a FLUSHALL, the relay down) never reach another's
+        run_dir = Path(root) / _xdist_worker()
+        _run_dirs.add(str(run_dir))
+        svc = Services.start(run_dir)
+        try:
+            yield svc
+        finally:
+            svc.stop()
+        return
     if run_dir:
         _run_dirs.add(run_dir)
         yield Services(run_dir)
@@ -120,10 +138,26 @@ def new_oin():
 def pytest_sessionfinish(session, exitstatus):
     """The privacy check of the logs (docs/operations.md): fails the run when
     any daemon log of it holds a secret the suite used, a valid BSN or an
-    e-mail address of anyone but the daemon itself."""
+    e-mail address of anyone but the daemon itself. Under xdist each worker
+    checks the logs of its own services against the secrets it used and
+    leaves its verdict in the run root; the controller, which runs no test,
+    reads every verdict and fails the run for any finding (a worker's exit
+    status alone would not fail it)."""
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    root = os.environ.get("BERICHTD_RUN_ROOT")
+    if root and not _xdist_worker():
+        verdicts = sorted(Path(root).glob("privacy-*.txt"))
+        bad = [v for v in verdicts if not v.read_text().startswith("clean")]
+        lines = [v.read_text().rstrip("\n") for v in verdicts]
+        if bad or (session.testscollected and not verdicts):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            lines.append("log privacy check: %s" % (
+                "findings above" if bad else "no worker left a verdict"))
+        for ln in lines:
+            (tr.write_line(ln) if tr else print(ln))
+        return
     logs = logscan.daemon_logs(_run_dirs, extra=harness.LOG_FILES)
     findings = logscan.scan_files(logs, harness.SECRETS)
-    tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if findings:
         msg = ("log privacy check: %d of %d daemon logs hold personal data or secrets:\n%s"
                % (len(findings), len(logs), logscan.report(findings)))
@@ -131,6 +165,9 @@ def pytest_sessionfinish(session, exitstatus):
     else:
         counts = {k: len(v) for k, v in harness.SECRETS.snapshot().items()}
         msg = "log privacy check: %d daemon logs clean of %s" % (len(logs), counts)
+    if root and _xdist_worker():
+        verdict = ("clean " if not findings else "FOUND ") + _xdist_worker() + ": " + msg
+        (Path(root) / ("privacy-%s.txt" % _xdist_worker())).write_text(verdict + "\n")
     if tr:
         tr.write_line(msg)
     else:
