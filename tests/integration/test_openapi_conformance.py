@@ -175,6 +175,31 @@ def test_spec_lists_exactly_the_routes_of_the_tables():
             assert (method, pattern) not in spec, pattern
 
 
+def spec_examples(node=None, where="#"):
+    """(example, schema, where) of every example in the spec: a media type's
+    or a parameter's against its schema, a schema's against itself."""
+    node = SPEC if node is None else node
+    if isinstance(node, dict):
+        if "example" in node:
+            if "schema" in node:
+                yield node["example"], node["schema"], where
+            elif any(k in node for k in ("type", "allOf", "$ref", "enum")):
+                yield node["example"], node, where
+        for k, v in node.items():
+            if k != "example":
+                yield from spec_examples(v, "%s/%s" % (where, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from spec_examples(v, "%s/%d" % (where, i))
+
+
+def test_every_example_in_the_spec_fits_its_schema():
+    found = list(spec_examples())
+    assert len(found) > 20, found
+    for example, schema, where in found:
+        validate(example, schema, where)
+
+
 @pytest.fixture
 def api(daemon):
     a = make_agency(daemon)
