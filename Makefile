@@ -56,7 +56,7 @@ UNIT_BIN   := $(BUILD)/unit-tests
 DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             libesmtp-dev libjansson-dev libssl-dev libcriterion-dev postgresql \
             redis-server postfix python3 python3-aiosmtpd python3-pytest python3-pytest-xdist \
-            python3-psycopg2 python3-yaml curl chromium openssl
+            python3-psycopg2 python3-yaml python3-jsonschema curl chromium openssl
 
 .PHONY: all pkg-check deps lint-deps valgrind-deps node-deps fuzz fuzz-deps fuzz-build test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report bench-tls bench-idle systemd-check bench-dp
 

@@ -14,8 +14,8 @@ from email.parser import BytesParser
 
 import pytest
 
-from harness import (agency_id, bulk_scheduled, inflight, instance_id, make_agency,
-                     make_citizen, mails_to, metric, post, prompt_kinds, wait_until)
+from harness import (agency_id, bulk_scheduled, dsn_text, inflight, instance_id,
+                     make_agency, make_citizen, mails_to, metric, post, prompt_kinds, wait_until)
 
 DOMAIN = "berichtenbox.example"
 
@@ -318,21 +318,6 @@ def test_550_at_smtp_time_marks_the_address_bounced(make_daemon, services, mailb
                          (account,)) == [(True,)]
     assert metric(d, "berichtd_notifications_bounced_total") >= 1
     assert "herstelEmail" in prompt_kinds(d, portal, account)
-
-
-def dsn_text(to, addr, envid=None, message_id=None, status="5.1.1", action="failed"):
-    """A Postfix-shaped DSN delivered to `to` about a mail to `addr`."""
-    return (
-        "Return-Path: <>\r\n" + ("To: %s\r\n" % to if to else "") +
-        "From: MAILER-DAEMON@relay.example\r\nSubject: Undelivered Mail Returned to Sender\r\n"
-        "MIME-Version: 1.0\r\n"
-        "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\r\n"
-        "--b1\r\nContent-Type: text/plain\r\n\r\nCould not deliver.\r\n\r\n"
-        "--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; relay.example\r\n"
-        + ("Original-Envelope-Id: %s\r\n" % envid if envid else "") +
-        "\r\nFinal-Recipient: rfc822; %s\r\nAction: %s\r\nStatus: %s\r\n\r\n" % (addr, action, status)
-        + "--b1\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-        + ("Message-ID: %s\r\n" % message_id if message_id else "") + "\r\n--b1--\r\n")
 
 
 def post_dsn(d, dsn, via="http"):

@@ -7,13 +7,13 @@ A route the daemon registers (the tables daemon/routes.c lists) without a
 row here fails test_matrix_covers_every_route: adding an endpoint means
 adding its row, copied from one with the same roles.
 """
-import re
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from harness import REPO_ROOT, assert_problem, new_oin, wait_until
+from harness import assert_problem, new_oin, wait_until
+from route_tables import route_entries
 
 OK = "ok"  # the route does its work: any answer but 401/403 (and no 5xx)
 
@@ -74,31 +74,9 @@ SAMPLE = {"accounts": lambda: str(uuid.uuid4()), "berichten": lambda: str(uuid.u
 MALFORMED = ("Bearer not-a-token", "Bearer ", "Basic YWdlbmN5OnNlY3JldA==", "bearer" + "x" * 300,
              "Bearer " + "a" * 300)
 
-ROUTE_ENTRY = re.compile(r'\{\s*EVHTTP_REQ_(\w+)\s*,\s*"([^"]+)"')
-
-
 def registered_routes():
-    """(listener, method, pattern) of every route the daemon registers: the
-    tables routes.c lists for each listener, read from their C sources."""
-    src = (REPO_ROOT / "daemon" / "routes.c").read_text()
-    files = {p: p.read_text() for p in (REPO_ROOT / "daemon").rglob("*.c")}
-    out = set()
-    for listener, array in (("api", "api_tables"), ("ops", "ops_tables")):
-        m = re.search(r"\b%s\[\]\s*=\s*\{(.*?)\};" % array, src, re.S)
-        assert m, "no %s in daemon/routes.c" % array
-        names = re.findall(r"\w+", m.group(1))
-        assert names, array
-        for name in names:
-            table = None
-            for path, text in files.items():
-                t = re.search(r"struct http_route %s\[\]\s*=\s*\{(.*?)\n\};" % name, text, re.S)
-                if t:
-                    table = t.group(1)
-                    break
-            assert table is not None, "route table %s (in %s) not found" % (name, array)
-            for method, pattern in ROUTE_ENTRY.findall(table):
-                out.add((listener, method, pattern))
-    return out
+    """(listener, method, pattern) of every route the daemon registers."""
+    return {(listener, method, pattern) for listener, method, pattern, _ in route_entries()}
 
 
 def test_matrix_covers_every_route():
