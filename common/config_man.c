@@ -52,12 +52,13 @@ static void write_bound(FILE *out, enum config_type t, int64_t v)
 
 	if (t == CFG_MILLI) {
 		fprintf(out, "%" PRId64, v / MILLI);
-		if (v % MILLI) {
-			char frac[8];
-			snprintf(frac, sizeof(frac), "%03d", (int)(v % MILLI));
-			for (size_t n = strlen(frac); n > 0 && frac[n - 1] == '0'; n--)
-				frac[n - 1] = '\0';
-			fprintf(out, ".%s", frac);
+		int frac = (int)(v % MILLI);
+		if (frac)
+			fputc('.', out);
+		/* the thousandths' digits up to the last that is not 0 */
+		for (int digit = MILLI / 10; frac; digit /= 10) {
+			fputc('0' + frac / digit, out);
+			frac %= digit;
 		}
 		return;
 	}
