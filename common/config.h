@@ -156,6 +156,9 @@ void config_free(struct config *cfg);
 /* Writes the documented example file (every key, its default, its doc). */
 void config_write_example(FILE *out);
 
+/* Writes the manual page berichtd.conf(5) as roff: every key of the table (config_man.c). */
+void config_write_man(FILE *out);
+
 /* Duration "500ms", "90s", "10m", "48h", "14d" (a bare number means seconds). */
 bool config_parse_duration(const char *s, int64_t *ms);
 

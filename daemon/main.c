@@ -3,6 +3,7 @@
  * config, and hands over. `run` (the default) is the daemon; the rest are
  * operator commands.
  */
+#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,13 +14,14 @@
 #include "notify/delivery.h"
 #include "admin/cli.h"
 #include "common/config.h"
+#include "common/install.h"
 #include "common/log.h"
+#include "common/roff.h"
 #include "admin/migrate.h"
 #include "server.h"
 #include "admin/stats_cli.h"
 
-#define DEFAULT_CONFIG "/etc/berichtd/berichtd.conf"
-#define VERSION "0.1.0"
+#define DEFAULT_CONFIG BERICHTD_CONFIG_FILE
 
 static const char *const help_run =
 	"usage: berichtd run [-c FILE]\n"
@@ -30,11 +32,16 @@ static const char *const help_migrate =
 	"Applies DIR/NNNN_name.sql in order, each in one transaction, recorded in the\n"
 	"table schema_migrations. Running it again changes nothing.\n"
 	"DIR defaults to the migrations/ folder next to the binary, else\n"
-	"/usr/share/berichtd/migrations.\n";
+	"" BERICHTD_DATADIR "/migrations.\n";
 static const char *const help_check =
 	"usage: berichtd check-config [-c FILE]\n"
 	"Exits 0 when the file is valid; otherwise prints one line per problem\n"
 	"(file:line: section.key: reason) and exits 1.\n";
+static const char *const help_man =
+	"usage: berichtd man 8|5\n"
+	"Prints the manual page berichtd(8) (the commands) or berichtd.conf(5) (every\n"
+	"config key) as roff, generated from the command and config tables, so the pages\n"
+	"say what this binary does: berichtd man 5 | man -l -\n";
 static const char *const help_example =
 	"usage: berichtd config-example\n"
 	"Prints the documented example config (every key with its default).\n";
@@ -284,9 +291,11 @@ static const char *const token_actions[] = {"create", "list", "revoke", NULL};
 static const char *const type_actions[] = {"add", "list", NULL};
 static const char *const agency_actions[] = {"set", "list", NULL};
 static const char *const stats_actions[] = {"rebuild", NULL};
+static const char *const man_actions[] = {"8", "5", NULL};
 
 static int cmd_version(struct config *cfg, const struct opts *o, const char *action);
 static int cmd_help(struct config *cfg, const struct opts *o, const char *action);
+static int cmd_man(struct config *cfg, const struct opts *o, const char *action);
 
 static const struct command commands[] = {
 	{"run", "run", "run the daemon (the default)", help_run, NULL, CMD_CONFIG, cmd_run, NULL},
@@ -308,6 +317,8 @@ static const struct command commands[] = {
 	 help_stats, stats_actions, CMD_CONFIG, cmd_stats, NULL},
 	{"report", "report", "write the annual open-rate report (csv, json or html)", help_report,
 	 NULL, CMD_CONFIG, cmd_report, NULL},
+	{"man", "man 8|5", "print the manual page berichtd(8) or berichtd.conf(5)", help_man,
+	 man_actions, CMD_NO_CONFIG, cmd_man, NULL},
 	{"version", "version", "print the version", NULL, NULL, CMD_AT_ONCE, cmd_version, NULL},
 	{"help", NULL, NULL, NULL, NULL, CMD_AT_ONCE, cmd_help, NULL},
 };
@@ -336,7 +347,7 @@ static int cmd_version(struct config *cfg, const struct opts *o, const char *act
 	(void)cfg;
 	(void)o;
 	(void)action;
-	printf("berichtd %s\n", VERSION);
+	printf("berichtd %s\n", BERICHTD_VERSION);
 	return 0;
 }
 
@@ -347,6 +358,116 @@ static int cmd_help(struct config *cfg, const struct opts *o, const char *action
 	(void)action;
 	usage(stdout);
 	return 0;
+}
+
+/* ------------------------------------------------------ berichtd(8) as roff */
+
+#define USAGE_PREFIX "usage: "
+
+static const char *const man8_head =
+	".TH BERICHTD 8 \"\" \"berichtd " BERICHTD_VERSION "\" \"System Manager's Manual\"\n"
+	".SH NAME\n"
+	"berichtd \\- notification and monitoring back end of the Berichtenbox\n"
+	".SH SYNOPSIS\n"
+	".B berichtd\n"
+	"[\\fICOMMAND\\fR] [\\fB\\-c\\fR \\fIFILE\\fR] [\\fIoptions\\fR]\n"
+	".SH DESCRIPTION\n"
+	"Agencies send berichtd the metadata of their messages over an HTTP/JSON API; it "
+	"stores them in PostgreSQL (never the content), tells the citizen by e\\-mail that a "
+	"message arrived, reminds them while it stays unopened, learns from the citizen "
+	"portal when it is opened, and gives the ministry aggregate open rates. Citizens are "
+	"known only by a keyed hash of their BSN; logs never carry a BSN, an e\\-mail address "
+	"or a token. The schedule lives in Redis and is rebuilt from PostgreSQL when lost.\n"
+	".PP\n"
+	"Without a command, berichtd runs the daemon, as berichtd.service does (user "
+	"berichtd, Type=notify). \\fB\\-c\\fR \\fIFILE\\fR defaults to " DEFAULT_CONFIG "; see\n"
+	".BR berichtd.conf (5).\n"
+	"\\fBberichtd\\fR \\fICOMMAND\\fR \\fB\\-\\-help\\fR describes each command.\n"
+	".SH COMMANDS\n";
+
+static const char *const man8_tail =
+	".SH EXIT STATUS\n"
+	"0 on success, 1 when the command failed (a bad config file, a service that refused), "
+	"2 on bad usage.\n"
+	".SH ENVIRONMENT\n"
+	".TP\n"
+	".B CREDENTIALS_DIRECTORY\n"
+	"Set by systemd (LoadCredential=): bsn.key and bounce.key there are read instead of "
+	"[security] bsn_key_file and bounce_key_file.\n"
+	".SH FILES\n"
+	".TP\n" DEFAULT_CONFIG "\n"
+	"The configuration, see\n"
+	".BR berichtd.conf (5).\n"
+	".TP\n"
+	"/etc/berichtd/bsn.key\n"
+	"The BSN hashing key (openssl rand \\-hex 32 > /etc/berichtd/bsn.key; chmod 600), made "
+	"once by the administrator and never changed: stored hashes would no longer match.\n"
+	".TP\n" BERICHTD_DATADIR "/migrations\n"
+	"The schema migrations that \\fBberichtd migrate\\fR applies; run it after every "
+	"upgrade.\n"
+	".TP\n" BERICHTD_DATADIR "/templates\n"
+	"The mail templates.\n"
+	".TP\n"
+	"/lib/systemd/system/berichtd.service\n"
+	"The unit; enable it with \\fBsystemctl enable \\-\\-now berichtd\\fR once the key "
+	"exists and the database is migrated.\n"
+	".SH SEE ALSO\n"
+	".BR berichtd.conf (5),\n"
+	".BR systemd.service (5),\n"
+	".BR systemd.exec (5)\n";
+
+/* A command's --help as man page text: its usage lines unfilled, then its prose. */
+static void man8_help(FILE *out, const char *help)
+{
+	const size_t indent = strlen(USAGE_PREFIX);
+	const char *p = help;
+
+	fputs(".PP\n.nf\n", out);
+	/* the usage lines: "usage: ..." and the ones indented under it */
+	while (*p &&
+	       (strncmp(p, USAGE_PREFIX, indent) == 0 || strncmp(p, "       ", indent) == 0)) {
+		const char *end = strchr(p, '\n');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		roff_span(out, p + indent, len - indent);
+		fputc('\n', out);
+		p += len + (end ? 1 : 0);
+	}
+	fputs(".fi\n", out);
+	if (*p) {
+		fputs(".PP\n", out);
+		roff_text(out, p);
+	}
+}
+
+/* berichtd(8): the commands as `berichtd` lists them and as their --help says. */
+static void write_man8(FILE *out)
+{
+	fputs(man8_head, out);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		const struct command *c = &commands[i];
+		if (!c->synopsis)
+			continue;
+		fputs(".SS \"", out);
+		roff_span(out, c->synopsis, strlen(c->synopsis));
+		fputs("\"\n", out);
+		fputc(toupper((unsigned char)c->summary[0]), out);
+		roff_span(out, c->summary + 1, strlen(c->summary + 1));
+		fputs(".\n", out);
+		if (c->help)
+			man8_help(out, c->help);
+	}
+	fputs(man8_tail, out);
+}
+
+static int cmd_man(struct config *cfg, const struct opts *o, const char *action)
+{
+	(void)cfg;
+	(void)o;
+	if (strcmp(action, "8") == 0)
+		write_man8(stdout);
+	else
+		config_write_man(stdout);
+	return fflush(stdout) == 0 ? 0 : 1;
 }
 
 static const struct command *find_command(const char *name)

@@ -12,13 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/install.h"
 #include "common/log.h"
 #include "core/pgpool.h"
 
 #define MIGRATION_LOCK_KEY "7260414" /* arbitrary, fixed: one lock for all instances */
 #define MAX_MIGRATIONS 1000
 #define PATH_LEN 4096
-#define INSTALLED_DIR "/usr/share/berichtd/migrations"
+#define INSTALLED_DIR BERICHTD_DATADIR "/migrations"
 
 static char default_dir[PATH_LEN];
 
