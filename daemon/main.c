@@ -14,12 +14,13 @@
 #include "admin/cli.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "admin/migrate.h"
 #include "server.h"
 #include "admin/stats_cli.h"
 
 #define DEFAULT_CONFIG "/etc/berichtd/berichtd.conf"
-#define VERSION "0.1.0"
+#define VERSION BERICHTD_VERSION
 
 static const char *const help_run =
 	"usage: berichtd run [-c FILE]\n"
