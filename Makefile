@@ -62,7 +62,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             redis-server postfix python3 python3-aiosmtpd python3-pytest python3-pytest-xdist \
             python3-psycopg2 python3-yaml python3-jsonschema curl chromium openssl
 
-.PHONY: all pkg-check deps lint-deps valgrind-deps node-deps fuzz fuzz-deps fuzz-build test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report bench-tls bench-idle systemd-check bench-dp man deb deb-check
+.PHONY: all pkg-check deps lint-deps valgrind-deps node-deps fuzz fuzz-deps fuzz-build test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report bench-tls bench-idle systemd-check bench-dp man deb deb-check alerts-check
 
 all: $(BIN)
 
@@ -139,7 +139,7 @@ LINT_PKGS     := clang-tidy cppcheck clang-format
 VALGRIND_PKGS := valgrind
 EXTRA_PKGS    = $(foreach p,$(LINT_PKGS),$(p):lint,fmt) $(foreach p,$(VALGRIND_PKGS),$(p):valgrind) \
                 $(foreach p,$(BENCH_PKGS),$(p):bench-ingest,bench-delivery) \
-                $(foreach p,$(FUZZ_PKGS),$(p):fuzz)
+                $(foreach p,$(FUZZ_PKGS),$(p):fuzz) $(foreach p,$(PROM_PKGS),$(p):alerts-check)
 
 lint-deps:
 	@$(MAKE) --no-print-directory deps DEB_PKGS="$(LINT_PKGS)"
@@ -173,7 +173,15 @@ valgrind: deps valgrind-deps all
 	BERICHTD_BIN=$(abspath tests/harness/valgrind-berichtd.sh) tests/run-integration.sh -k "test_pipeline"
 
 test: deps
-	$(MAKE) layers all unit check-example systemd-check openapi-lint integration SANITIZE=$(SANITIZE)
+	$(MAKE) layers all unit check-example systemd-check openapi-lint alerts-check integration SANITIZE=$(SANITIZE)
+
+# promtool (Debian's prometheus): the alert rules operators load (docs/operations.md),
+# and test_metrics.py checks a scrape with it
+PROM_PKGS := prometheus
+
+alerts-check:
+	@command -v promtool >/dev/null || $(MAKE) --no-print-directory deps DEB_PKGS="$(PROM_PKGS)"
+	promtool check rules docs/alerts.yml
 
 # docs/openapi.yaml against the Dutch API Design Rules ruleset (shared/ is a
 # sibling of the clone in CI and on our machines). Spectral is pinned in

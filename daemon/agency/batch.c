@@ -186,6 +186,7 @@ void batch_http_post(struct http_req *r)
 		return;
 	}
 	b->r = r;
+	hist_observe(&app->metrics.batch_size, &HIST_SIZE, (int64_t)n);
 
 	int64_t now = timefmt_now_ms();
 	char prefix[NAME_MAX_LEN];

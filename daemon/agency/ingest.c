@@ -150,7 +150,7 @@ struct group {
 };
 
 static void try_flush(struct ingest *in);
-static void finish(struct ingest_item *it, enum ingest_outcome outcome);
+static void finish(struct ingest *in, struct ingest_item *it, enum ingest_outcome outcome);
 
 static int64_t mono_us(void)
 {
@@ -224,7 +224,7 @@ void ingest_free(struct ingest *in)
 	/* pgpool_free ran first and failed every statement, so this is empty
 	 * unless memory ran out; never leave an owner without its answer */
 	while (in->q.head)
-		finish(ingest_queue_pop(&in->q), INGEST_UNAVAILABLE);
+		finish(in, ingest_queue_pop(&in->q), INGEST_UNAVAILABLE);
 	log_late(in, true);
 	event_free(in->expiry);
 	free(in);
@@ -249,6 +249,8 @@ void ingest_submit(struct ingest *in, struct ingest_item *item)
 {
 	if (!item->deadline_us)
 		item->deadline_us = ingest_deadline(in);
+	if (!item->submitted_us) /* a second round after a lost race counts from the first */
+		item->submitted_us = mono_us();
 	ingest_queue_push(&in->q, item);
 	try_flush(in);
 }
@@ -261,7 +263,7 @@ static void expire_queue(struct ingest *in)
 
 	while (in->q.head && in->q.head->deadline_us <= now) {
 		n++;
-		finish(ingest_queue_pop(&in->q), INGEST_EXPIRED);
+		finish(in, ingest_queue_pop(&in->q), INGEST_EXPIRED);
 	}
 	if (n) {
 		in->late_dropped += n;
@@ -281,8 +283,11 @@ static void arm_expiry(struct ingest *in)
 	}
 }
 
-static void finish(struct ingest_item *it, enum ingest_outcome outcome)
+static void finish(struct ingest *in, struct ingest_item *it, enum ingest_outcome outcome)
 {
+	if (it->submitted_us)
+		hist_observe(&in->app->metrics.ingest_duration, &HIST_DURATION,
+			     mono_us() - it->submitted_us);
 	it->outcome = outcome;
 	it->done(it);
 }
@@ -306,7 +311,7 @@ static void on_group_deadline(evutil_socket_t fd, short what, void *arg)
 		struct ingest_item *it = g->items[g->expired];
 		g->items[g->expired++] = NULL;
 		n++;
-		finish(it, INGEST_UNCONFIRMED);
+		finish(g->in, it, INGEST_UNCONFIRMED);
 	}
 	if (n) {
 		g->in->late_unconfirmed += n;
@@ -403,7 +408,7 @@ static void group_row(struct group *g, const PGresult *res, int row, struct sche
 	if (again && ++it->attempts < ATTEMPTS_MAX)
 		ingest_submit(in, it);
 	else
-		finish(it, outcome);
+		finish(in, it, outcome);
 }
 
 /* A statement that committed: every row, then Redis for its notifications. */
@@ -423,7 +428,7 @@ static void group_committed(struct group *g, const PGresult *res)
 	 * leave one hanging, and do not claim it was not stored) */
 	for (int k = 0; k < g->n; k++)
 		if (g->items[k])
-			finish(g->items[k], INGEST_UNCONFIRMED);
+			finish(in, g->items[k], INGEST_UNCONFIRMED);
 
 	if (s.failed)
 		log_warn("ingest: out of memory for the schedule; the reconciler will queue it");
@@ -457,7 +462,7 @@ static void group_done(struct group *g, const PGresult *res, const char *err, bo
 			 unknown ? "may or may not be stored" : "not stored", err);
 		for (int k = 0; k < g->n; k++)
 			if (g->items[k])
-				finish(g->items[k],
+				finish(in, g->items[k],
 				       unknown ? INGEST_UNCONFIRMED : INGEST_UNAVAILABLE);
 	} else {
 		group_committed(g, res);
@@ -497,6 +502,7 @@ static void try_flush(struct ingest *in)
 		g->in = in;
 		while (g->n < n)
 			g->items[g->n++] = ingest_queue_pop(&in->q);
+		hist_observe(&in->app->metrics.ingest_group, &HIST_SIZE, g->n);
 		char *payload = ingest_group_param(g->items, g->n);
 		in->inflight++;
 		in->inflight_items += g->n;

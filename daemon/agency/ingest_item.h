@@ -29,8 +29,9 @@ struct ingest_item {
 	struct ingest_item *next;
 	struct message_in msg;
 	int64_t agency_id;
-	uuid_t7 id;          /* the id it gets if created */
-	int64_t deadline_us; /* monotonic, from ingest_deadline(); answered by then */
+	uuid_t7 id;           /* the id it gets if created */
+	int64_t deadline_us;  /* monotonic, from ingest_deadline(); answered by then */
+	int64_t submitted_us; /* monotonic, at its first ingest_submit (ingest latency) */
 	int attempts;
 	/* result */
 	enum ingest_outcome outcome;

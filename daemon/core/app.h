@@ -13,6 +13,7 @@
 #include <stdbool.h>
 
 #include "common/config.h"
+#include "core/metrics.h"
 
 struct event_base;
 struct http_front;
@@ -24,13 +25,6 @@ struct ratelimit;
 struct delivery;
 struct reconcile;
 struct janitor;
-
-#define METRICS_LAG_BUCKETS 10
-/* upper bounds in ms; the last bucket is +Inf */
-#define METRICS_LAG_BOUNDS                                                                         \
-	{                                                                                          \
-		100, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000, -1                           \
-	}
 
 /* Why a DSN was refused: the reason labels of berichtd_dsn_refused_total. */
 enum dsn_refusal {
@@ -48,20 +42,25 @@ enum dsn_refusal {
 
 /* Named counters behind /metrics; atomics because workers bump them too. */
 struct metrics {
-	atomic_llong http_requests;
+	atomic_llong http_requests; /* the API listener's, counted on arrival */
 	atomic_llong messages_accepted;
 	atomic_llong notifications_scheduled;
-	atomic_llong notifications_sent;
+	atomic_llong notifications_sent; /* rows recorded as sent in PostgreSQL */
 	atomic_llong notifications_retried;
 	atomic_llong notifications_failed;
 	atomic_llong notifications_bounced;
 	atomic_llong notifications_cancelled;
-	atomic_llong mails_sent; /* mails (one may cover a digest of notifications) */
-	/* due-to-sent lag of sent notifications, cumulative histogram buckets */
-	atomic_llong lag_bucket[METRICS_LAG_BUCKETS];
-	atomic_llong lag_count;
-	atomic_llong lag_sum_ms;
-	atomic_llong dsn_applied; /* hard-bounce DSNs applied */
+	atomic_llong mails_sent; /* mails (one may cover a digest of notifications), recorded */
+	atomic_llong mails[MAIL_OUTCOMES];
+	atomic_llong retries[RETRY_REASONS]; /* notifications put back, by why */
+	/* from the notification's first due time to the relay's acceptance, of
+	 * the rows recorded as sent (migration 0018) */
+	struct hist lag;
+	struct hist ingest_duration; /* a message's arrival at the group commit to its answer */
+	struct hist ingest_group;    /* items per group-commit statement */
+	struct hist batch_size;      /* items per POST /v1/batches */
+	struct metrics_http http;    /* loop thread only */
+	atomic_llong dsn_applied;    /* hard-bounce DSNs applied */
 	atomic_llong dsn_refused[DSN_REFUSALS];
 };
 

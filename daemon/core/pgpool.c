@@ -78,6 +78,7 @@ struct pgconn {
 	PGresult *result;
 	int backoff_ms;
 	bool tried;        /* has attempted to connect at least once */
+	bool was_up;       /* has been connected before: the next connect is a reconnect */
 	bool preparing;    /* the running command is the PREPARE of cur->stmt */
 	uint32_t prepared; /* bit i: pool->stmts[i] is prepared on this connection */
 };
@@ -97,6 +98,7 @@ struct pgpool {
 	bool closing;
 	const struct pgpool_stmt *stmts[PGPOOL_STMT_MAX];
 	int nstmts;
+	long long reconnects; /* connects after a connection had been up (berichtd_pg_reconnects_total) */
 	/* failed connects, of every connection at every backoff: one line an outage */
 	struct outage down;
 };
@@ -407,6 +409,9 @@ static void conn_poll_connect(struct pgconn *c)
 		}
 		c->state = PGC_IDLE;
 		c->backoff_ms = BACKOFF_MIN_MS;
+		if (c->was_up)
+			c->pool->reconnects++;
+		c->was_up = true;
 		log_info("pg[%d]: connected", c->index);
 		outage_ok(&c->pool->down, clock_mono_ms());
 		conn_dispatch(c->pool);
@@ -648,4 +653,17 @@ void pgpool_free(struct pgpool *pool)
 	free(pool->conninfo);
 	outage_destroy(&pool->down);
 	free(pool);
+}
+
+void pgpool_stats(const struct pgpool *pool, struct pgpool_stats *out)
+{
+	*out = (struct pgpool_stats){0};
+	out->reconnects = pool->reconnects;
+	for (int i = 0; i < pool->size; i++)
+		switch (pool->conns[i].state) {
+		case PGC_IDLE: out->idle++; break;
+		case PGC_BUSY: out->busy++; break;
+		case PGC_CONNECTING: out->connecting++; break;
+		case PGC_BACKOFF: out->down++; break;
+		}
 }

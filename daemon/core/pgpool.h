@@ -76,6 +76,13 @@ void pgconn_log_notices(PGconn *conn);
 /* PQconnectdb, then pgconn_log_notices. The caller checks PQstatus and PQfinishes. */
 PGconn *pgconn_open(const char *conninfo);
 
+/* The pool's connections by state, and its reconnects so far (for /metrics). */
+struct pgpool_stats {
+	int idle, busy, connecting, down; /* down: waiting out a backoff after a failure */
+	long long reconnects;             /* connects after that connection had been up */
+};
+void pgpool_stats(const struct pgpool *pool, struct pgpool_stats *out);
+
 /* Queries queued, running, or failed and not yet called back. */
 int pgpool_pending(const struct pgpool *pool);
 

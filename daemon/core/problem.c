@@ -141,6 +141,11 @@ static void log_query(const struct http_req *r, char *out, size_t size)
 /* The access line of r, then r is freed; the thread has no request any more. */
 static void req_done(struct http_req *r, int status, size_t bytes)
 {
+	if (strcmp(r->listener, "http") == 0) /* the API's; scrapes would only count themselves */
+		metrics_http_observe(&r->app->metrics.http, r->route,
+				     r->route ? r->route->pattern : NULL,
+				     r->route ? http_method_name(r->route->method) : NULL, status,
+				     clock_mono_us() - r->start_us);
 	if (log_enabled(LOG_INFO)) {
 		char path[LOG_PATH_MAX], query[LOG_QUERY_MAX];
 		const char *method = http_method_name(evhttp_request_get_command(r->ev));

@@ -17,8 +17,9 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/outage.h"
+#include "core/queue_impl.h"
 
-#define KEY_MAX 256
+#define KEY_MAX QUEUE_KEY_MAX
 #define ID_STR 24
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 5000
@@ -335,6 +336,21 @@ void queue_loop_ping(struct queue_loop *q, queue_ping_cb cb, void *arg)
 	}
 	free(p);
 	cb(false, arg);
+}
+
+redisAsyncContext *queue_loop_async(const struct queue_loop *q)
+{
+	return q->state == QL_UP ? q->ac : NULL;
+}
+
+const char *queue_loop_prefix(const struct queue_loop *q)
+{
+	return q->prefix;
+}
+
+void queue_lane_key(const char *prefix, int64_t lane, char out[QUEUE_KEY_MAX])
+{
+	lane_key(prefix, lane, out);
 }
 
 /* ---------------------------------------------------------------- worker */

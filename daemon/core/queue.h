@@ -43,6 +43,25 @@ struct queue_loop *queue_loop_new(struct event_base *base, const char *host, int
 void queue_loop_free(struct queue_loop *q);
 bool queue_loop_connected(const struct queue_loop *q);
 
+/* One lane's backlog, as /metrics shows it (per agency: how far behind). */
+struct queue_lane {
+	int64_t lane;      /* agency id, 0 for the portal's own mails */
+	long long depth;   /* ids in its due set (due now or later) */
+	long long due;     /* of those, due by now */
+	int64_t oldest_ms; /* the smallest due time (epoch ms); -1 when empty */
+};
+/* at most this many lanes are read per call (agencies are a few hundred) */
+#define QUEUE_LANES_MAX 4096
+/*
+ * Reads every lane's ZCARD, ZCOUNT up to now and oldest entry (ZRANGE 0 0
+ * WITHSCORES),
+ * pipelined after one SMEMBERS. cb gets the lanes (valid during the call)
+ * and whether Redis answered all of it; it may run inside this call when
+ * Redis is down. Loop thread.
+ */
+typedef void (*queue_lanes_cb)(const struct queue_lane *lanes, size_t n, bool ok, void *arg);
+void queue_loop_lanes(struct queue_loop *q, queue_lanes_cb cb, void *arg);
+
 /*
  * Adds ids with their due times to their lanes (ZADD NX: an id already
  * scheduled keeps its time). Fire and forget: when Redis is down the

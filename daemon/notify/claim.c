@@ -78,7 +78,8 @@ static const char CLAIM_SQL[] =
 	"    a.language, coalesce(ag.name, '') AS agency, coalesce(n.payload->>'code', '') AS code,"
 	"    n.attempts + 1 AS attempts,"
 	"    (extract(epoch FROM n.created_at) * 1000)::bigint AS created_ms,"
-	"    (extract(epoch FROM n.due_at) * 1000)::bigint AS due_ms,"
+	/* the lag is measured from the first due time (migration 0018) */
+	"    (extract(epoch FROM coalesce(n.first_due_at, n.due_at)) * 1000)::bigint AS due_ms,"
 	"    n.representation_id IS NOT NULL AS for_rep, coalesce(n.representation_id, 0) AS rep_id,"
 	"    coalesce(rp.weergavenaam, '') AS person,"
 	/* the account may get this kind of mail at all (migration 0011's rule) */

@@ -128,8 +128,10 @@ struct row_outcome {
 
 /* A batch's outcome, kept until PostgreSQL has it; room for every claimed row. */
 struct outcome {
-	int64_t *sent; /* rows of mails the relay accepted */
+	int64_t *sent;        /* rows of mails the relay accepted */
+	int64_t *sent_lag_ms; /* for each, its first due time to the relay's acceptance */
 	int nsent;
+	int nmails_sent;  /* the mails of those rows */
 	int64_t *bounced; /* mails the relay refused for good (5xx) */
 	char (*bounce_reason)[REASON_MAX];
 	int nbounced;
@@ -180,8 +182,9 @@ void outcome_sent(struct worker *w, struct outcome *o, const struct claimed *c, 
 void outcome_permfail(struct worker *w, struct outcome *o, const struct claimed *c, int n,
 		      const char *reason);
 void outcome_tempfail(struct worker *w, struct outcome *o, const struct claimed *c, int n,
-		      const char *reason, int64_t now_ms);
-void outcome_deferred(struct outcome *o, const struct claimed *c, int n, int64_t due_ms);
+		      const char *reason, enum retry_reason why, int64_t now_ms);
+void outcome_deferred(struct worker *w, struct outcome *o, const struct claimed *c, int n,
+		      int64_t due_ms, enum retry_reason why);
 void outcome_unrenderable(struct worker *w, struct outcome *o, const struct claimed *c, int n);
 /* Room for n rows; false when out of memory (then outcome_free). */
 bool outcome_alloc(struct outcome *o, int n);

@@ -37,27 +37,16 @@
 /* once the daemon stops, how long a worker still tries to record */
 #define RECORD_STOP_GRACE_MS 5000
 
-static void observe_lag(struct metrics *m, int64_t lag_ms)
-{
-	static const int64_t bounds[METRICS_LAG_BUCKETS] = METRICS_LAG_BOUNDS;
-	if (lag_ms < 0)
-		lag_ms = 0;
-	for (int i = 0; i < METRICS_LAG_BUCKETS; i++)
-		if (bounds[i] < 0 || lag_ms <= bounds[i])
-			atomic_fetch_add(&m->lag_bucket[i], 1);
-	atomic_fetch_add(&m->lag_count, 1);
-	atomic_fetch_add(&m->lag_sum_ms, lag_ms);
-}
-
 void outcome_sent(struct worker *w, struct outcome *o, const struct claimed *c, int n,
 		  int64_t now_ms)
 {
-	struct metrics *m = &w->d->app->metrics;
+	(void)w;
+	/* counted once PostgreSQL has it as sent (record_sent) */
 	for (int k = 0; k < n; k++) {
+		o->sent_lag_ms[o->nsent] = now_ms - c[k].due_ms; /* the first due time (0018) */
 		o->sent[o->nsent++] = c[k].id;
-		observe_lag(m, now_ms - c[k].due_ms);
 	}
-	atomic_fetch_add(&m->mails_sent, 1);
+	o->nmails_sent++;
 }
 
 void outcome_permfail(struct worker *w, struct outcome *o, const struct claimed *c, int n,
@@ -68,11 +57,12 @@ void outcome_permfail(struct worker *w, struct outcome *o, const struct claimed 
 	snprintf(o->bounce_reason[o->nbounced], sizeof(o->bounce_reason[0]), "%s", reason);
 	o->nbounced++;
 	atomic_fetch_add(&w->d->app->metrics.notifications_bounced, n);
+	atomic_fetch_add(&w->d->app->metrics.mails[MAIL_BOUNCED], 1);
 }
 
 /* Rows of a mail retried later (4xx, connection trouble) or given up after the retry span. */
 void outcome_tempfail(struct worker *w, struct outcome *o, const struct claimed *c, int n,
-		      const char *reason, int64_t now_ms)
+		      const char *reason, enum retry_reason why, int64_t now_ms)
 {
 	const struct config *cfg = w->d->app->cfg;
 	struct metrics *m = &w->d->app->metrics;
@@ -80,6 +70,7 @@ void outcome_tempfail(struct worker *w, struct outcome *o, const struct claimed 
 				       cfg->delivery_retry_span_ms};
 	/* one due time for the whole mail: its rows stay together */
 	int64_t due = now_ms + retry_delay_ms(&p, c->attempts, (uint64_t)random());
+	bool failed = false;
 	for (int k = 0; k < n; k++) {
 		struct row_outcome *r = &o->rows[o->nrows++];
 		r->id = c[k].id;
@@ -91,6 +82,7 @@ void outcome_tempfail(struct worker *w, struct outcome *o, const struct claimed 
 				 " given up after %d attempts: %s",
 				 w->index, c[k].id, c[k].attempts, reason);
 			r->state = "failed";
+			failed = true;
 			atomic_fetch_add(&m->notifications_failed, 1);
 		} else {
 			/* while the relay is down the outage's lines say it (outage.h) */
@@ -100,13 +92,19 @@ void outcome_tempfail(struct worker *w, struct outcome *o, const struct claimed 
 				w->index, c[k].id, c[k].attempts, due - now_ms, reason);
 			r->state = "scheduled";
 			atomic_fetch_add(&m->notifications_retried, 1);
+			atomic_fetch_add(&m->retries[why], 1);
 		}
 	}
+	atomic_fetch_add(&m->mails[failed ? MAIL_FAILED : MAIL_RETRIED], 1);
 }
 
 /* Rows of a mail that was not sent (its domain's bucket was empty): back, unsent. */
-void outcome_deferred(struct outcome *o, const struct claimed *c, int n, int64_t due_ms)
+void outcome_deferred(struct worker *w, struct outcome *o, const struct claimed *c, int n,
+		      int64_t due_ms, enum retry_reason why)
 {
+	struct metrics *m = &w->d->app->metrics;
+	atomic_fetch_add(&m->retries[why], n);
+	atomic_fetch_add(&m->mails[MAIL_DEFERRED], 1);
 	for (int k = 0; k < n; k++) {
 		struct row_outcome *r = &o->rows[o->nrows++];
 		r->id = c[k].id;
@@ -128,21 +126,24 @@ void outcome_unrenderable(struct worker *w, struct outcome *o, const struct clai
 		snprintf(r->reason, sizeof(r->reason), "cannot render mail");
 	}
 	atomic_fetch_add(&w->d->app->metrics.notifications_failed, n);
+	atomic_fetch_add(&w->d->app->metrics.mails[MAIL_FAILED], 1);
 }
 
 bool outcome_alloc(struct outcome *o, int n)
 {
 	memset(o, 0, sizeof(*o));
 	o->sent = calloc((size_t)n + 1, sizeof(*o->sent));
+	o->sent_lag_ms = calloc((size_t)n + 1, sizeof(*o->sent_lag_ms));
 	o->bounced = calloc((size_t)n + 1, sizeof(*o->bounced));
 	o->bounce_reason = calloc((size_t)n + 1, sizeof(*o->bounce_reason));
 	o->rows = calloc((size_t)n + 1, sizeof(*o->rows));
-	return o->sent && o->bounced && o->bounce_reason && o->rows;
+	return o->sent && o->sent_lag_ms && o->bounced && o->bounce_reason && o->rows;
 }
 
 void outcome_free(struct outcome *o)
 {
 	free(o->sent);
+	free(o->sent_lag_ms);
 	free(o->bounced);
 	free(o->bounce_reason);
 	free(o->rows);
@@ -170,9 +171,9 @@ static const char SENT_SQL[] =
 	/* 'scheduled' too: the relay has the mail, even if a reconciler gave
 	 * up on the row while this worker could not reach PostgreSQL; marking
 	 * it sent keeps it from going again */
-	"  FROM unnest($1::bigint[]) AS u(id) WHERE n.id = u.id"
+	"  FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, i) WHERE n.id = u.id"
 	"    AND n.state IN ('sending', 'scheduled')"
-	"  RETURNING n.id, n.message_id, n.account_id, n.kind, n.representation_id"
+	"  RETURNING n.id, n.message_id, n.account_id, n.kind, n.representation_id, u.i"
 	"), rep AS ("
 	"  INSERT INTO notifications (message_id, account_id, kind, due_at, representation_id)"
 	/* a representative's reminder is theirs too: same account, same representation */
@@ -190,15 +191,41 @@ static const char SENT_SQL[] =
 	"         AND x.representation_id IS NOT DISTINCT FROM s.representation_id) < $4::int"
 	"  RETURNING id, (extract(epoch FROM due_at) * 1000)::bigint AS due_ms, message_id"
 	") "
-	"SELECT rep.id, rep.due_ms, m.agency_id FROM rep JOIN messages m ON m.id = rep.message_id";
+	"SELECT rep.id, rep.due_ms, m.agency_id, NULL::bigint FROM rep"
+	"  JOIN messages m ON m.id = rep.message_id"
+	/* and which of $1 were recorded as sent (1-based), for /metrics */
+	" UNION ALL SELECT NULL, NULL, NULL, s.i FROM s";
 
 static const struct pgpool_stmt SENT_STMT = {"sent", SENT_SQL, 5};
 
-/* Marks ids sent; queues the reminders that follow. False if PostgreSQL failed. */
-static bool record_sent(struct worker *w, const int64_t *ids, int n)
+/*
+ * The rows PostgreSQL recorded as sent are what "sent" counts, with their
+ * lag; a row that was cancelled or taken over meanwhile is not sent.
+ */
+static void count_recorded(struct metrics *m, const struct outcome *o, const PGresult *res)
+{
+	long long recorded = 0;
+	for (int i = 0; i < PQntuples(res); i++) {
+		if (PQgetisnull(res, i, 3))
+			continue;
+		long long k = strtoll(PQgetvalue(res, i, 3), NULL, 10) - 1;
+		if (k < 0 || k >= o->nsent)
+			continue;
+		hist_observe(&m->lag, &HIST_LAG, o->sent_lag_ms[k]);
+		recorded++;
+	}
+	atomic_fetch_add(&m->notifications_sent, recorded);
+	atomic_fetch_add(&m->mails_sent, o->nmails_sent);
+	atomic_fetch_add(&m->mails[MAIL_SENT], o->nmails_sent);
+}
+
+/* Marks o's sent rows sent; queues the reminders that follow. False if PostgreSQL failed. */
+static bool record_sent(struct worker *w, const struct outcome *o)
 {
 	const struct config *cfg = w->d->app->cfg;
 	char after[48], before[48], maxrep[16];
+	const int64_t *ids = o->sent;
+	int n = o->nsent;
 	if (n == 0)
 		return true;
 	char *arr = conn_id_array(ids, n);
@@ -211,13 +238,16 @@ static bool record_sent(struct worker *w, const int64_t *ids, int n)
 	free(arr);
 	if (!res)
 		return false;
-	int nrep = PQntuples(res);
-	struct queue_item *its = calloc((size_t)nrep + 1, sizeof(*its));
-	int64_t *dues = calloc((size_t)nrep + 1, sizeof(*dues));
-	for (int i = 0; its && dues && i < nrep; i++) {
-		its[i].id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		its[i].lane = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-		dues[i] = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+	count_recorded(&w->d->app->metrics, o, res);
+	int rows = PQntuples(res), nrep = 0;
+	struct queue_item *its = calloc((size_t)rows + 1, sizeof(*its));
+	int64_t *dues = calloc((size_t)rows + 1, sizeof(*dues));
+	for (int i = 0; its && dues && i < rows; i++) {
+		if (PQgetisnull(res, i, 0)) /* a sent row's line (count_recorded) */
+			continue;
+		its[nrep].id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		its[nrep].lane = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		dues[nrep++] = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 	}
 	if (nrep > 0 &&
 	    (!its || !dues ||
@@ -233,6 +263,8 @@ static bool record_sent(struct worker *w, const int64_t *ids, int n)
 /* $1 id, $2 state, $3 due, $4 reason, $5 unsent (the claim's attempt is taken back) */
 static const char ROW_SQL[] =
 	"UPDATE notifications SET state = $2, last_error = $4,"
+	/* the due time the first retry moves away from stays (migration 0018) */
+	"  first_due_at = coalesce(first_due_at, due_at),"
 	"  due_at = CASE WHEN $2 = 'scheduled' THEN $3::timestamptz ELSE due_at END,"
 	"  attempts = attempts - CASE WHEN $5::boolean THEN 1 ELSE 0 END,"
 	"  claimed_at = NULL WHERE id = $1 AND state = 'sending'";
@@ -271,7 +303,7 @@ static bool record_bounce(struct worker *w, int64_t mail_id, const char *reason)
 static bool apply_outcome(struct worker *w, struct outcome *o)
 {
 	if (!o->sent_done) {
-		if (!record_sent(w, o->sent, o->nsent))
+		if (!record_sent(w, o))
 			return false;
 		o->sent_done = true;
 	}

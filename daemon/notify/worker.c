@@ -111,7 +111,9 @@ static void defer_quiet(struct worker *w, const struct queue_item *items, int n,
 	if (arr)
 		conn_exec_discard(
 			w,
-			"UPDATE notifications SET due_at = greatest(due_at, $2::timestamptz) "
+			/* not late before it may go: the lag counts from the window's end */
+			"UPDATE notifications SET due_at = greatest(due_at, $2::timestamptz), "
+			"first_due_at = greatest(coalesce(first_due_at, due_at), $2::timestamptz) "
 			"WHERE id = ANY($1::bigint[]) AND state = 'scheduled' AND kind <> 'verify'",
 			2, params);
 	free(arr);
@@ -188,10 +190,20 @@ static void batch_build(struct worker *w, struct batch *b, const struct claimed 
 		const struct claimed *c = &cl[groups[g].first];
 		int64_t wait = 0;
 		if (!throttle_domain_try(&w->d->throttle, c->rcpt, clock_mono_ms(), &wait))
-			outcome_deferred(o, c, groups[g].count, now + wait);
+			outcome_deferred(w, o, c, groups[g].count, now + wait, RETRY_RATE_LIMITED);
 		else if (!batch_add(w, b, c, groups[g].count, g))
 			outcome_unrenderable(w, o, c, groups[g].count);
 	}
+}
+
+/* Why a mail the relay did not take is retried, for retries_total{reason}. */
+static enum retry_reason retry_reason_of(int code, bool relay_down)
+{
+	if (code >= 500)
+		return RETRY_SENDER_REFUSED; /* a 5xx that is no bounce: MAIL FROM */
+	if (code >= 400)
+		return RETRY_TEMPORARY;
+	return relay_down ? RETRY_RELAY_UNREACHABLE : RETRY_NO_REPLY;
 }
 
 /* Hands each sent mail's result to its outcome handler. */
@@ -206,7 +218,8 @@ static void batch_outcomes(struct worker *w, const struct batch *b, const struct
 		case SMTP_SENT: outcome_sent(w, o, c, g->count, now); break;
 		case SMTP_PERMFAIL: outcome_permfail(w, o, c, g->count, b->mails[i].reason); break;
 		case SMTP_TEMPFAIL:
-			outcome_tempfail(w, o, c, g->count, b->mails[i].reason, now);
+			outcome_tempfail(w, o, c, g->count, b->mails[i].reason,
+					 retry_reason_of(b->mails[i].code, o->relay_down), now);
 			break;
 		}
 	}
@@ -227,7 +240,7 @@ static int send_mails(struct worker *w, const struct claimed *cl, const struct g
 		int64_t now = timefmt_now_ms();
 		for (int g = 0; g < ng; g++)
 			outcome_tempfail(w, o, &cl[groups[g].first], groups[g].count,
-					 "out of memory", now);
+					 "out of memory", RETRY_INTERNAL, now);
 		batch_free(&b);
 		return 0;
 	}
@@ -261,7 +274,8 @@ static void defer_lapsed(struct worker *w, const struct claimed *cl, const struc
 {
 	int64_t now = timefmt_now_ms();
 	for (int g = 0; g < ng; g++)
-		outcome_deferred(o, &cl[groups[g].first], groups[g].count, now);
+		outcome_deferred(w, o, &cl[groups[g].first], groups[g].count, now,
+				 RETRY_LEASE_LAPSED);
 	log_warn("delivery[%d]: the lifeline's lease ran out after the claim; %d mails back "
 		 "to the schedule unsent",
 		 w->index, ng);
@@ -285,7 +299,6 @@ static int deliver_claimed(struct worker *w, const struct claimed *cl, int nc, u
 			defer_lapsed(w, cl, groups, ng, &o);
 		if (record_outcome(w, &o)) {
 			record_queue_retries(w, &o);
-			atomic_fetch_add(&w->d->app->metrics.notifications_sent, o.nsent);
 			if (o.nsent)
 				log_debug("delivery[%d]: %d notifications sent", w->index, o.nsent);
 		}
