@@ -174,8 +174,10 @@ static void apply(struct reload *rl, struct generation *g, struct delivery_gen *
 	rl->gens = g;
 	app->cfg = &g->cfg; /* the loop's readers; the workers take dg */
 	ratelimit_set(app->ratelimit, c->ratelimit_rate, c->ratelimit_burst);
-	if (dg)
+	if (dg) {
 		delivery_reload(app->delivery, dg);
+		log_info("reload: templates read again");
+	}
 	enum log_level lvl = LOG_INFO;
 	log_level_parse(c->log_level, &lvl);
 	if (!log_open(lvl, c->log_file))

@@ -265,6 +265,12 @@ def write_config(path, services, *, http_port=None, key_prefix=None, log_file=No
     or as delivery__workers=4.  Returns the config dict that was written.
     """
     cfg = default_config(services, http_port, key_prefix, log_file, ops_port)
+    return write_config_dict(path, cfg, **overrides)
+
+
+def write_config_dict(path, cfg, **overrides):
+    """Write the config dict cfg ({section: {key: value}}, changed in place
+    by overrides as in write_config) to `path`, atomically; returns cfg."""
     for k, v in _normalize_overrides(overrides).items():
         section, key = k.split(".", 1)
         if v is None:
@@ -442,6 +448,11 @@ class Daemon:
 
     def __repr__(self):
         return "<Daemon %s %s pid=%s>" % (self.name, self.base_url, self.pid)
+
+    def rewrite_config(self, **overrides):
+        """Changes the daemon's config file in place (same ports, prefix and
+        log file), e.g. before a SIGHUP; overrides as for write_config."""
+        write_config_dict(self.conf, self.config, **overrides)
 
     # -- CLI
     def cli(self, *args, input=None, timeout=60, env=None, conf=True):
