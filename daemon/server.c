@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "common/sdnotify.h"
 #include "notify/delivery.h"
+#include "core/framing.h"
 #include "core/http.h"
 #include "agency/ingest.h"
 #include "core/janitor.h"
@@ -41,12 +42,16 @@
 #include "watchdog.h"
 
 #define SHUTDOWN_POLL_MS 20
+/* after the listener closed: connections accepted just before get their
+ * request served, or are closed once this is over (idle keep-alive ones) */
+#define SHUTDOWN_TAIL_MS 500
 
 struct server {
 	struct app app;
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *drain_timer;
 	int drain_waited_ms;
+	int tail_waited_ms; /* -1 until the listener is closed */
 	struct watchdog *watchdog;
 	struct reload *reload;
 };
@@ -61,14 +66,23 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 	int workers = delivery_running(app->delivery);
 	bool idle =
 		ingest_pending(app->ingest) == 0 && pgpool_pending(app->pg) == 0 && workers == 0;
-	if (idle || s->drain_waited_ms >= app->cfg->http_shutdown_timeout_ms) {
+	bool over = s->drain_waited_ms >= app->cfg->http_shutdown_timeout_ms;
+	if (s->tail_waited_ms < 0 && (idle || over)) {
 		if (!idle)
 			log_warn("shutdown: grace period over, %d queries still pending, %d "
 				 "workers still sending (waited for at exit)",
 				 pgpool_pending(app->pg), workers);
 		http_stop_accepting(app);
-		event_base_loopexit(app->base, NULL);
-		return;
+		s->tail_waited_ms = 0;
+	}
+	if (s->tail_waited_ms >= 0) {
+		struct framing_stats fs;
+		http_connection_stats(app, &fs);
+		if (fs.connections == 0 || s->tail_waited_ms >= SHUTDOWN_TAIL_MS || over) {
+			event_base_loopexit(app->base, NULL);
+			return;
+		}
+		s->tail_waited_ms += SHUTDOWN_POLL_MS;
 	}
 	s->drain_waited_ms += SHUTDOWN_POLL_MS;
 	struct timeval tv = {0, SHUTDOWN_POLL_MS * 1000};
@@ -85,6 +99,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	log_info("signal %d: shutting down", (int)sig);
 	sdnotify("STOPPING=1");
 	s->app.shutting_down = true; /* new requests: 503 */
+	s->tail_waited_ms = -1;
 	/* the workers finish their batch and record its results meanwhile */
 	delivery_ask_stop(s->app.delivery);
 	drain_check(-1, 0, s);

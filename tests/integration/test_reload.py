@@ -13,50 +13,10 @@ gets SIGHUP.
 Every wait is a poll with a deadline; nothing is timed."""
 import shutil
 import signal
-import threading
 import uuid
 
 import harness
-from harness import make_agency, make_citizen, post_message, wait_until
-
-
-class Poster:
-    """A thread posting one message after another on fresh connections;
-    keeps (status, berichtId or None) and every exception."""
-
-    def __init__(self, d, agency, bsn):
-        self.d, self.agency, self.bsn = d, agency, bsn
-        self.results, self.errors = [], []
-        self.lock = threading.Lock()
-        self.running = True
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while self.running:
-            try:
-                r = post_message(self.d, self.agency["token"], self.bsn)
-                rid = r.json().get("berichtId") if r.status == 201 else None
-                with self.lock:
-                    self.results.append((r.status, rid))
-            except Exception as e:  # noqa: BLE001 - every failure is counted
-                with self.lock:
-                    self.errors.append(repr(e))
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.running = False
-        self.thread.join(60)
-
-    def count(self, status=None):
-        with self.lock:
-            return sum(1 for s, _ in self.results if status is None or s == status)
-
-    def statuses(self):
-        with self.lock:
-            return [s for s, _ in self.results]
+from harness import Poster, make_agency, make_citizen, post_message, wait_until
 
 
 def changed(d, key):
