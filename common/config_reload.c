@@ -93,7 +93,7 @@ bool config_next_generation(const struct config *old, const struct config *fresh
 			    bool (*hold)(const char *section, const char *key, void *arg),
 			    void *arg, struct config *out)
 {
-	memcpy(out, old, sizeof(*out)); /* numbers and derived keys; strings below */
+	*out = *old; /* numbers and derived keys; strings below */
 	bool ok = copy_str(&out->path, old->path);
 	for (size_t i = 0; i < config_nkeys; i++) {
 		const struct config_key *k = &config_keys[i];
