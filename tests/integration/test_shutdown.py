@@ -2,7 +2,7 @@
 
 The janitor's purge and the reconciler's page are pgpool queries whose
 callbacks point at the janitor and the reconciler. When the shutdown grace
-period (SHUTDOWN_GRACE_MS in daemon/server.c, 10 s, not a config key) runs
+period ([http] shutdown_timeout, 10 s by default) runs
 out while such a statement waits in PostgreSQL, teardown frees the pool and
 the pool answers the running queries "shutting down". Those objects must
 still be alive then. The plain build may survive a use after free by luck;
