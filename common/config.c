@@ -85,7 +85,7 @@ static int64_t *int_slot(struct config *cfg, const struct config_key *k)
 	return (int64_t *)((char *)cfg + k->offset);
 }
 
-static bool is_string_type(enum config_type t)
+bool config_type_is_string(enum config_type t)
 {
 	return t == CFG_STRING || t == CFG_PATH || t == CFG_HOSTPORT || t == CFG_QUIET ||
 	       t == CFG_TIMEZONE || t == CFG_LOGLEVEL || t == CFG_HEX || t == CFG_REDIS_URL;
@@ -222,7 +222,7 @@ static const char *set_value(struct config *cfg, const struct config_key *k, con
 	case CFG_PATH: break;
 	}
 
-	if (is_string_type(k->type)) {
+	if (config_type_is_string(k->type)) {
 		char **slot = str_slot(cfg, k);
 		char *copy = (k->type == CFG_PATH && *value) ? resolve_path(cfgname, value)
 							     : strdup(value);
@@ -630,7 +630,7 @@ bool config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 void config_free(struct config *cfg)
 {
 	for (size_t i = 0; i < NKEYS; i++) {
-		if (is_string_type(config_keys[i].type)) {
+		if (config_type_is_string(config_keys[i].type)) {
 			char **slot = str_slot(cfg, &config_keys[i]);
 			free(*slot);
 			*slot = NULL;

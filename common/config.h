@@ -25,7 +25,8 @@ struct config {
 	int64_t http_header_timeout_ms;
 	int64_t http_request_timeout_ms;
 	int64_t http_max_connections;
-	char *http_problem_base; /* problem+json "type" is this and a slug */
+	char *http_problem_base;          /* problem+json "type" is this and a slug */
+	int64_t http_shutdown_timeout_ms; /* SIGTERM: longest drain before exit */
 
 	/* [ops] */
 	char *ops_listen; /* "host:port" of /healthz, /readyz, /metrics */
@@ -152,6 +153,21 @@ bool config_load_string(const char *name, const char *text, struct config *cfg, 
 			size_t errlen) __attribute__((warn_unused_result));
 
 void config_free(struct config *cfg);
+
+/*
+ * SIGHUP (common/config_reload.c). config_changes calls fn (may be NULL)
+ * for each key whose value differs between old and fresh (a key file whose
+ * content changed counts), in table order, and returns their number; it
+ * never sees or passes a value. config_next_generation writes into out a
+ * new config: old, with every reloadable key for which hold (may be NULL)
+ * says false taken from fresh. The caller frees out with config_free().
+ */
+int config_changes(const struct config *old, const struct config *fresh,
+		   void (*fn)(const char *section, const char *key, bool reloadable, void *arg),
+		   void *arg);
+bool config_next_generation(const struct config *old, const struct config *fresh,
+			    bool (*hold)(const char *section, const char *key, void *arg),
+			    void *arg, struct config *out) __attribute__((warn_unused_result));
 
 /* Writes the documented example file (every key, its default, its doc). */
 void config_write_example(FILE *out);

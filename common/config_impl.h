@@ -37,6 +37,9 @@ struct config_key {
 	const char *doc;
 };
 
+/* Whether values of type t are stored as a char * (else an int64_t). */
+bool config_type_is_string(enum config_type t);
+
 extern const struct config_key config_keys[];
 extern const size_t config_nkeys;
 

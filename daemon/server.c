@@ -3,11 +3,15 @@
  *
  * Signals are handled inside the event loop (evsignal_new), never with work
  * in a signal handler (STYLE.md habit 5):
- *   SIGTERM/SIGINT: stop accepting, let running requests and statements
- *                   finish (at most SHUTDOWN_GRACE_MS), stop the workers,
- *                   free everything (ASan-clean exit).
- *   SIGHUP:         re-read the config file; a bad file is logged and the
- *                   old config stays. Reopens the log file (log rotation).
+ *   SIGTERM/SIGINT: STOPPING=1; new requests get 503 (the listener stays
+ *                   open, so no client is reset), running requests and
+ *                   statements finish and the workers finish the batch they
+ *                   have (sent and recorded), at most [http] shutdown_timeout;
+ *                   then the listener closes and everything is freed
+ *                   (ASan-clean exit).
+ *   SIGHUP:         RELOADING=1, the config file read again and every
+ *                   reloadable key applied (reload.c), READY=1. Reopens the
+ *                   log file (log rotation).
  */
 #include "server.h"
 
@@ -18,12 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "core/app.h"
 #include "core/auth.h"
 #include "common/log.h"
 #include "common/sdnotify.h"
 #include "notify/delivery.h"
+#include "core/framing.h"
 #include "core/http.h"
 #include "agency/ingest.h"
 #include "core/janitor.h"
@@ -31,18 +37,23 @@
 #include "core/pgpool.h"
 #include "core/queue.h"
 #include "notify/reconcile.h"
+#include "reload.h"
 #include "routes.h"
 #include "watchdog.h"
 
-#define SHUTDOWN_GRACE_MS 10000
 #define SHUTDOWN_POLL_MS 20
+/* after the listener closed: connections accepted just before get their
+ * request served, or are closed once this is over (idle keep-alive ones) */
+#define SHUTDOWN_TAIL_MS 500
 
 struct server {
 	struct app app;
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *drain_timer;
 	int drain_waited_ms;
+	int tail_waited_ms; /* -1 until the listener is closed */
 	struct watchdog *watchdog;
+	struct reload *reload;
 };
 
 static void drain_check(evutil_socket_t fd, short what, void *arg)
@@ -52,13 +63,26 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
-	bool idle = ingest_pending(app->ingest) == 0 && pgpool_pending(app->pg) == 0;
-	if (idle || s->drain_waited_ms >= SHUTDOWN_GRACE_MS) {
+	int workers = delivery_running(app->delivery);
+	bool idle =
+		ingest_pending(app->ingest) == 0 && pgpool_pending(app->pg) == 0 && workers == 0;
+	bool over = s->drain_waited_ms >= app->cfg->http_shutdown_timeout_ms;
+	if (s->tail_waited_ms < 0 && (idle || over)) {
 		if (!idle)
-			log_warn("shutdown: grace period over, %d queries still pending",
-				 pgpool_pending(app->pg));
-		event_base_loopexit(app->base, NULL);
-		return;
+			log_warn("shutdown: grace period over, %d queries still pending, %d "
+				 "workers still sending (waited for at exit)",
+				 pgpool_pending(app->pg), workers);
+		http_stop_accepting(app);
+		s->tail_waited_ms = 0;
+	}
+	if (s->tail_waited_ms >= 0) {
+		struct framing_stats fs;
+		http_connection_stats(app, &fs);
+		if (fs.connections == 0 || s->tail_waited_ms >= SHUTDOWN_TAIL_MS || over) {
+			event_base_loopexit(app->base, NULL);
+			return;
+		}
+		s->tail_waited_ms += SHUTDOWN_POLL_MS;
 	}
 	s->drain_waited_ms += SHUTDOWN_POLL_MS;
 	struct timeval tv = {0, SHUTDOWN_POLL_MS * 1000};
@@ -74,38 +98,29 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	log_info("signal %d: shutting down", (int)sig);
 	sdnotify("STOPPING=1");
-	s->app.shutting_down = true;
-	http_stop_accepting(&s->app);
-	/* workers first: they finish their batch and record its results */
-	delivery_stop(s->app.delivery);
-	s->app.delivery = NULL;
+	s->app.shutting_down = true; /* new requests: 503 */
+	s->tail_waited_ms = -1;
+	/* the workers finish their batch and record its results meanwhile */
+	delivery_ask_stop(s->app.delivery);
 	drain_check(-1, 0, s);
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *s = arg;
-	struct config fresh;
-	char err[CONFIG_ERR_MAX];
+	struct timespec now;
+	char state[64];
 	(void)sig;
 	(void)what;
 
-	sdnotify("RELOADING=1");
-	if (!config_load(s->app.cfg->path, &fresh, err, sizeof(err))) {
-		log_error("reload: config has errors, keeping the old one:\n%s", err);
-	} else {
-		enum log_level lvl = LOG_INFO;
-		log_level_parse(fresh.log_level, &lvl);
-		if (!log_open(lvl, fresh.log_file))
-			log_error("reload: cannot open log file");
-		char tlserr[256];
-		if (!http_reload_tls(&s->app, &fresh, tlserr, sizeof(tlserr)))
-			log_error("reload: TLS: %s; keeping the old certificate", tlserr);
-		else if (s->app.cfg->tls_cert_file && *s->app.cfg->tls_cert_file)
-			log_info("reload: TLS certificate and key read again");
-		log_info("reload: log settings applied; other changes take effect on restart");
-		config_free(&fresh);
-	}
+	if (s->app.shutting_down)
+		return; /* the drain runs on the config it started with */
+	/* systemd 253's Type=notify-reload wants the time with RELOADING=1 */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%lld",
+		 (long long)now.tv_sec * 1000000LL + now.tv_nsec / 1000);
+	sdnotify(state);
+	reload_run(s->reload);
 	sdnotify("READY=1");
 }
 
@@ -122,6 +137,7 @@ static void teardown(struct server *s)
 	app->shutting_down = true;
 	watchdog_stop(s->watchdog);
 	delivery_stop(app->delivery);
+	app->delivery = NULL;
 	queue_loop_free(app->queue); /* pending Redis callbacks get NULL */
 	/* pending queries answer "shutting down" here, so everything their
 	 * callbacks point at (reconciler, janitor, ingest, auth) is still alive;
@@ -133,6 +149,8 @@ static void teardown(struct server *s)
 	ratelimit_free(app->ratelimit);
 	auth_free(app->auth);
 	http_stop(app);
+	app->cfg = NULL;
+	reload_free(s->reload); /* the generations: the workers are gone */
 	if (s->drain_timer)
 		event_free(s->drain_timer);
 	if (s->sig_term)
@@ -181,8 +199,9 @@ int server_run(struct config *cfg)
 	app->auth = auth_new(app);
 	app->ingest = ingest_new(app);
 	app->ratelimit = ratelimit_new(app->cfg->ratelimit_rate, app->cfg->ratelimit_burst);
+	s->reload = reload_new(app);
 	if (!s->drain_timer || !app->pg || !app->queue || !app->auth || !app->ingest ||
-	    !app->ratelimit) {
+	    !app->ratelimit || !s->reload) {
 		log_error("start: out of memory");
 		goto out;
 	}

@@ -16,7 +16,6 @@
 struct watchdog {
 	struct app *app;
 	struct event *tick;
-	int64_t stall_ms;
 	bool stalled; /* logged once per stall, not once per tick */
 };
 
@@ -46,7 +45,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 
 	/* this callback running at all shows the event loop moves */
-	int stuck = delivery_stalled(wd->app->delivery, clock_mono_ms(), wd->stall_ms, &age);
+	int stuck = delivery_stalled(wd->app->delivery, clock_mono_ms(),
+				     wd->app->cfg->delivery_stall_ms, &age);
 	if (stuck >= 0) {
 		if (!wd->stalled)
 			log_error("watchdog: delivery worker %d shows no progress for %" PRId64
@@ -70,7 +70,6 @@ struct watchdog *watchdog_start(struct app *app)
 	if (!wd)
 		return NULL;
 	wd->app = app;
-	wd->stall_ms = app->cfg->delivery_stall_ms;
 	wd->tick = event_new(app->base, -1, EV_PERSIST, on_tick, wd);
 	/* systemd's advice: ping at half the interval */
 	int64_t half = usec / 2;
@@ -81,7 +80,7 @@ struct watchdog *watchdog_start(struct app *app)
 	}
 	log_info("watchdog: pings every %" PRId64 " ms while the event loop and every "
 		 "delivery worker move (stall_timeout %" PRId64 " s)",
-		 half / 1000, wd->stall_ms / MS_PER_S);
+		 half / 1000, app->cfg->delivery_stall_ms / MS_PER_S);
 	return wd;
 }
 

@@ -3,8 +3,10 @@
  * (STYLE.md: "pass a context struct instead of reading globals").
  *
  * Owned by server.c; lives as long as the event loop runs. Everything in it
- * is touched from the event-loop thread only, except `cfg` (read-only while
- * the workers run) and the atomics in `metrics`.
+ * is touched from the event-loop thread only, except the atomics in
+ * `metrics`. `cfg` is the loop's current config generation: a SIGHUP
+ * (reload.c) points it at a new one; the delivery threads never read it,
+ * they have generations of their own (notify/delivery_impl.h).
  */
 #ifndef BERICHTD_APP_H
 #define BERICHTD_APP_H

@@ -436,6 +436,13 @@ static void serve(const struct http_side *side, struct http_req *r)
 		http_problem_framing(r, fault);
 		return;
 	}
+	/* SIGTERM: the listener stays open while running requests finish, so no
+	 * client is reset; what comes in meanwhile is told to go elsewhere */
+	if (app->shutting_down && side->api) {
+		evhttp_add_header(evhttp_request_get_output_headers(ev), "Connection", "close");
+		http_problem_unavailable(r, "De dienst wordt afgesloten; probeer het opnieuw.");
+		return;
+	}
 
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
 	const char *rawpath = uri ? evhttp_uri_get_path(uri) : NULL;

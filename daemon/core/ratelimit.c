@@ -68,13 +68,18 @@ struct ratelimit {
 	size_t cap, used;
 };
 
+void ratelimit_set(struct ratelimit *rl, int64_t rate, int64_t burst)
+{
+	rl->rate = (double)rate;
+	rl->burst = (double)(burst > 0 ? burst : 1);
+}
+
 struct ratelimit *ratelimit_new(int64_t rate, int64_t burst)
 {
 	struct ratelimit *rl = calloc(1, sizeof(*rl));
 	if (!rl)
 		return NULL;
-	rl->rate = (double)rate;
-	rl->burst = (double)(burst > 0 ? burst : 1);
+	ratelimit_set(rl, rate, burst);
 	rl->cap = TABLE_INITIAL;
 	rl->slots = calloc(rl->cap, sizeof(*rl->slots));
 	if (!rl->slots) {

@@ -52,6 +52,8 @@ struct ratelimit;
 /* rate: tokens per second (0 = no limit); burst: bucket size (>= 1). */
 struct ratelimit *ratelimit_new(int64_t rate, int64_t burst);
 void ratelimit_free(struct ratelimit *rl);
+/* New rate and burst (SIGHUP); each bucket keeps its tokens, capped by its next refill. */
+void ratelimit_set(struct ratelimit *rl, int64_t rate, int64_t burst);
 
 /*
  * Takes n tokens from agency's bucket at now_ms. Returns true when allowed;

@@ -163,11 +163,10 @@ static const struct pgpool_stmt CLAIM_STMT = {"claim", CLAIM_SQL, 4};
 /* Claims; fills out[] with the eligible rows. Returns their number, -1 on error. */
 int claim_rows(struct worker *w, const int64_t *ids, int n, bool quiet, struct claimed **out)
 {
-	struct app *app = w->d->app;
 	char digest[48], instance[16];
 	char *arr = conn_id_array(ids, n);
 	snprintf(digest, sizeof(digest), "%" PRId64 " milliseconds",
-		 app->cfg->notify_digest_window_ms);
+		 delivery_cfg(w->d)->notify_digest_window_ms);
 	snprintf(instance, sizeof(instance), "%d", atomic_load(&w->d->instance_id));
 	const char *params[] = {arr, digest, quiet ? "t" : "f", instance};
 	PGresult *res = arr ? conn_exec_stmt(w, WS_CLAIM, &CLAIM_STMT, params) : NULL;
@@ -206,7 +205,7 @@ int claim_rows(struct worker *w, const int64_t *ids, int n, bool quiet, struct c
 	}
 	PQclear(res);
 	if (cancelled) {
-		atomic_fetch_add(&app->metrics.notifications_cancelled, cancelled);
+		atomic_fetch_add(&w->d->app->metrics.notifications_cancelled, cancelled);
 		log_debug("delivery[%d]: %lld notifications cancelled at claim", w->index,
 			  cancelled);
 	}

@@ -35,7 +35,7 @@ PGconn *conn_pg_open(const struct config *cfg, const char *name)
 
 bool conn_connect(struct worker *w)
 {
-	const struct config *cfg = w->d->app->cfg;
+	const struct config *cfg = delivery_cfg(w->d);
 
 	if (!w->pg || PQstatus(w->pg) != CONNECTION_OK) {
 		if (w->pg)

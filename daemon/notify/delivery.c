@@ -59,6 +59,50 @@ int delivery_check(const struct config *cfg, FILE *out)
 	return problems;
 }
 
+struct delivery_gen *delivery_gen_new(const struct config *cfg, char *err, size_t errlen)
+{
+	struct delivery_gen *g = calloc(1, sizeof(*g));
+	if (!g) {
+		snprintf(err, errlen, "out of memory\n");
+		return NULL;
+	}
+	g->cfg = cfg;
+	/* every problem of every template, one line each, as check-config writes them */
+	FILE *lines = fmemopen(err, errlen, "w");
+	int problems = lines ? render_check_templates(cfg->templates_dir, lines) : 0;
+	if (lines)
+		fclose(lines);
+	if (problems > 0 || !render_load_templates(cfg->templates_dir, g->tmpl, err, errlen)) {
+		render_free_templates(g->tmpl);
+		free(g);
+		return NULL;
+	}
+	if (!config_parse_quiet_hours(cfg->notify_quiet_hours, &g->quiet_enabled, &g->quiet_start,
+				      &g->quiet_end)) {
+		snprintf(err, errlen, "notify.quiet_hours is invalid\n");
+		delivery_gen_free(g);
+		return NULL;
+	}
+	return g;
+}
+
+void delivery_gen_free(struct delivery_gen *g)
+{
+	while (g) {
+		struct delivery_gen *older = g->older;
+		render_free_templates(g->tmpl);
+		free(g);
+		g = older;
+	}
+}
+
+void delivery_reload(struct delivery *d, struct delivery_gen *g)
+{
+	g->older = atomic_load(&d->gen);
+	atomic_store(&d->gen, g);
+	throttle_set(&d->throttle, g->cfg->delivery_rate_limit, g->cfg->delivery_domain_rate_limit);
+}
+
 struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 {
 	const struct config *cfg = app->cfg;
@@ -76,10 +120,12 @@ struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 	outage_init(&d->relay, "smtp", "SMTP relay");
 	outage_init(&d->pg, "postgres", "PostgreSQL (delivery)");
 	outage_init(&d->redis, "redis", "Redis (delivery)");
-	if (!render_load_templates(d, err, errlen)) {
+	struct delivery_gen *g = delivery_gen_new(cfg, err, errlen);
+	if (!g) {
 		delivery_stop(d);
 		return NULL;
 	}
+	atomic_init(&d->gen, g);
 	if (!split_from(cfg->smtp_from, d->from_name, d->from_addr)) {
 		snprintf(err, errlen, "smtp.from is not \"Name <address>\" or an address");
 		delivery_stop(d);
@@ -88,12 +134,6 @@ struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 	smtp_init();
 	if (smtp_tls_mode(cfg->smtp_starttls) != SMTP_TLS_OFF &&
 	    !(d->smtp_tls = smtp_tls_context(cfg->smtp_ca_file, err, errlen))) {
-		delivery_stop(d);
-		return NULL;
-	}
-	if (!config_parse_quiet_hours(cfg->notify_quiet_hours, &d->quiet_enabled, &d->quiet_start,
-				      &d->quiet_end)) {
-		snprintf(err, errlen, "notify.quiet_hours is invalid");
 		delivery_stop(d);
 		return NULL;
 	}
@@ -111,7 +151,9 @@ struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 			w->index = i;
 			atomic_init(&d->beats[i], clock_mono_ms());
 		}
+		atomic_fetch_add(&d->running, 1);
 		if (!w || pthread_create(&d->threads[i], NULL, worker_main, w) != 0) {
+			atomic_fetch_sub(&d->running, 1);
 			free(w);
 			snprintf(err, errlen, "cannot start delivery thread");
 			delivery_stop(d);
@@ -123,7 +165,7 @@ struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 	return d;
 }
 
-void delivery_stop(struct delivery *d)
+void delivery_ask_stop(struct delivery *d)
 {
 	if (!d)
 		return;
@@ -131,13 +173,25 @@ void delivery_stop(struct delivery *d)
 	atomic_store(&d->stop, true);
 	pthread_cond_broadcast(&d->wake);
 	pthread_mutex_unlock(&d->lock);
+}
+
+int delivery_running(struct delivery *d)
+{
+	return d ? atomic_load(&d->running) : 0;
+}
+
+void delivery_stop(struct delivery *d)
+{
+	if (!d)
+		return;
+	delivery_ask_stop(d);
 	for (int i = 0; i < d->nthreads; i++)
 		pthread_join(d->threads[i], NULL);
 	/* last: the workers recorded what they sent while it still held the lock */
 	lifeline_stop(d);
 	free(d->threads);
 	free(d->beats);
-	render_free_templates(d);
+	delivery_gen_free(atomic_load(&d->gen));
 	SSL_CTX_free(d->smtp_tls);
 	throttle_destroy(&d->throttle);
 	outage_destroy(&d->relay);

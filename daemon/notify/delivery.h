@@ -41,6 +41,27 @@ int delivery_stalled(const struct delivery *d, int64_t now_ms, int64_t limit_ms,
  */
 int delivery_check(const struct config *cfg, FILE *out);
 
+/*
+ * SIGHUP, in two steps so that nothing changes unless everything is right.
+ * delivery_gen_new checks and loads what the workers read of cfg (the
+ * templates of templates.dir, quiet hours); on a problem it returns NULL
+ * with one line per problem in err. delivery_reload hands the generation
+ * to the workers (each takes it at its next use) and sets the delivery
+ * rate limits; d owns it from then on. cfg must live as long as d. Loop.
+ */
+struct delivery_gen;
+struct delivery_gen *delivery_gen_new(const struct config *cfg, char *err, size_t errlen);
+void delivery_gen_free(struct delivery_gen *g);
+void delivery_reload(struct delivery *d, struct delivery_gen *g);
+
+/*
+ * SIGTERM without blocking the loop: asks the workers to finish the batch
+ * they have (its mails sent and recorded) and take no more;
+ * delivery_running says how many have not returned yet.
+ */
+void delivery_ask_stop(struct delivery *d);
+int delivery_running(struct delivery *d);
+
 /* Asks the workers to finish their current batch, joins and frees them. */
 void delivery_stop(struct delivery *d);
 

@@ -51,18 +51,31 @@ enum mail_kind {
 };
 enum mail_lang { LANG_NL, LANG_EN, LANGS };
 
-struct delivery {
-	struct app *app;
+/*
+ * What the workers read of the config, one generation per load (start, and
+ * each SIGHUP: delivery_reload). A worker loads the current one where it
+ * needs it; the rest of a generation never changes, and an older one is
+ * kept until delivery_stop, since a worker may still hold it.
+ */
+struct delivery_gen {
+	const struct config *cfg; /* owned by server.c, lives as long as d */
 	struct template tmpl[MAIL_KINDS][LANGS];
-	char from_name[ADDR_MAX];
-	char from_addr[ADDR_MAX];
 	bool quiet_enabled;
 	int quiet_start, quiet_end;
+	struct delivery_gen *older;
+};
+
+struct delivery {
+	struct app *app;
+	_Atomic(struct delivery_gen *) gen;
+	char from_name[ADDR_MAX];
+	char from_addr[ADDR_MAX];
 	pthread_t *threads;
 	/* per worker: clock_mono_ms() of its last sign of progress (the
 	 * watchdog's view, delivery_stalled()); written by the worker only */
 	atomic_llong *beats;
 	int nthreads;
+	atomic_int running; /* worker threads that have not returned yet */
 	atomic_bool stop;
 	pthread_mutex_t lock; /* guards the condvar */
 	pthread_cond_t wake;
@@ -142,6 +155,16 @@ struct outcome {
 	bool sent_done;
 	int bounced_done, rows_done;
 };
+
+/* The current generation and its config; any thread (app->cfg is the loop's). */
+static inline const struct delivery_gen *delivery_gen_now(struct delivery *d)
+{
+	return atomic_load(&d->gen);
+}
+static inline const struct config *delivery_cfg(struct delivery *d)
+{
+	return atomic_load(&d->gen)->cfg;
+}
 
 /* worker.c */
 void *worker_main(void *arg);

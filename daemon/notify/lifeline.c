@@ -121,7 +121,7 @@ static void *lifeline_main(void *arg)
 	while (!atomic_load(&d->lifeline_stop)) {
 		if (!c) {
 			int64_t start = clock_mono_ms();
-			c = conn_pg_open(d->app->cfg, "berichtd lifeline");
+			c = conn_pg_open(delivery_cfg(d), "berichtd lifeline");
 			if (PQstatus(c) != CONNECTION_OK || !take_lock(d, c)) {
 				if (PQstatus(c) != CONNECTION_OK)
 					log_warn("lifeline: PostgreSQL: %.*s",

@@ -64,7 +64,7 @@ void outcome_permfail(struct worker *w, struct outcome *o, const struct claimed 
 void outcome_tempfail(struct worker *w, struct outcome *o, const struct claimed *c, int n,
 		      const char *reason, enum retry_reason why, int64_t now_ms)
 {
-	const struct config *cfg = w->d->app->cfg;
+	const struct config *cfg = delivery_cfg(w->d);
 	struct metrics *m = &w->d->app->metrics;
 	const struct retry_policy p = {cfg->delivery_retry_base_ms, cfg->delivery_retry_max_ms,
 				       cfg->delivery_retry_span_ms};
@@ -222,7 +222,7 @@ static void count_recorded(struct metrics *m, const struct outcome *o, const PGr
 /* Marks o's sent rows sent; queues the reminders that follow. False if PostgreSQL failed. */
 static bool record_sent(struct worker *w, const struct outcome *o)
 {
-	const struct config *cfg = w->d->app->cfg;
+	const struct config *cfg = delivery_cfg(w->d);
 	char after[48], before[48], maxrep[16];
 	const int64_t *ids = o->sent;
 	int n = o->nsent;
@@ -375,7 +375,7 @@ bool record_outcome(struct worker *w, struct outcome *o)
 
 void record_queue_retries(struct worker *w, const struct outcome *o)
 {
-	const struct config *cfg = w->d->app->cfg;
+	const struct config *cfg = delivery_cfg(w->d);
 	for (int i = 0; i < o->nrows; i++) {
 		if (strcmp(o->rows[i].state, "scheduled") != 0)
 			continue;

@@ -31,13 +31,14 @@ static void template_path(char *path, size_t cap, const char *dir, int k, int l)
 	snprintf(path, cap, "%s/%s.%s.txt", dir, template_names[k], lang_names[l]);
 }
 
-bool render_load_templates(struct delivery *d, char *err, size_t errlen)
+bool render_load_templates(const char *dir, struct template tmpl[MAIL_KINDS][LANGS], char *err,
+			   size_t errlen)
 {
 	char path[PATH_MAX_LEN];
 	for (int k = 0; k < MAIL_KINDS; k++) {
 		for (int l = 0; l < LANGS; l++) {
-			template_path(path, sizeof(path), d->app->cfg->templates_dir, k, l);
-			if (!template_load(path, &d->tmpl[k][l], err, errlen))
+			template_path(path, sizeof(path), dir, k, l);
+			if (!template_load(path, &tmpl[k][l], err, errlen))
 				return false;
 		}
 	}
@@ -69,11 +70,11 @@ int render_check_templates(const char *dir, FILE *out)
 	return problems;
 }
 
-void render_free_templates(struct delivery *d)
+void render_free_templates(struct template tmpl[MAIL_KINDS][LANGS])
 {
 	for (int k = 0; k < MAIL_KINDS; k++)
 		for (int l = 0; l < LANGS; l++)
-			template_free(&d->tmpl[k][l]);
+			template_free(&tmpl[k][l]);
 }
 
 int render_make_groups(const struct claimed *cl, int n, struct group *g)
@@ -227,9 +228,10 @@ bool render_rep_summary(const struct claimed *c, int n, enum mail_lang lang, boo
 	return true;
 }
 
-char *render_mail(const struct delivery *d, const struct claimed *c, int n)
+char *render_mail(struct delivery *d, const struct claimed *c, int n)
 {
-	const struct config *cfg = d->app->cfg;
+	const struct delivery_gen *gen = delivery_gen_now(d);
+	const struct config *cfg = gen->cfg;
 	bool for_rep = c->rep_id != 0 && strcmp(c->kind, "verify") != 0;
 	enum mail_kind kind = strcmp(c->kind, "verify") == 0 ? MAIL_VERIFY
 			      : strcmp(c->kind, "repeat") == 0
@@ -237,7 +239,7 @@ char *render_mail(const struct delivery *d, const struct claimed *c, int n)
 			      : for_rep ? MAIL_REP_NEW
 			      : n > 1   ? MAIL_DIGEST
 					: MAIL_NEW;
-	const struct template *t = &d->tmpl[kind][c->lang];
+	const struct template *t = &gen->tmpl[kind][c->lang];
 	char senders[SENDERS_MAX], count[16], msgid[MAILREF_NAME_MAX];
 	char overview[REP_OVERVIEW_MAX] = "", persons[REP_PERSONS_MAX] = "";
 	int distinct = 0;

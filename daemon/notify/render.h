@@ -11,9 +11,10 @@
 
 #include "notify/delivery_impl.h"
 
-/* Loads every kind x language template from cfg->templates_dir into d. */
-bool render_load_templates(struct delivery *d, char *err, size_t errlen);
-void render_free_templates(struct delivery *d);
+/* Loads every kind x language template from dir into tmpl (free with render_free_templates). */
+bool render_load_templates(const char *dir, struct template tmpl[MAIL_KINDS][LANGS], char *err,
+			   size_t errlen);
+void render_free_templates(struct template tmpl[MAIL_KINDS][LANGS]);
 
 /*
  * Loads each template the daemon needs from dir, as start does, and writes
@@ -50,6 +51,6 @@ bool render_rep_summary(const struct claimed *c, int n, enum mail_lang lang, boo
 			char *overview, size_t ocap, char *persons, size_t pcap);
 
 /* Renders the mail of the n rows at c; returns the message text (caller frees) or NULL. */
-char *render_mail(const struct delivery *d, const struct claimed *c, int n);
+char *render_mail(struct delivery *d, const struct claimed *c, int n);
 
 #endif

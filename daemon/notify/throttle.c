@@ -18,10 +18,16 @@ void throttle_init(struct throttle *t, int64_t rate, int64_t domain_rate, int64_
 {
 	memset(t, 0, sizeof(*t));
 	pthread_mutex_init(&t->lock, NULL);
-	t->rate = rate;
-	t->domain_rate = domain_rate;
+	atomic_init(&t->rate, rate);
+	atomic_init(&t->domain_rate, domain_rate);
 	/* the global bucket starts empty and fills within a second, as before */
 	token_bucket_init(&t->global, 0, now_ms);
+}
+
+void throttle_set(struct throttle *t, int64_t rate, int64_t domain_rate)
+{
+	atomic_store(&t->rate, rate);
+	atomic_store(&t->domain_rate, domain_rate);
 }
 
 void throttle_destroy(struct throttle *t)
@@ -31,20 +37,21 @@ void throttle_destroy(struct throttle *t)
 
 int throttle_take(struct throttle *t, int want, int64_t now_ms, int64_t *wait_ms)
 {
-	if (t->rate <= 0)
+	int64_t rate = atomic_load(&t->rate);
+	if (rate <= 0)
 		return want;
 	pthread_mutex_lock(&t->lock);
-	token_bucket_refill(&t->global, (double)t->rate, (double)t->rate, now_ms);
+	token_bucket_refill(&t->global, (double)rate, (double)rate, now_ms);
 	int got = (int)token_bucket_take_upto(&t->global, want);
 	pthread_mutex_unlock(&t->lock);
 	if (got == 0)
-		*wait_ms = MS_PER_S / t->rate + 1;
+		*wait_ms = MS_PER_S / rate + 1;
 	return got;
 }
 
 void throttle_refund(struct throttle *t, int n)
 {
-	if (n <= 0 || t->rate <= 0)
+	if (n <= 0 || atomic_load(&t->rate) <= 0)
 		return;
 	pthread_mutex_lock(&t->lock);
 	token_bucket_refund(&t->global, n);
@@ -64,9 +71,10 @@ uint64_t throttle_domain_hash(const char *rcpt)
 
 bool throttle_domain_try(struct throttle *t, const char *rcpt, int64_t now_ms, int64_t *wait_ms)
 {
-	if (t->domain_rate <= 0)
+	int64_t domain_rate = atomic_load(&t->domain_rate);
+	if (domain_rate <= 0)
 		return true;
-	double rate = (double)t->domain_rate;
+	double rate = (double)domain_rate;
 	uint64_t h = throttle_domain_hash(rcpt);
 	pthread_mutex_lock(&t->lock);
 	struct throttle_domain *s = &t->domains[h % THROTTLE_DOMAIN_SLOTS];

@@ -11,6 +11,7 @@
 #define BERICHTD_THROTTLE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -25,14 +26,16 @@ struct throttle_domain {
 
 struct throttle {
 	pthread_mutex_t lock;
-	int64_t rate;        /* global, mails/s; <= 0: no limit */
-	int64_t domain_rate; /* per domain, mails/s; <= 0: no limit */
+	_Atomic int64_t rate;        /* global, mails/s; <= 0: no limit */
+	_Atomic int64_t domain_rate; /* per domain, mails/s; <= 0: no limit */
 	struct token_bucket global;
 	struct throttle_domain domains[THROTTLE_DOMAIN_SLOTS];
 };
 
 void throttle_init(struct throttle *t, int64_t rate, int64_t domain_rate, int64_t now_ms);
 void throttle_destroy(struct throttle *t);
+/* New rates (SIGHUP); the buckets keep their tokens, capped by the next refill. */
+void throttle_set(struct throttle *t, int64_t rate, int64_t domain_rate);
 
 /*
  * Takes up to want global tokens at now_ms and returns how many (0 when the

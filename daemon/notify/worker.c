@@ -96,7 +96,7 @@ static int rate_reserve(struct delivery *d, int want)
  */
 static void defer_quiet(struct worker *w, const struct queue_item *items, int n, int64_t end_ms)
 {
-	const struct config *cfg = w->d->app->cfg;
+	const struct config *cfg = delivery_cfg(w->d);
 	int64_t *ids = calloc((size_t)n + 1, sizeof(*ids));
 	char due[TIMEFMT_RFC3339_LEN];
 	if (!ids)
@@ -161,7 +161,7 @@ static void batch_free(struct batch *b)
 /* Renders the mail of the n rows at c as the next mail of b; false if it cannot be built. */
 static bool batch_add(struct worker *w, struct batch *b, const struct claimed *c, int n, int g)
 {
-	const struct config *cfg = w->d->app->cfg;
+	const struct config *cfg = delivery_cfg(w->d);
 	int i = b->n;
 	char *text = render_mail(w->d, c, n);
 	if (!text ||
@@ -232,7 +232,7 @@ static void batch_outcomes(struct worker *w, const struct batch *b, const struct
 static int send_mails(struct worker *w, const struct claimed *cl, const struct group *groups,
 		      int ng, struct outcome *o)
 {
-	const struct config *cfg = w->d->app->cfg;
+	const struct config *cfg = delivery_cfg(w->d);
 	struct batch b;
 
 	if (!batch_alloc(&b, ng)) {
@@ -317,12 +317,13 @@ static void process_batch(struct worker *w, const struct queue_item *items, int 
 			  unsigned epoch)
 {
 	struct delivery *d = w->d;
-	const struct config *cfg = d->app->cfg;
+	const struct config *cfg = delivery_cfg(d);
 	struct claimed *cl = NULL;
 	int64_t *ids = calloc((size_t)n, sizeof(*ids));
+	const struct delivery_gen *gen = delivery_gen_now(d);
 	time_t quiet_end = 0;
-	bool quiet = d->quiet_enabled &&
-		     quiet_contains(time(NULL), d->quiet_start, d->quiet_end, &quiet_end);
+	bool quiet = gen->quiet_enabled &&
+		     quiet_contains(time(NULL), gen->quiet_start, gen->quiet_end, &quiet_end);
 
 	if (!ids) {
 		throttle_refund(&d->throttle, reserved);
@@ -354,7 +355,7 @@ static void process_batch(struct worker *w, const struct queue_item *items, int 
 /* Worker 0 returns expired in-flight ids to the schedule, once a second. */
 static void maybe_requeue(struct worker *w)
 {
-	const struct config *cfg = w->d->app->cfg;
+	const struct config *cfg = delivery_cfg(w->d);
 	if (w->index != 0 || clock_mono_ms() - w->last_requeue_ms < REQUEUE_EVERY_MS)
 		return;
 	w->last_requeue_ms = clock_mono_ms();
@@ -367,7 +368,7 @@ static void maybe_requeue(struct worker *w)
 static void worker_turn(struct worker *w, struct queue_item *items, int max)
 {
 	struct delivery *d = w->d;
-	const struct config *cfg = d->app->cfg;
+	const struct config *cfg = delivery_cfg(d);
 
 	maybe_requeue(w);
 	/* nothing is claimed while the lifeline does not hold its lock */
@@ -403,7 +404,7 @@ void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct delivery *d = w->d;
-	int max = (int)d->app->cfg->delivery_batch;
+	int max = (int)delivery_cfg(d)->delivery_batch;
 	struct queue_item *items = calloc((size_t)max, sizeof(*items));
 
 	while (items && !atomic_load(&d->stop)) {
@@ -420,5 +421,6 @@ void *worker_main(void *arg)
 	if (w->rc)
 		redisFree(w->rc);
 	free(w);
+	atomic_fetch_sub(&d->running, 1); /* last: d may be joined and freed from here on */
 	return NULL;
 }

@@ -265,6 +265,12 @@ def write_config(path, services, *, http_port=None, key_prefix=None, log_file=No
     or as delivery__workers=4.  Returns the config dict that was written.
     """
     cfg = default_config(services, http_port, key_prefix, log_file, ops_port)
+    return write_config_dict(path, cfg, **overrides)
+
+
+def write_config_dict(path, cfg, **overrides):
+    """Write the config dict cfg ({section: {key: value}}, changed in place
+    by overrides as in write_config) to `path`, atomically; returns cfg."""
     for k, v in _normalize_overrides(overrides).items():
         section, key = k.split(".", 1)
         if v is None:
@@ -442,6 +448,11 @@ class Daemon:
 
     def __repr__(self):
         return "<Daemon %s %s pid=%s>" % (self.name, self.base_url, self.pid)
+
+    def rewrite_config(self, **overrides):
+        """Changes the daemon's config file in place (same ports, prefix and
+        log file), e.g. before a SIGHUP; overrides as for write_config."""
+        write_config_dict(self.conf, self.config, **overrides)
 
     # -- CLI
     def cli(self, *args, input=None, timeout=60, env=None, conf=True):
@@ -895,6 +906,51 @@ def post(daemon, token, bsn, ref=None, typ="T1", **extra):
     r = post_message(daemon, token, bsn, ref, typ, **extra)
     assert r.status == 201, r.text
     return r.json()["berichtId"]
+
+
+class Poster:
+    """A thread posting one message after another on fresh connections;
+    keeps (status, berichtId or None) and every exception."""
+
+    def __init__(self, d, agency, bsn):
+        self.d, self.agency, self.bsn = d, agency, bsn
+        self.results, self.errors = [], []
+        self.lock = threading.Lock()
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while self.running:
+            try:
+                r = post_message(self.d, self.agency["token"], self.bsn)
+                rid = r.json().get("berichtId") if r.status == 201 else None
+                with self.lock:
+                    self.results.append((r.status, rid))
+            except Exception as e:  # noqa: BLE001 - every failure is counted
+                with self.lock:
+                    self.errors.append(e)
+                time.sleep(0.02)  # e.g. refused: the daemon is gone
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.running = False
+        self.thread.join(60)
+
+    def count(self, status=None):
+        with self.lock:
+            return sum(1 for s, _ in self.results if status is None or s == status)
+
+    def ids(self):
+        """The berichtIds of the 201 answers."""
+        with self.lock:
+            return [i for s, i in self.results if s == 201]
+
+    def statuses(self):
+        with self.lock:
+            return [s for s, _ in self.results]
 
 
 def mails_to(mailbox, addresses):

@@ -96,6 +96,8 @@ def test_ready_reloading_stopping(services, notify, monkeypatch):
                what="READY=1 after the reload")
     s = notify.states()
     assert s.index("RELOADING=1") < len(s) - 1 - s[::-1].index("READY=1"), s
+    # systemd 253's Type=notify-reload wants the time in the same message
+    assert s[s.index("RELOADING=1") + 1].startswith("MONOTONIC_USEC="), s
 
     assert d.stop() == 0
     assert notify.states()[-1] == "STOPPING=1" or "STOPPING=1" in notify.states()

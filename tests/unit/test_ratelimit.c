@@ -67,3 +67,17 @@ Test(ratelimit, refill_is_capped_at_burst)
     cr_assert_not(ratelimit_take(rl, 3, 1, T0 + 3600 * 1000, &retry));
     ratelimit_free(rl);
 }
+
+Test(ratelimit, set_changes_rate_and_burst_of_every_bucket)
+{
+    struct ratelimit *rl = ratelimit_new(1000, 1000);
+    int64_t retry = 0;
+    cr_assert(ratelimit_take(rl, 7, 10, T0, &retry));
+    ratelimit_set(rl, 1, 1); /* SIGHUP: the bucket keeps its 990, capped at 1 on refill */
+    cr_assert(ratelimit_take(rl, 7, 1, T0 + 1, &retry));
+    cr_assert_not(ratelimit_take(rl, 7, 1, T0 + 2, &retry));
+    cr_assert_eq(retry, 1);
+    ratelimit_set(rl, 0, 1); /* and off again */
+    cr_assert(ratelimit_take(rl, 7, 1000, T0 + 3, &retry));
+    ratelimit_free(rl);
+}

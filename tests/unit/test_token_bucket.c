@@ -108,3 +108,18 @@ Test(throttle, each_domain_has_its_own_bucket_case_insensitive)
     cr_assert_eq(throttle_domain_hash("x@Example.nl"), throttle_domain_hash("example.NL"));
     throttle_destroy(&t);
 }
+
+Test(throttle, set_changes_the_rates_in_place)
+{
+    struct throttle t;
+    int64_t wait = 0;
+    throttle_init(&t, 0, 0, T0);
+    cr_assert_eq(throttle_take(&t, 50, T0, &wait), 50);
+    throttle_set(&t, 10, 1); /* SIGHUP */
+    cr_assert_eq(throttle_take(&t, 50, T0 + 1000, &wait), 10);
+    cr_assert(throttle_domain_try(&t, "a@example.nl", T0, &wait));
+    cr_assert_not(throttle_domain_try(&t, "b@example.nl", T0, &wait));
+    throttle_set(&t, 0, 0);
+    cr_assert_eq(throttle_take(&t, 50, T0 + 1000, &wait), 50);
+    throttle_destroy(&t);
+}
