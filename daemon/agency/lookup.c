@@ -94,19 +94,18 @@ static json_t *ontvangers_invalid(const json_t *body)
 		http_invalid_add(invalid, "bsns", "array", "Een lijst van BSN's.");
 	else if (json_array_size(bsns) < 1 || json_array_size(bsns) > LOOKUP_BSNS_MAX)
 		http_invalid_add(invalid, "bsns", "size", "1 tot 250 BSN's.");
-	size_t i;
-	json_t *b;
-	if (json_is_array(bsns) && json_array_size(bsns) <= LOOKUP_BSNS_MAX)
-		json_array_foreach(bsns, i, b)
-		{
-			if (!json_is_string(b) || !bsn_valid(json_string_value(b))) {
-				snprintf(name, sizeof(name), "bsns[%zu]", i);
-				http_invalid_add(
-					invalid, name, "invalidBsn",
-					"Een BSN bestaat uit 9 cijfers en voldoet aan de elfproef.");
-			}
+	size_t n = json_is_array(bsns) && json_array_size(bsns) <= LOOKUP_BSNS_MAX
+			   ? json_array_size(bsns)
+			   : 0;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *b = json_array_get(bsns, i);
+		if (!json_is_string(b) || !bsn_valid(json_string_value(b))) {
+			snprintf(name, sizeof(name), "bsns[%zu]", i);
+			http_invalid_add(
+				invalid, name, "invalidBsn",
+				"Een BSN bestaat uit 9 cijfers en voldoet aan de elfproef.");
 		}
-	// cppcheck-suppress missingReturn ; json_array_foreach confuses it
+	}
 	return invalid;
 }
 

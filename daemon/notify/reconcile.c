@@ -269,7 +269,8 @@ static int note_free(struct reconcile *rc, const PGresult *res, char *ripe, size
 		n++;
 	}
 	snprintf(ripe + used, len - used, "}");
-	memcpy(rc->orphans, seen, (size_t)n * sizeof(seen[0]));
+	for (int k = 0; k < n; k++)
+		rc->orphans[k] = seen[k];
 	rc->norphans = n;
 	if (PQntuples(res) > 0)
 		log_debug("reconcile: orphan check: claims of %d instances, %d of them gone "
