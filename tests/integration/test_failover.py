@@ -316,63 +316,73 @@ def pg_pair(services):
         pair.stop()
 
 
-def test_postgres_failover_503_with_retry_after_then_201_and_every_201_on_the_new_primary(
-        make_daemon, services, mailbox, new_bsn, pg_pair):
-    """Stop the primary, promote the standby: ingest answers 503 with
-    Retry-After in between, never anything else; afterwards 201 again; every
-    201 message is on the new primary and its notification mailed once."""
-    pg = pg_pair
-    conninfo = ("host=127.0.0.1,127.0.0.1 port=%d,%d dbname=berichtd user=postgres "
-                "target_session_attrs=read-write" % (pg.ports["p1"], pg.ports["p2"]))
-    d = make_daemon("pg-ha", **{"postgres.conninfo": conninfo,
-                                "postgres.ingest_timeout": "3s",
-                                "delivery.reconcile_interval": "1s"})
-    agency = make_agency(d)["token"]
-    portal = d.token("portal")
-    bsn, email = new_bsn(), "pgha-%s@example.nl" % secrets.token_hex(3)
-    make_citizen(d, portal, bsn, email)
+class Poster:
+    """Posts messages for one citizen in a thread until stopped; every
+    answer is kept as (phase, status, berichtId or None, Retry-After,
+    Content-Type)."""
 
-    answers = []  # (phase, status, berichtId or None, Retry-After, Content-Type)
-    phase = ["before"]
-    stop = threading.Event()
+    def __init__(self, daemon, token, bsn):
+        self.d, self.token, self.bsn = daemon, token, bsn
+        self.answers = []
+        self.phase = "before"
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
 
-    def poster():
-        while not stop.is_set():
+    def run(self):
+        while not self.stop_ev.is_set():
             try:
-                r = post_message(d, agency, bsn, timeout=20)
+                r = self.d.request("POST", "/v1/berichten", token=self.token, timeout=20,
+                                   json={"bsn": self.bsn, "berichttype": "T1",
+                                         "referentie": secrets.token_hex(6)})
             except OSError as e:
-                answers.append((phase[0], "error %s" % e, None, None, None))
+                self.answers.append((self.phase, "error %s" % e, None, None, None))
                 continue
             bid = r.json().get("berichtId") if r.status == 201 else None
-            answers.append((phase[0], r.status, bid, r.headers.get("Retry-After"),
-                            r.headers.get("Content-Type")))
+            self.answers.append((self.phase, r.status, bid, r.headers.get("Retry-After"),
+                                 r.headers.get("Content-Type")))
             time.sleep(0.02)
 
-    t = threading.Thread(target=poster, daemon=True)
-    t.start()
-    try:
-        wait_until(lambda: sum(1 for a in answers if a[1] == 201) >= 5, timeout=30,
-                   what="201s before the failover")
-        phase[0] = "switch"
-        pg.ctl("p1", "-m", "fast", "-w", "stop")
-        wait_until(lambda: any(a[0] == "switch" and a[1] == 503 for a in answers),
-                   timeout=30, what="a 503 while there is no primary")
-        pg.ctl("p2", "-w", "promote")
-        phase[0] = "after"
-        wait_until(lambda: sum(1 for a in answers if a[0] == "after" and a[1] == 201) >= 5,
-                   timeout=FAILOVER_DEADLINE_S, what="201s from the new primary")
-    finally:
-        stop.set()
-        t.join(30)
+    def count(self, status, phase=None):
+        return sum(1 for a in self.answers if a[1] == status and phase in (None, a[0]))
 
-    statuses = Counter((a[0], a[1]) for a in answers)
-    assert {s for _, s in statuses} <= {201, 503}, statuses
-    for a in answers:
-        if a[1] == 503:
-            assert int(a[3]) > 0 and a[4].startswith(PROBLEM_JSON), a
-    created = [a[2] for a in answers if a[1] == 201]
-    on_new = {str(i) for (i,) in pg.psql("p2", "SELECT id FROM messages WHERE id = ANY(%s::uuid[])",
-                                         (created,))}
+    def wait(self, status, n, phase=None, timeout=FAILOVER_DEADLINE_S):
+        wait_until(lambda: self.count(status, phase) >= n, timeout=timeout,
+                   what=lambda: "%d x %s (%s): %s" % (n, status, phase, Counter(
+                       (a[0], a[1]) for a in self.answers)))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_ev.set()
+        self.thread.join(30)
+
+    def created(self):
+        """The berichtIds answered 201, after checking that everything else
+        was a 503 problem with Retry-After."""
+        statuses = Counter((a[0], a[1]) for a in self.answers)
+        assert {s for _, s in statuses} <= {201, 503}, statuses
+        for a in self.answers:
+            if a[1] == 503:
+                assert int(a[3]) > 0 and a[4].startswith(PROBLEM_JSON), a
+        return [a[2] for a in self.answers if a[1] == 201]
+
+
+def _ha_daemon(make_daemon, pg, name, new_bsn):
+    conninfo = ("host=127.0.0.1,127.0.0.1 port=%d,%d dbname=berichtd user=postgres "
+                "target_session_attrs=read-write" % (pg.ports["p1"], pg.ports["p2"]))
+    d = make_daemon(name, **{"postgres.conninfo": conninfo, "postgres.ingest_timeout": "3s",
+                             "delivery.reconcile_interval": "1s"})
+    agency = make_agency(d)["token"]
+    bsn, email = new_bsn(), "%s-%s@example.nl" % (name, secrets.token_hex(3))
+    make_citizen(d, d.token("portal"), bsn, email)
+    return d, agency, bsn, email
+
+
+def _all_on_new_primary(pg, mailbox, email, created):
+    on_new = {str(i) for (i,) in pg.psql(
+        "p2", "SELECT id FROM messages WHERE id = ANY(%s::uuid[])", (created,))}
     assert on_new == set(created), set(created) - on_new
 
     class OnNewPrimary:  # _exactly_once reads the notifications where they are now
@@ -381,3 +391,43 @@ def test_postgres_failover_503_with_retry_after_then_201_and_every_201_on_the_ne
     # the lifeline took its lock on the new primary again
     assert pg.psql("p2", "SELECT count(*) FROM pg_stat_activity "
                    "WHERE application_name = 'berichtd lifeline'") == [(1,)]
+
+
+def test_postgres_failover_503_with_retry_after_then_201_and_every_201_on_the_new_primary(
+        make_daemon, services, mailbox, new_bsn, pg_pair):
+    """Stop the primary, promote the standby: ingest answers 503 with
+    Retry-After in between, never anything else; afterwards 201 again; every
+    201 message is on the new primary and its notification mailed once."""
+    pg = pg_pair
+    d, agency, bsn, email = _ha_daemon(make_daemon, pg, "pg-ha", new_bsn)
+    with Poster(d, agency, bsn) as p:
+        p.wait(201, 5, timeout=30)
+        p.phase = "switch"
+        pg.ctl("p1", "-m", "fast", "-w", "stop")
+        p.wait(503, 1, "switch", timeout=30)
+        pg.ctl("p2", "-w", "promote")
+        p.phase = "after"
+        p.wait(201, 5, "after")
+    _all_on_new_primary(pg, mailbox, email, p.created())
+
+
+def test_postgres_primary_turned_read_only_keeps_sessions_daemon_moves_to_new_primary(
+        make_daemon, services, mailbox, new_bsn, pg_pair):
+    """The old primary stays up but read-only (as a demoted one would keep
+    its sessions): every open connection gets SQLSTATE 25006 and must be
+    dropped, or ingest would answer 503 for ever; libpq's
+    target_session_attrs=read-write then finds the promoted standby."""
+    pg = pg_pair
+    d, agency, bsn, email = _ha_daemon(make_daemon, pg, "pg-ro", new_bsn)
+    with Poster(d, agency, bsn) as p:
+        p.wait(201, 5, timeout=30)
+        p.phase = "switch"
+        pg.psql("p1", "ALTER SYSTEM SET synchronous_standby_names = ''")
+        pg.psql("p1", "ALTER SYSTEM SET default_transaction_read_only = on")
+        pg.psql("p1", "SELECT pg_reload_conf()")
+        p.wait(503, 1, "switch", timeout=30)
+        pg.ctl("p2", "-w", "promote")
+        p.phase = "after"
+        p.wait(201, 5, "after")
+    _all_on_new_primary(pg, mailbox, email, p.created())
+    assert "the server is read-only now; reconnecting" in d.log_text()
