@@ -207,11 +207,14 @@ def test_redis_failover_with_lost_writes_every_message_mailed_once(
         "SELECT id FROM notifications WHERE message_id = ANY(%s::uuid[])", (late,))]
     assert [ha.cli("replica", "ZSCORE", lane, i) for i in late_ids] == [""] * len(late)
     post_all()  # during the failover: 201 (PostgreSQL has them), Redis repaired later
+    killed = time.monotonic()
     wait_until(lambda: ha.master_port() == ha.ports["replica"], timeout=FAILOVER_DEADLINE_S,
                what="the sentinel promoted the replica")
     wait_until(lambda: len(ha.clients("replica")) >= 3, timeout=FAILOVER_DEADLINE_S,
                what=lambda: "the loop and both workers on the new primary: %s"
                % ha.clients("replica"))
+    print("\nredis: loop and workers on the promoted replica %.2f s after the kill"
+          % (time.monotonic() - killed))
     post_all()  # after
     _exactly_once(services, mailbox, addresses, ids)
     assert "role:master" in ha.cli("replica", "INFO", "replication")
@@ -335,11 +338,12 @@ class Poster:
                                    json={"bsn": self.bsn, "berichttype": "T1",
                                          "referentie": secrets.token_hex(6)})
             except OSError as e:
-                self.answers.append((self.phase, "error %s" % e, None, None, None))
+                self.answers.append((self.phase, "error %s" % e, None, None, None,
+                                     time.monotonic()))
                 continue
             bid = r.json().get("berichtId") if r.status == 201 else None
             self.answers.append((self.phase, r.status, bid, r.headers.get("Retry-After"),
-                                 r.headers.get("Content-Type")))
+                                 r.headers.get("Content-Type"), time.monotonic()))
             time.sleep(0.02)
 
     def count(self, status, phase=None):
@@ -357,6 +361,13 @@ class Poster:
     def __exit__(self, *exc):
         self.stop_ev.set()
         self.thread.join(30)
+
+    def report(self, since):
+        """For the docs (-s): the 503s, and the first 201 after `since`."""
+        first = min((a[5] for a in self.answers if a[0] == "after" and a[1] == 201),
+                    default=None)
+        print("\n%s: %d x 503 in the switch; first 201 %.2f s after the promote"
+              % (self.d.name, self.count(503), first - since if first else -1))
 
     def created(self):
         """The berichtIds answered 201, after checking that everything else
@@ -405,9 +416,11 @@ def test_postgres_failover_503_with_retry_after_then_201_and_every_201_on_the_ne
         p.phase = "switch"
         pg.ctl("p1", "-m", "fast", "-w", "stop")
         p.wait(503, 1, "switch", timeout=30)
+        promoted = time.monotonic()
         pg.ctl("p2", "-w", "promote")
         p.phase = "after"
         p.wait(201, 5, "after")
+    p.report(promoted)
     _all_on_new_primary(pg, mailbox, email, p.created())
 
 
@@ -426,8 +439,10 @@ def test_postgres_primary_turned_read_only_keeps_sessions_daemon_moves_to_new_pr
         pg.psql("p1", "ALTER SYSTEM SET default_transaction_read_only = on")
         pg.psql("p1", "SELECT pg_reload_conf()")
         p.wait(503, 1, "switch", timeout=30)
+        promoted = time.monotonic()
         pg.ctl("p2", "-w", "promote")
         p.phase = "after"
         p.wait(201, 5, "after")
+    p.report(promoted)
     _all_on_new_primary(pg, mailbox, email, p.created())
     assert "the server is read-only now; reconnecting" in d.log_text()
