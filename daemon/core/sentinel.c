@@ -100,7 +100,7 @@ redisContext *redis_sync_open(const char *sentinels, const char *name, const cha
 		return queue_sync_connect(host, port, why, whylen);
 
 	char mhost[HOST_MAX];
-	int mport;
+	int mport = 0;
 	if (!sentinel_lookup(sentinels, name, mhost, sizeof(mhost), &mport, why, whylen))
 		return NULL;
 	redisContext *rc = queue_sync_connect(mhost, mport, why, whylen);
