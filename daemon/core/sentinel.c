@@ -32,20 +32,12 @@ struct lookup {
 	bool found;
 };
 
-#include <stdarg.h>
-
-static void say(char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void say(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!why || !whylen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
+/* why is optional everywhere (NULL or 0 long): written only when there is room */
+#define SAY(buf, len, ...)                                                                         \
+	do {                                                                                       \
+		if ((buf) && (len))                                                                \
+			snprintf((buf), (len), __VA_ARGS__);                                       \
+	} while (0)
 
 /* One sentinel: connect, ask, close. */
 static bool ask_one(const char *shost, int sport, void *arg)
@@ -55,7 +47,7 @@ static bool ask_one(const char *shost, int sport, void *arg)
 	redisContext *c = redisConnectWithTimeout(shost, sport, tv);
 
 	if (!c || c->err) {
-		say(l->why, l->whylen, "sentinel %s:%d: %s", shost, sport,
+		SAY(l->why, l->whylen, "sentinel %s:%d: %s", shost, sport,
 		    c ? c->errstr : "out of memory");
 		redisFree(c);
 		return true; /* the next one */
@@ -73,7 +65,7 @@ static bool ask_one(const char *shost, int sport, void *arg)
 		}
 	}
 	if (!l->found)
-		say(l->why, l->whylen, "sentinel %s:%d: %s", shost, sport,
+		SAY(l->why, l->whylen, "sentinel %s:%d: %s", shost, sport,
 		    !r                             ? c->errstr
 		    : r->type == REDIS_REPLY_ERROR ? r->str
 						   : "knows no primary of that name");
@@ -88,7 +80,7 @@ bool sentinel_lookup(const char *sentinels, const char *name, char *host, size_t
 {
 	struct lookup l = {name, host, hostlen, port, why, whylen, false};
 
-	say(why, whylen, "no sentinels");
+	SAY(why, whylen, "no sentinels");
 	config_hostports_each(sentinels, ask_one, &l);
 	return l.found;
 }
@@ -109,7 +101,7 @@ redisContext *redis_sync_open(const char *sentinels, const char *name, const cha
 	redisReply *r = redisCommand(rc, "ROLE");
 	bool master = queue_role_is_master(r);
 	if (!master)
-		say(why, whylen, "%s:%d named by the sentinels is not the primary%s", mhost, mport,
+		SAY(why, whylen, "%s:%d named by the sentinels is not the primary%s", mhost, mport,
 		    r ? "" : " (no answer to ROLE)");
 	if (r)
 		freeReplyObject(r);
