@@ -446,3 +446,86 @@ def test_postgres_primary_turned_read_only_keeps_sessions_daemon_moves_to_new_pr
     p.report(promoted)
     _all_on_new_primary(pg, mailbox, email, p.created())
     assert "the server is read-only now; reconnecting" in d.log_text()
+
+
+class ScriptedSentinel:
+    """A sentinel whose answer the test chooses (as smtp_script.py is a relay
+    whose replies it chooses): it answers SENTINEL get-master-addr-by-name
+    with self.port, so a test can play a sentinel that is stale. Speaks just
+    enough RESP for hiredis."""
+
+    def __init__(self):
+        self.port_answered = None
+        self.asked = 0
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        with c:
+            buf = b""
+            while b"get-master-addr-by-name" not in buf.lower() or not buf.endswith(b"\r\n"):
+                chunk = c.recv(4096)
+                if not chunk:
+                    return
+                buf += chunk
+            self.asked += 1
+            p = str(self.port_answered).encode()
+            c.sendall(b"*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n" % (len(p), p))
+
+    def close(self):
+        self.sock.close()
+
+
+def test_redis_stale_sentinel_and_a_demoted_primary_are_left_for_the_real_one(
+        make_daemon, services, mailbox, new_bsn, redis_ha):
+    """A sentinel that names a replica is not believed (ROLE); a primary
+    demoted to replica under open connections answers -READONLY, and loop
+    and workers then ask again and move to the primary named now."""
+    ha = redis_ha
+    s = ScriptedSentinel()
+    try:
+        s.port_answered = ha.ports["replica"]  # stale: names the replica
+        d = make_daemon("redis-stale", start=False, **{
+            "redis.host": None, "redis.port": None,
+            "redis.sentinels": "127.0.0.1:%d" % s.port, "delivery.reconcile_interval": "1s"})
+        d.start(wait=False)
+        wait_until(lambda: s.asked >= 3, timeout=30, what="lookups again and again")
+        r = d.ops_request("GET", "/readyz")
+        assert r.status == 503 and r.json()["redis"] is False, r.text
+        assert "is not the primary" in d.log_text()
+        s.port_answered = ha.ports["primary"]
+        d.wait_ready(timeout=30)
+        agency = make_agency(d)["token"]
+        bsn, email = new_bsn(), "stale-%s@example.nl" % secrets.token_hex(3)
+        make_citizen(d, d.token("portal"), bsn, email)
+        ids = [post_message(d, agency, bsn).json()["berichtId"]]
+        wait_until(lambda: len(ha.clients("primary")) >= 3, timeout=30,
+                   what="loop and workers on the primary")
+
+        # swap roles by hand; connections to the old primary stay open
+        ha.cli("replica", "REPLICAOF", "NO", "ONE")
+        ha.cli("primary", "REPLICAOF", "127.0.0.1", ha.ports["replica"])
+        s.port_answered = ha.ports["replica"]
+        for _ in range(3):
+            r = post_message(d, agency, bsn)
+            assert r.status == 201, r.text
+            ids.append(r.json()["berichtId"])
+        wait_until(lambda: len(ha.clients("replica")) >= 3, timeout=FAILOVER_DEADLINE_S,
+                   what=lambda: "loop and workers on the new primary: %s"
+                   % ha.clients("replica"))
+        assert "the primary became a replica (READONLY)" in d.log_text()
+        _exactly_once(services, mailbox, {email}, ids)
+    finally:
+        s.close()
