@@ -30,6 +30,7 @@ static const char *type_name(enum config_type t)
 	case CFG_DURATION: return "duration";
 	case CFG_SIZE: return "size";
 	case CFG_HOSTPORT: return "host:port";
+	case CFG_HOSTPORTS: return "host:port,... (a list)";
 	case CFG_QUIET: return "HH:MM-HH:MM or off";
 	case CFG_TIMEZONE: return "time zone";
 	case CFG_LOGLEVEL: return "log level";

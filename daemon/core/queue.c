@@ -3,26 +3,20 @@
  *
  * The Lua scripts make each move between `due` and `inflight` atomic, so an
  * id is always in exactly one of the two sets (or in neither, when Redis
- * lost it and the reconciler has not yet put it back).
+ * lost it and the reconciler has not yet put it back). This file holds the
+ * scripts and the workers' blocking side; the loop's connection is in
+ * queue_loop.c.
  */
 #include "core/queue.h"
 
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/clock.h"
 #include "common/log.h"
-#include "common/outage.h"
 #include "core/queue_impl.h"
 
-#define KEY_MAX QUEUE_KEY_MAX
-#define ID_STR 24
-#define RECONNECT_MIN_MS 100
-#define RECONNECT_MAX_MS 5000
 #define SYNC_CONNECT_TIMEOUT_S 2
 #define REQUEUE_MAX "1000"
 
@@ -96,267 +90,33 @@ static const char LUA_DEPTH[] = "local n = redis.call('ZCARD', KEYS[2])\n"
 				"end\n"
 				"return n\n";
 
-struct keys {
-	char lanes[KEY_MAX], inflight[KEY_MAX], rr[KEY_MAX];
-};
-
-/* fills every field of *k (cppcheck's whole-program pass takes the
- * argument for read, hence the suppression) */
-static void keys_for(const char *prefix, struct keys *k)
+bool queue_role_is_master(const redisReply *r)
 {
-	// cppcheck-suppress ctuuninitvar
-	snprintf(k->lanes, KEY_MAX, "%slanes", prefix);
-	snprintf(k->inflight, KEY_MAX, "%sinflight", prefix);
-	snprintf(k->rr, KEY_MAX, "%srr", prefix);
+	return r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+	       r->element[0]->type == REDIS_REPLY_STRING &&
+	       strcmp(r->element[0]->str, "master") == 0;
 }
 
-static void lane_key(const char *prefix, int64_t lane, char out[KEY_MAX])
+bool queue_reply_readonly(const redisReply *r)
 {
-	snprintf(out, KEY_MAX, "%sdue:%" PRId64, prefix, lane);
-}
-
-/* ------------------------------------------------------------------ loop */
-
-enum ql_state { QL_CONNECTING, QL_UP, QL_BACKOFF };
-
-struct queue_loop {
-	struct event_base *base;
-	char *host;
-	int port;
-	char *prefix;
-	struct keys keys;
-	redisAsyncContext *ac;
-	enum ql_state state;
-	struct event *timer;
-	int backoff_ms;
-	bool closing;
-	struct outage down; /* failed connects: one line an outage, not one a backoff */
-};
-
-static void ql_connect(struct queue_loop *q);
-
-static void ql_backoff(struct queue_loop *q)
-{
-	q->ac = NULL;
-	q->state = QL_BACKOFF;
-	if (q->closing)
-		return;
-	int ms = q->backoff_ms / 2 + (int)(random() % (q->backoff_ms / 2 + 1));
-	q->backoff_ms = q->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : q->backoff_ms * 2;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	evtimer_add(q->timer, &tv);
-}
-
-static void ql_on_connect(const redisAsyncContext *ac, int status)
-{
-	struct queue_loop *q = ac->data;
-
-	if (status != REDIS_OK) {
-		outage_fail(&q->down, ac->errstr, 0, clock_mono_ms());
-		ql_backoff(q); /* hiredis frees ac after this callback */
-		return;
-	}
-	q->state = QL_UP;
-	q->backoff_ms = RECONNECT_MIN_MS;
-	log_info("redis: connected");
-	outage_ok(&q->down, clock_mono_ms());
-}
-
-static void ql_on_disconnect(const redisAsyncContext *ac, int status)
-{
-	struct queue_loop *q = ac->data;
-
-	if (!q->closing)
-		log_warn("redis: disconnected%s%s", status == REDIS_OK ? "" : ": ",
-			 status == REDIS_OK ? "" : ac->errstr);
-	ql_backoff(q);
-}
-
-static void ql_on_timer(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	ql_connect(arg);
-}
-
-static void ql_connect(struct queue_loop *q)
-{
-	q->state = QL_CONNECTING;
-	q->ac = redisAsyncConnect(q->host, q->port);
-	if (!q->ac) {
-		ql_backoff(q);
-		return;
-	}
-	if (q->ac->err) {
-		outage_fail(&q->down, q->ac->errstr, 0, clock_mono_ms());
-		redisAsyncFree(q->ac);
-		ql_backoff(q);
-		return;
-	}
-	q->ac->data = q;
-	redisLibeventAttach(q->ac, q->base);
-	redisAsyncSetConnectCallback(q->ac, ql_on_connect);
-	redisAsyncSetDisconnectCallback(q->ac, ql_on_disconnect);
-}
-
-struct queue_loop *queue_loop_new(struct event_base *base, const char *host, int port,
-				  const char *prefix)
-{
-	struct queue_loop *q = calloc(1, sizeof(*q));
-	if (!q)
-		return NULL;
-	outage_init(&q->down, "redis", "Redis");
-	q->base = base;
-	q->host = strdup(host);
-	q->port = port;
-	q->backoff_ms = RECONNECT_MIN_MS;
-	q->prefix = strdup(prefix);
-	keys_for(prefix, &q->keys);
-	q->timer = evtimer_new(base, ql_on_timer, q);
-	if (!q->host || !q->prefix || !q->timer) {
-		queue_loop_free(q);
-		return NULL;
-	}
-	ql_connect(q);
-	return q;
-}
-
-void queue_loop_free(struct queue_loop *q)
-{
-	if (!q)
-		return;
-	q->closing = true;
-	if (q->ac)
-		redisAsyncFree(q->ac); /* runs pending callbacks with a NULL reply */
-	if (q->timer)
-		event_free(q->timer);
-	free(q->host);
-	free(q->prefix);
-	outage_destroy(&q->down);
-	free(q);
-}
-
-bool queue_loop_connected(const struct queue_loop *q)
-{
-	return q->state == QL_UP;
-}
-
-static void ql_on_zadd(redisAsyncContext *ac, void *r, void *priv)
-{
-	redisReply *reply = r;
-	(void)ac;
-	(void)priv;
-	if (reply && reply->type == REDIS_REPLY_ERROR)
-		log_warn("redis: ZADD failed: %s", reply->str);
-}
-
-/* One lane's ZADD NX, then SADD of the lane: in that order, a concurrent
- * take that empties the lane cannot strand the new ids (see LUA_TAKE). */
-static void ql_schedule_lane(struct queue_loop *q, int64_t lane, const int64_t *ids,
-			     const int64_t *due_ms, size_t n)
-{
-	char key[KEY_MAX], lanebuf[ID_STR];
-	size_t argc = 3 + 2 * n;
-	const char **argv = calloc(argc, sizeof(*argv));
-	size_t *argvlen = calloc(argc, sizeof(*argvlen));
-	char(*buf)[ID_STR] = calloc(2 * n, ID_STR);
-	if (!argv || !argvlen || !buf)
-		goto out;
-	lane_key(q->prefix, lane, key);
-	argv[0] = "ZADD";
-	argv[1] = key;
-	argv[2] = "NX";
-	for (size_t i = 0; i < n; i++) {
-		snprintf(buf[2 * i], ID_STR, "%" PRId64, due_ms[i]);
-		snprintf(buf[2 * i + 1], ID_STR, "%" PRId64, ids[i]);
-		argv[3 + 2 * i] = buf[2 * i];
-		argv[4 + 2 * i] = buf[2 * i + 1];
-	}
-	for (size_t i = 0; i < argc; i++)
-		argvlen[i] = strlen(argv[i]);
-	snprintf(lanebuf, sizeof(lanebuf), "%" PRId64, lane);
-	if (redisAsyncCommandArgv(q->ac, ql_on_zadd, NULL, (int)argc, argv, argvlen) != REDIS_OK ||
-	    redisAsyncCommand(q->ac, ql_on_zadd, NULL, "SADD %s %s", q->keys.lanes, lanebuf) !=
-		    REDIS_OK)
-		log_warn("redis: cannot queue ZADD");
-out:
-	free(argv);
-	free(argvlen);
-	free(buf);
-}
-
-void queue_loop_schedule_lanes(struct queue_loop *q, const int64_t *ids, const int64_t *lanes,
-			       const int64_t *due_ms, size_t n)
-{
-	if (n == 0)
-		return;
-	if (q->state != QL_UP) {
-		log_debug("redis: down, %zu ids left to the reconciler", n);
-		return;
-	}
-	/* group runs of the same lane (ingest groups are mostly one agency) */
-	size_t i = 0;
-	while (i < n) {
-		size_t j = i + 1;
-		while (j < n && lanes[j] == lanes[i])
-			j++;
-		ql_schedule_lane(q, lanes[i], ids + i, due_ms + i, j - i);
-		i = j;
-	}
-}
-
-void queue_loop_schedule(struct queue_loop *q, const int64_t *ids, const int64_t *due_ms, size_t n)
-{
-	int64_t *lanes = calloc(n + 1, sizeof(*lanes));
-	if (!lanes)
-		return;
-	queue_loop_schedule_lanes(q, ids, lanes, due_ms, n);
-	free(lanes);
-}
-
-struct ping_ctx {
-	queue_ping_cb cb;
-	void *arg;
-};
-
-static void ql_on_ping(redisAsyncContext *ac, void *r, void *priv)
-{
-	redisReply *reply = r;
-	struct ping_ctx *p = priv;
-	(void)ac;
-	p->cb(reply && reply->type == REDIS_REPLY_STATUS, p->arg);
-	free(p);
-}
-
-void queue_loop_ping(struct queue_loop *q, queue_ping_cb cb, void *arg)
-{
-	struct ping_ctx *p = malloc(sizeof(*p));
-	if (p && q->state == QL_UP) {
-		p->cb = cb;
-		p->arg = arg;
-		if (redisAsyncCommand(q->ac, ql_on_ping, p, "PING") == REDIS_OK)
-			return;
-	}
-	free(p);
-	cb(false, arg);
-}
-
-redisAsyncContext *queue_loop_async(const struct queue_loop *q)
-{
-	return q->state == QL_UP ? q->ac : NULL;
-}
-
-const char *queue_loop_prefix(const struct queue_loop *q)
-{
-	return q->prefix;
-}
-
-void queue_lane_key(const char *prefix, int64_t lane, char out[QUEUE_KEY_MAX])
-{
-	lane_key(prefix, lane, out);
+	return r && r->type == REDIS_REPLY_ERROR && r->str && strstr(r->str, "READONLY");
 }
 
 /* ---------------------------------------------------------------- worker */
+
+/*
+ * A worker's reply: -READONLY means the server was demoted to replica and
+ * the context is as good as lost, so it is marked broken (rc->err) and the
+ * worker reconnects (to the primary the sentinels name) before its next turn.
+ */
+static redisReply *sync_checked(redisContext *rc, redisReply *r)
+{
+	if (queue_reply_readonly(r) && !rc->err) {
+		rc->err = REDIS_ERR_OTHER;
+		snprintf(rc->errstr, sizeof(rc->errstr), "READONLY: the server is a replica now");
+	}
+	return r;
+}
 
 redisContext *queue_sync_connect(const char *host, int port, char *why, size_t whylen)
 {
@@ -398,9 +158,10 @@ int queue_sync_take(redisContext *rc, const char *prefix, int64_t now_ms, int64_
 	struct keys k;
 	keys_for(prefix, &k);
 
-	redisReply *r = redisCommand(rc, "EVAL %s 3 %s %s %s %lld %lld %d %s", LUA_TAKE, k.lanes,
-				     k.inflight, k.rr, (long long)now_ms,
-				     (long long)(now_ms + visibility_ms), max, prefix);
+	redisReply *r =
+		sync_checked(rc, redisCommand(rc, "EVAL %s 3 %s %s %s %lld %lld %d %s", LUA_TAKE,
+					      k.lanes, k.inflight, k.rr, (long long)now_ms,
+					      (long long)(now_ms + visibility_ms), max, prefix));
 	if (!r)
 		return -1;
 	int n = -1;
@@ -436,7 +197,7 @@ bool queue_sync_ack(redisContext *rc, const char *prefix, const struct queue_ite
 			member_of(&items[i], buf[i]);
 			argv[2 + i] = buf[i];
 		}
-		redisReply *r = redisCommandArgv(rc, (int)argc, argv, NULL);
+		redisReply *r = sync_checked(rc, redisCommandArgv(rc, (int)argc, argv, NULL));
 		ok = r && r->type == REDIS_REPLY_INTEGER;
 		if (r)
 			freeReplyObject(r);
@@ -452,9 +213,10 @@ bool queue_sync_retry(redisContext *rc, const char *prefix, const struct queue_i
 	struct keys k;
 	keys_for(prefix, &k);
 
-	redisReply *r = redisCommand(rc, "EVAL %s 2 %s %s %lld %lld %lld %s", LUA_RETRY, k.lanes,
-				     k.inflight, (long long)item->lane, (long long)item->id,
-				     (long long)due_ms, prefix);
+	redisReply *r =
+		sync_checked(rc, redisCommand(rc, "EVAL %s 2 %s %s %lld %lld %lld %s", LUA_RETRY,
+					      k.lanes, k.inflight, (long long)item->lane,
+					      (long long)item->id, (long long)due_ms, prefix));
 	bool ok = r && r->type == REDIS_REPLY_INTEGER;
 	if (r)
 		freeReplyObject(r);
@@ -503,7 +265,7 @@ bool queue_sync_schedule(redisContext *rc, const char *prefix, const struct queu
 			ok = false;
 			break; /* the connection is broken; the caller reconnects */
 		}
-		if (r->type == REDIS_REPLY_ERROR)
+		if (sync_checked(rc, r)->type == REDIS_REPLY_ERROR)
 			ok = false;
 		freeReplyObject(r);
 	}
@@ -518,8 +280,9 @@ int queue_sync_requeue_expired(redisContext *rc, const char *prefix, int64_t now
 	struct keys k;
 	keys_for(prefix, &k);
 
-	redisReply *r = redisCommand(rc, "EVAL %s 2 %s %s %lld %s %s", LUA_REQUEUE, k.lanes,
-				     k.inflight, (long long)now_ms, REQUEUE_MAX, prefix);
+	redisReply *r = sync_checked(rc, redisCommand(rc, "EVAL %s 2 %s %s %lld %s %s", LUA_REQUEUE,
+						      k.lanes, k.inflight, (long long)now_ms,
+						      REQUEUE_MAX, prefix));
 	int n = -1;
 	if (r && r->type == REDIS_REPLY_INTEGER)
 		n = (int)r->integer;
@@ -533,8 +296,8 @@ long long queue_sync_depth(redisContext *rc, const char *prefix)
 	struct keys k;
 	keys_for(prefix, &k);
 
-	redisReply *r =
-		redisCommand(rc, "EVAL %s 2 %s %s %s", LUA_DEPTH, k.lanes, k.inflight, prefix);
+	redisReply *r = sync_checked(
+		rc, redisCommand(rc, "EVAL %s 2 %s %s %s", LUA_DEPTH, k.lanes, k.inflight, prefix));
 	long long n = -1;
 	if (r && r->type == REDIS_REPLY_INTEGER)
 		n = r->integer;

@@ -19,7 +19,7 @@
 struct lanes_ctx {
 	queue_lanes_cb cb;
 	void *arg;
-	char prefix[QUEUE_KEY_MAX];
+	char prefix[KEY_MAX];
 	struct queue_lane *lanes;
 	size_t n;
 	size_t pending, replies; /* commands queued and not answered; answers so far */
@@ -77,11 +77,11 @@ static void ql_on_members(redisAsyncContext *ac, void *r, void *priv)
 	snprintf(now, sizeof(now), "%" PRId64, timefmt_now_ms());
 	c->pending = 1; /* held until every command is queued */
 	for (size_t i = 0; i < n; i++) {
-		char key[QUEUE_KEY_MAX];
+		char key[KEY_MAX];
 		struct queue_lane *l = &c->lanes[c->n];
 		l->lane = strtoll(reply->element[i]->str ? reply->element[i]->str : "0", NULL, 10);
 		l->oldest_ms = -1;
-		queue_lane_key(c->prefix, l->lane, key);
+		lane_key(c->prefix, l->lane, key);
 		c->n++;
 		int rc = redisAsyncCommand(ac, ql_on_lane, c, "ZCARD %s", key);
 		if (rc == REDIS_OK) {
