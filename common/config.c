@@ -86,7 +86,8 @@ static int64_t *int_slot(struct config *cfg, const struct config_key *k)
 static bool is_string_type(enum config_type t)
 {
 	return t == CFG_STRING || t == CFG_PATH || t == CFG_HOSTPORT || t == CFG_QUIET ||
-	       t == CFG_TIMEZONE || t == CFG_LOGLEVEL || t == CFG_HEX || t == CFG_REDIS_URL;
+	       t == CFG_TIMEZONE || t == CFG_LOGLEVEL || t == CFG_HEX || t == CFG_REDIS_URL ||
+	       t == CFG_HOSTPORTS;
 }
 
 /* Resolves a relative path against the directory of the config file. */
@@ -184,6 +185,10 @@ static const char *set_value(struct config *cfg, const struct config_key *k, con
 	case CFG_HOSTPORT:
 		if (!config_split_hostport(value, host, sizeof(host), &port))
 			return "not host:port";
+		break;
+	case CFG_HOSTPORTS:
+		if (*value && !config_hostports_each(value, NULL, NULL))
+			return "not host:port,host:port,...";
 		break;
 	case CFG_QUIET:
 		if (!config_parse_quiet_hours(value, &en, &a, &b))

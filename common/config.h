@@ -44,6 +44,8 @@ struct config {
 	char *redis_host;
 	int64_t redis_port;
 	char *redis_key_prefix;
+	char *redis_sentinels;   /* host:port,...: when set, host/port/url are ignored */
+	char *redis_master_name; /* the name the sentinels know the primary by */
 
 	/* [smtp] */
 	char *smtp_host;
@@ -164,6 +166,15 @@ bool config_parse_size(const char *s, int64_t *bytes);
 
 /* "HH:MM-HH:MM" into minutes after midnight; "off" gives false in *enabled. */
 bool config_parse_quiet_hours(const char *s, bool *enabled, int *start_min, int *end_min);
+
+/*
+ * Calls fn(host, port, arg) for each element of "host:port,host:port"
+ * (spaces around elements allowed) until fn returns false; fn may be NULL
+ * to only check the syntax. False when the list is empty or an element is
+ * not host:port, or fn returned false.
+ */
+bool config_hostports_each(const char *list, bool (*fn)(const char *host, int port, void *arg),
+			   void *arg);
 
 /* Parses "redis://host[:port][/0]" (port 6379 by default). */
 bool config_parse_redis_url(const char *url, char *host, size_t hostlen, int *port);

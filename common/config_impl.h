@@ -24,6 +24,7 @@ enum config_type {
 	CFG_REDIS_URL, /* redis://host:port[/0] */
 	CFG_BOOL,      /* true or false, stored as an int64_t 1 or 0 */
 	CFG_MILLI,     /* a decimal with up to 3 decimals, stored as thousandths */
+	CFG_HOSTPORTS, /* host:port,host:port,... (at least one) */
 };
 
 struct config_key {

@@ -73,6 +73,10 @@ const struct config_key config_keys[] = {
 	{"redis", "host", CFG_STRING, "127.0.0.1", false, OFF(redis_host), NOLIMIT,
 	 "Redis host (the schedule; rebuilt from PostgreSQL when lost)."},
 	{"redis", "port", CFG_INT, "6379", false, OFF(redis_port), 1, 65535, "Redis TCP port."},
+	{"redis", "sentinels", CFG_HOSTPORTS, NULL, false, OFF(redis_sentinels), NOLIMIT,
+	 "Redis Sentinels as host:port,host:port,...: when set, the primary is asked of them (SENTINEL get-master-addr-by-name) on every connect, and url, host and port are ignored."},
+	{"redis", "master_name", CFG_STRING, "berichtd", false, OFF(redis_master_name), NOLIMIT,
+	 "The name the sentinels monitor the Redis primary by (sentinel monitor NAME ...); only with sentinels."},
 	{"redis", "key_prefix", CFG_STRING, "berichtd:", false, OFF(redis_key_prefix), NOLIMIT,
 	 "Prefix of every Redis key, so several deployments can share one Redis."},
 

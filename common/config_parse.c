@@ -236,3 +236,33 @@ bool config_suggest(const char *section, const char *key, char *out, size_t cap)
 		snprintf(out, cap, "[%s] %s", best_section, key);
 	return best || best_section;
 }
+
+bool config_hostports_each(const char *list, bool (*fn)(const char *host, int port, void *arg),
+			   void *arg)
+{
+	const char *p = list;
+	int n = 0;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		size_t len = strcspn(p, ",");
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		char elem[300], host[256];
+		int port;
+		if (len == 0 || len >= sizeof(elem))
+			return false;
+		memcpy(elem, p, len);
+		elem[len] = '\0';
+		if (!config_split_hostport(elem, host, sizeof(host), &port))
+			return false;
+		if (fn && !fn(host, port, arg))
+			return false;
+		n++;
+		p += strcspn(p, ",");
+		if (!*p)
+			return n > 0;
+		p++;
+	}
+}

@@ -14,6 +14,7 @@
 #include "admin/cli.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "core/sentinel.h"
 #include "admin/migrate.h"
 #include "server.h"
 #include "admin/stats_cli.h"
@@ -205,6 +206,7 @@ static int cmd_check(struct config *cfg, const struct opts *o, const char *actio
 	(void)o;
 	(void)action;
 	int problems = delivery_check(cfg, stderr);
+	sentinel_config_warn(cfg, stderr);
 	if (problems > 0) {
 		fprintf(stderr, "%s: %d problem(s): start would fail\n", cfg->path, problems);
 		return 1;

@@ -25,6 +25,7 @@
 #include "common/sdnotify.h"
 #include "notify/delivery.h"
 #include "core/http.h"
+#include "core/sentinel.h"
 #include "agency/ingest.h"
 #include "core/janitor.h"
 #include "core/ratelimit.h"
@@ -176,8 +177,12 @@ int server_run(struct config *cfg)
 		goto out;
 	s->drain_timer = evtimer_new(app->base, drain_check, s);
 	app->pg = pgpool_new(app->base, cfg->pg_conninfo, (int)cfg->pg_pool_size);
-	app->queue = queue_loop_new(app->base, cfg->redis_host, (int)cfg->redis_port,
-				    cfg->redis_key_prefix);
+	app->queue =
+		cfg->redis_sentinels && *cfg->redis_sentinels
+			? sentinel_queue_loop_new(app->base, cfg->redis_sentinels,
+						  cfg->redis_master_name, cfg->redis_key_prefix)
+			: queue_loop_new(app->base, cfg->redis_host, (int)cfg->redis_port,
+					 cfg->redis_key_prefix);
 	app->auth = auth_new(app);
 	app->ingest = ingest_new(app);
 	app->ratelimit = ratelimit_new(app->cfg->ratelimit_rate, app->cfg->ratelimit_burst);

@@ -151,6 +151,12 @@ void pgconn_log_notices(PGconn *conn)
 		PQsetNoticeReceiver(conn, on_notice, NULL);
 }
 
+bool pgpool_lost_primary(const PGresult *res)
+{
+	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	return st && strcmp(st, "25006") == 0; /* read_only_sql_transaction */
+}
+
 PGconn *pgconn_open(const char *conninfo)
 {
 	PGconn *c = PQconnectdb(conninfo);
@@ -303,6 +309,7 @@ static void conn_finish_query(struct pgconn *c)
 	c->state = PGC_IDLE;
 	pool->running--;
 
+	bool demoted = pgpool_lost_primary(res);
 	if (!res)
 		call_back(q, NULL, "no result");
 	else {
@@ -314,6 +321,11 @@ static void conn_finish_query(struct pgconn *c)
 		PQclear(res);
 	}
 	pgq_free(q);
+	if (demoted) { /* before anything else is sent on it */
+		log_warn("pg[%d]: the server is read-only now; reconnecting to the primary",
+			 c->index);
+		conn_backoff(c, "server is read-only");
+	}
 	conn_dispatch(pool);
 }
 

@@ -73,6 +73,16 @@ bool pgpool_query_stmt(struct pgpool *pool, const struct pgpool_stmt *stmt,
  * the CLI). Any thread.
  */
 void pgconn_log_notices(PGconn *conn);
+/*
+ * Whether an error result says the server is no longer the primary
+ * (SQLSTATE 25006, "cannot execute ... in a read-only transaction": a
+ * primary demoted to standby, or made read-only). Such a connection is
+ * treated as lost: the pool closes it and reconnects, and libpq's
+ * target_session_attrs=read-write in the conninfo finds the new primary.
+ * The statement did not commit. Any thread.
+ */
+bool pgpool_lost_primary(const PGresult *res);
+
 /* PQconnectdb, then pgconn_log_notices. The caller checks PQstatus and PQfinishes. */
 PGconn *pgconn_open(const char *conninfo);
 

@@ -126,6 +126,8 @@ struct queue_loop {
 	struct event *timer;
 	int backoff_ms;
 	bool closing;
+	bool found; /* the address comes from finder, and ROLE must say master */
+	struct queue_finder finder;
 	struct outage down; /* failed connects: one line an outage, not one a backoff */
 };
 
@@ -143,6 +145,35 @@ static void ql_backoff(struct queue_loop *q)
 	evtimer_add(q->timer, &tv);
 }
 
+static void ql_up(struct queue_loop *q)
+{
+	q->state = QL_UP;
+	q->backoff_ms = RECONNECT_MIN_MS;
+	log_info("redis: connected");
+	outage_ok(&q->down, clock_mono_ms());
+}
+
+/* A replica (stale sentinel, or a demoted primary) is a failed attempt. */
+static void ql_not_primary(struct queue_loop *q, redisAsyncContext *ac, const char *why)
+{
+	outage_fail(&q->down, why, 0, clock_mono_ms());
+	q->state = QL_CONNECTING; /* nothing more goes to it */
+	if (!(ac->c.flags & REDIS_DISCONNECTING))
+		redisAsyncDisconnect(ac); /* then ql_on_disconnect backs off */
+}
+
+static void ql_on_role(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct queue_loop *q = ac->data;
+	(void)priv;
+	if (!r || q->closing)
+		return; /* disconnected meanwhile: ql_on_disconnect has it */
+	if (queue_role_is_master(r))
+		ql_up(q);
+	else
+		ql_not_primary(q, ac, "the server the sentinels named is not the primary");
+}
+
 static void ql_on_connect(const redisAsyncContext *ac, int status)
 {
 	struct queue_loop *q = ac->data;
@@ -152,10 +183,13 @@ static void ql_on_connect(const redisAsyncContext *ac, int status)
 		ql_backoff(q); /* hiredis frees ac after this callback */
 		return;
 	}
-	q->state = QL_UP;
-	q->backoff_ms = RECONNECT_MIN_MS;
-	log_info("redis: connected");
-	outage_ok(&q->down, clock_mono_ms());
+	if (q->found) {
+		/* a sentinel may be stale: only the primary is "up" */
+		if (redisAsyncCommand(q->ac, ql_on_role, NULL, "ROLE") != REDIS_OK)
+			redisAsyncDisconnect(q->ac);
+		return;
+	}
+	ql_up(q);
 }
 
 static void ql_on_disconnect(const redisAsyncContext *ac, int status)
@@ -175,10 +209,10 @@ static void ql_on_timer(evutil_socket_t fd, short what, void *arg)
 	ql_connect(arg);
 }
 
-static void ql_connect(struct queue_loop *q)
+static void ql_connect_to(struct queue_loop *q, const char *host, int port)
 {
 	q->state = QL_CONNECTING;
-	q->ac = redisAsyncConnect(q->host, q->port);
+	q->ac = redisAsyncConnect(host, port);
 	if (!q->ac) {
 		ql_backoff(q);
 		return;
@@ -195,13 +229,44 @@ static void ql_connect(struct queue_loop *q)
 	redisAsyncSetDisconnectCallback(q->ac, ql_on_disconnect);
 }
 
-struct queue_loop *queue_loop_new(struct event_base *base, const char *host, int port,
-				  const char *prefix)
+static void ql_connect(struct queue_loop *q)
+{
+	if (!q->found) {
+		ql_connect_to(q, q->host, q->port);
+		return;
+	}
+	q->state = QL_CONNECTING;
+	q->finder.find(q, q->finder.arg); /* answers with queue_loop_found or _not_found */
+}
+
+void queue_loop_found(struct queue_loop *q, const char *host, int port)
+{
+	if (!q->closing && q->state == QL_CONNECTING && !q->ac)
+		ql_connect_to(q, host, port);
+}
+
+void queue_loop_not_found(struct queue_loop *q, const char *why)
+{
+	if (q->closing || q->state != QL_CONNECTING || q->ac)
+		return;
+	outage_fail(&q->down, why, 0, clock_mono_ms());
+	ql_backoff(q);
+}
+
+static struct queue_loop *ql_new(struct event_base *base, const char *host, int port,
+				 const char *prefix, const struct queue_finder *f)
 {
 	struct queue_loop *q = calloc(1, sizeof(*q));
-	if (!q)
+	if (!q) {
+		if (f && f->free)
+			f->free(f->arg);
 		return NULL;
+	}
 	outage_init(&q->down, "redis", "Redis");
+	if (f) {
+		q->found = true;
+		q->finder = *f;
+	}
 	q->base = base;
 	q->host = strdup(host);
 	q->port = port;
@@ -217,11 +282,25 @@ struct queue_loop *queue_loop_new(struct event_base *base, const char *host, int
 	return q;
 }
 
+struct queue_loop *queue_loop_new(struct event_base *base, const char *host, int port,
+				  const char *prefix)
+{
+	return ql_new(base, host, port, prefix, NULL);
+}
+
+struct queue_loop *queue_loop_new_found(struct event_base *base, const char *prefix,
+					struct queue_finder f)
+{
+	return ql_new(base, "", 0, prefix, &f);
+}
+
 void queue_loop_free(struct queue_loop *q)
 {
 	if (!q)
 		return;
 	q->closing = true;
+	if (q->found && q->finder.free)
+		q->finder.free(q->finder.arg); /* waits for a lookup it runs; calls nothing */
 	if (q->ac)
 		redisAsyncFree(q->ac); /* runs pending callbacks with a NULL reply */
 	if (q->timer)
@@ -240,10 +319,14 @@ bool queue_loop_connected(const struct queue_loop *q)
 static void ql_on_zadd(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
-	(void)ac;
+	struct queue_loop *q = ac->data;
 	(void)priv;
-	if (reply && reply->type == REDIS_REPLY_ERROR)
-		log_warn("redis: ZADD failed: %s", reply->str);
+	if (!reply || reply->type != REDIS_REPLY_ERROR)
+		return;
+	log_warn("redis: ZADD failed: %s", reply->str);
+	/* a primary demoted to replica keeps our connection: find the primary again */
+	if (queue_reply_readonly(reply) && !q->closing)
+		ql_not_primary(q, ac, "the primary became a replica (READONLY)");
 }
 
 /* One lane's ZADD NX, then SADD of the lane: in that order, a concurrent
@@ -337,7 +420,33 @@ void queue_loop_ping(struct queue_loop *q, queue_ping_cb cb, void *arg)
 	cb(false, arg);
 }
 
+bool queue_role_is_master(const redisReply *r)
+{
+	return r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+	       r->element[0]->type == REDIS_REPLY_STRING &&
+	       strcmp(r->element[0]->str, "master") == 0;
+}
+
+bool queue_reply_readonly(const redisReply *r)
+{
+	return r && r->type == REDIS_REPLY_ERROR && r->str && strstr(r->str, "READONLY");
+}
+
 /* ---------------------------------------------------------------- worker */
+
+/*
+ * A worker's reply: -READONLY means the server was demoted to replica and
+ * the context is as good as lost, so it is marked broken (rc->err) and the
+ * worker reconnects (to the primary the sentinels name) before its next turn.
+ */
+static redisReply *sync_checked(redisContext *rc, redisReply *r)
+{
+	if (queue_reply_readonly(r) && !rc->err) {
+		rc->err = REDIS_ERR_OTHER;
+		snprintf(rc->errstr, sizeof(rc->errstr), "READONLY: the server is a replica now");
+	}
+	return r;
+}
 
 redisContext *queue_sync_connect(const char *host, int port, char *why, size_t whylen)
 {
@@ -379,9 +488,10 @@ int queue_sync_take(redisContext *rc, const char *prefix, int64_t now_ms, int64_
 	struct keys k;
 	keys_for(prefix, &k);
 
-	redisReply *r = redisCommand(rc, "EVAL %s 3 %s %s %s %lld %lld %d %s", LUA_TAKE, k.lanes,
-				     k.inflight, k.rr, (long long)now_ms,
-				     (long long)(now_ms + visibility_ms), max, prefix);
+	redisReply *r =
+		sync_checked(rc, redisCommand(rc, "EVAL %s 3 %s %s %s %lld %lld %d %s", LUA_TAKE,
+					      k.lanes, k.inflight, k.rr, (long long)now_ms,
+					      (long long)(now_ms + visibility_ms), max, prefix));
 	if (!r)
 		return -1;
 	int n = -1;
@@ -417,7 +527,7 @@ bool queue_sync_ack(redisContext *rc, const char *prefix, const struct queue_ite
 			member_of(&items[i], buf[i]);
 			argv[2 + i] = buf[i];
 		}
-		redisReply *r = redisCommandArgv(rc, (int)argc, argv, NULL);
+		redisReply *r = sync_checked(rc, redisCommandArgv(rc, (int)argc, argv, NULL));
 		ok = r && r->type == REDIS_REPLY_INTEGER;
 		if (r)
 			freeReplyObject(r);
@@ -433,9 +543,10 @@ bool queue_sync_retry(redisContext *rc, const char *prefix, const struct queue_i
 	struct keys k;
 	keys_for(prefix, &k);
 
-	redisReply *r = redisCommand(rc, "EVAL %s 2 %s %s %lld %lld %lld %s", LUA_RETRY, k.lanes,
-				     k.inflight, (long long)item->lane, (long long)item->id,
-				     (long long)due_ms, prefix);
+	redisReply *r =
+		sync_checked(rc, redisCommand(rc, "EVAL %s 2 %s %s %lld %lld %lld %s", LUA_RETRY,
+					      k.lanes, k.inflight, (long long)item->lane,
+					      (long long)item->id, (long long)due_ms, prefix));
 	bool ok = r && r->type == REDIS_REPLY_INTEGER;
 	if (r)
 		freeReplyObject(r);
@@ -484,7 +595,7 @@ bool queue_sync_schedule(redisContext *rc, const char *prefix, const struct queu
 			ok = false;
 			break; /* the connection is broken; the caller reconnects */
 		}
-		if (r->type == REDIS_REPLY_ERROR)
+		if (sync_checked(rc, r)->type == REDIS_REPLY_ERROR)
 			ok = false;
 		freeReplyObject(r);
 	}
@@ -499,8 +610,9 @@ int queue_sync_requeue_expired(redisContext *rc, const char *prefix, int64_t now
 	struct keys k;
 	keys_for(prefix, &k);
 
-	redisReply *r = redisCommand(rc, "EVAL %s 2 %s %s %lld %s %s", LUA_REQUEUE, k.lanes,
-				     k.inflight, (long long)now_ms, REQUEUE_MAX, prefix);
+	redisReply *r = sync_checked(rc, redisCommand(rc, "EVAL %s 2 %s %s %lld %s %s", LUA_REQUEUE,
+						      k.lanes, k.inflight, (long long)now_ms,
+						      REQUEUE_MAX, prefix));
 	int n = -1;
 	if (r && r->type == REDIS_REPLY_INTEGER)
 		n = (int)r->integer;
@@ -514,8 +626,8 @@ long long queue_sync_depth(redisContext *rc, const char *prefix)
 	struct keys k;
 	keys_for(prefix, &k);
 
-	redisReply *r =
-		redisCommand(rc, "EVAL %s 2 %s %s %s", LUA_DEPTH, k.lanes, k.inflight, prefix);
+	redisReply *r = sync_checked(
+		rc, redisCommand(rc, "EVAL %s 2 %s %s %s", LUA_DEPTH, k.lanes, k.inflight, prefix));
 	long long n = -1;
 	if (r && r->type == REDIS_REPLY_INTEGER)
 		n = r->integer;

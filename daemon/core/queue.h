@@ -40,6 +40,25 @@ struct queue_loop;
 
 struct queue_loop *queue_loop_new(struct event_base *base, const char *host, int port,
 				  const char *prefix);
+
+/*
+ * Where the address comes from when it is not fixed (Redis Sentinel,
+ * sentinel.h): on every (re)connect the queue calls find on the loop,
+ * which answers later, on the loop, with queue_loop_found or
+ * queue_loop_not_found (then the queue backs off and asks again). A
+ * server found that way is used only once ROLE says master. free(arg)
+ * runs in queue_loop_free (also when queue_loop_new_found fails).
+ */
+struct queue_finder {
+	void (*find)(struct queue_loop *q, void *arg);
+	void (*free)(void *arg);
+	void *arg;
+};
+struct queue_loop *queue_loop_new_found(struct event_base *base, const char *prefix,
+					struct queue_finder f);
+void queue_loop_found(struct queue_loop *q, const char *host, int port);
+void queue_loop_not_found(struct queue_loop *q, const char *why);
+
 void queue_loop_free(struct queue_loop *q);
 bool queue_loop_connected(const struct queue_loop *q);
 
@@ -58,11 +77,17 @@ void queue_loop_schedule(struct queue_loop *q, const int64_t *ids, const int64_t
 typedef void (*queue_ping_cb)(bool ok, void *arg);
 void queue_loop_ping(struct queue_loop *q, queue_ping_cb cb, void *arg);
 
+/* Whether a ROLE reply says master; whether a reply is -READONLY (a replica now). */
+bool queue_role_is_master(const redisReply *r);
+bool queue_reply_readonly(const redisReply *r);
+
 /* ---- worker side (blocking) ---- */
 
 /*
  * Connects with a timeout; NULL on failure, and why (hiredis's words) in
  * why unless it is NULL. Logs nothing: the workers log one line per outage.
+ * A reply -READONLY to any queue_sync_* call marks rc broken (rc->err):
+ * reconnect (with sentinels, redis_sync_open in sentinel.h).
  */
 redisContext *queue_sync_connect(const char *host, int port, char *why, size_t whylen);
 

@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "core/sentinel.h"
 #include "notify/delivery_impl.h"
 
 /*
@@ -56,7 +57,8 @@ bool conn_connect(struct worker *w)
 		if (w->rc)
 			redisFree(w->rc);
 		char why[OUTAGE_REASON_MAX];
-		w->rc = queue_sync_connect(cfg->redis_host, (int)cfg->redis_port, why, sizeof(why));
+		w->rc = redis_sync_open(cfg->redis_sentinels, cfg->redis_master_name,
+					cfg->redis_host, (int)cfg->redis_port, why, sizeof(why));
 		if (!w->rc) {
 			outage_fail(&w->d->redis, why, 0, clock_mono_ms());
 			return false;
@@ -93,7 +95,7 @@ char *conn_id_array(const int64_t *ids, int n)
  */
 static bool reconnected(struct worker *w)
 {
-	if (PQstatus(w->pg) != CONNECTION_BAD)
+	if (w->pg && PQstatus(w->pg) != CONNECTION_BAD)
 		return false;
 	log_info("delivery[%d]: PostgreSQL connection lost; reconnecting", w->index);
 	return conn_connect(w);
@@ -125,6 +127,10 @@ static PGresult *run_once(struct worker *w, int which, const struct pgpool_stmt 
 	if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
 		log_warn("delivery[%d]: %s failed: %.*s", w->index, st ? st->name : "query",
 			 (int)strcspn(PQresultErrorMessage(res), "\n"), PQresultErrorMessage(res));
+		if (pgpool_lost_primary(res)) { /* a read-only server: as good as gone */
+			PQfinish(w->pg);
+			w->pg = NULL;
+		}
 		PQclear(res);
 		return NULL;
 	}

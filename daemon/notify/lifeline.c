@@ -140,7 +140,12 @@ static void *lifeline_main(void *arg)
 			break;
 		int64_t start = clock_mono_ms();
 		char val[8];
-		if (one_value(c, "SELECT 1", 0, NULL, val, sizeof(val)) == '1') {
+		/* no row from a server that is no longer the primary (a demoted one
+		 * keeps sessions): then as lost, and the reconnect finds the primary */
+		if (one_value(c,
+			      "SELECT 1 WHERE NOT pg_is_in_recovery() "
+			      "AND current_setting('transaction_read_only') = 'off'",
+			      0, NULL, val, sizeof(val)) == '1') {
 			lease_from(d, start);
 			continue;
 		}
