@@ -13,6 +13,8 @@ starts under run_dir:
     standby when told the primary is dead, turns synchronous replication off
     while no standby is attached (as pg_auto_failover's wait_primary does),
     and rebuilds the lost node as the new standby;
+  * a Redis primary, a replica and a sentinel (test_failover.RedisHA), the
+    daemons asking the sentinel for the primary ([redis] sentinels);
   * two berichtd instances (tests/integration/harness.py Daemon, sharing one
     Redis key prefix) with a multi-host conninfo
     (host=127.0.0.1,127.0.0.1 port=A,B target_session_attrs=read-write);
@@ -32,6 +34,7 @@ sys.path.insert(0, str(HERE.parents[0] / "integration"))
 
 import harness  # noqa: E402
 from harness import Daemon, Services, free_port, wait_until  # noqa: E402
+from test_failover import MASTER, RedisHA  # noqa: E402  the Redis primary, replica, sentinel
 
 PGUSER_OS = "postgres"
 
@@ -230,6 +233,11 @@ class Cluster:
         return took
 
     def heal(self):
+        """Everything back: PostgreSQL standby, Redis replica."""
+        self.heal_pg()
+        self.redis_heal()
+
+    def heal_pg(self):
         """Every node up; the one that is not primary streams from it."""
         p = self.primary()
         for n in self.nodes:
@@ -253,14 +261,66 @@ class Cluster:
         self.note("synchronous replication off while %s is away" % s.name)
         return s
 
+    # --------------------------------------------------------------- Redis
+    def start_redis(self):
+        root = self.run_dir / "redis-ha"
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir()
+        self.redis_ha = ha = RedisHA(root)
+        primary = ha.start_server("primary")
+        self.redis_master = "primary"
+        self.redis_n = 0
+        self._redis_replica(primary)
+        ha.start_sentinel()
+        wait_until(lambda: ha.cli("sentinel", "SENTINEL", "replicas", MASTER), timeout=30,
+                   what="sentinel knows the replica")
+
+    def _redis_replica(self, master_port):
+        self.redis_n += 1
+        name = "replica%d" % self.redis_n
+        self.redis_ha.start_server(name, "--replicaof", "127.0.0.1", str(master_port))
+        wait_until(lambda: "master_link_status:up" in self.redis_ha.cli(name, "INFO",
+                                                                         "replication"),
+                   timeout=30, what="redis %s in sync" % name)
+        self.redis_replica = name
+
+    def redis(self, *args):
+        """A command to the current Redis primary."""
+        return self.redis_ha.cli(self.redis_master, *args)
+
+    def redis_fail_over(self):
+        """kill -9 of the Redis primary; the sentinel promotes the replica.
+        Returns the seconds to the promotion."""
+        ha = self.redis_ha
+        old, new = self.redis_master, self.redis_replica
+        t0 = time.monotonic()
+        ha.procs[old].kill()
+        ha.procs[old].wait(10)
+        self.note("killed Redis primary %s" % old)
+        wait_until(lambda: ha.master_port() == ha.ports[new], timeout=60,
+                   what="the sentinel promoted %s" % new)
+        self.redis_master = new
+        self.redis_replica = None
+        took = time.monotonic() - t0
+        self.note("sentinel promoted %s in %.1f s" % (new, took))
+        return took
+
+    def redis_heal(self):
+        if self.redis_replica is None:
+            self._redis_replica(self.redis_ha.ports[self.redis_master])
+            self.note("new Redis replica %s" % self.redis_replica)
+
     # ------------------------------------------------------------- daemons
     def start(self, instances=2, **overrides):
         harness._services_sh("start", self.run_dir, timeout=180)
         self.services = ClusterServices(self.run_dir, self)
         self.start_pg()
+        self.start_redis()
         conf = {"delivery.workers": "2", "delivery.batch": "20",
                 "delivery.reconcile_interval": "5s", "delivery.visibility_timeout": "300s",
-                "postgres.pool_size": "4", "log.level": "info", "smtp.timeout": "30s"}
+                "postgres.pool_size": "4", "log.level": "info", "smtp.timeout": "30s",
+                "redis.sentinels": "127.0.0.1:%d" % self.redis_ha.ports["sentinel"],
+                "redis.master_name": MASTER}
         conf.update(overrides)
         for i in range(instances):
             d = Daemon(self.services, "inst%d" % (i + 1), group="faults-%d" % os.getpid(),
@@ -288,6 +348,10 @@ defaults
     timeout server 60s
     option redispatch
     retries 2
+    # the agency API is idempotent (a resent referentie is answered 200 with
+    # its first berichtId; an open twice keeps the first time), so HAProxy may
+    # resend to the other instance what one refused or dropped
+    retry-on conn-failure empty-response 503
 frontend agencies
     bind 127.0.0.1:%d
     default_backend berichtd
@@ -321,6 +385,8 @@ backend berichtd
             except Exception as e:   # report, go on stopping
                 print("stop %s: %s" % (d.name, e))
                 d.kill9()
+        if getattr(self, "redis_ha", None):
+            self.redis_ha.stop()
         if self.haproxy and self.haproxy.poll() is None:
             self.haproxy.terminate()
             self.haproxy.wait(10)

@@ -43,9 +43,6 @@ class Ctx:
         self.c = cluster
         self.d = cluster.daemons
 
-    def redis(self, *args):
-        return self.c.services.redis(*args)
-
 
 # ------------------------------------------------------------ the scenarios
 # each: fault(ctx) runs while the load runs (from WARM_S on) and returns when
@@ -58,7 +55,7 @@ def pg_failover(x):
 def pg_standby_kill(x):
     x.c.kill_standby()
     time.sleep(6)
-    x.c.heal()
+    x.c.heal_pg()
 
 
 def pg_restart(x):
@@ -80,7 +77,7 @@ def pg_partition(x):
 
 
 def redis_flushall(x):
-    x.redis("FLUSHALL")
+    x.c.redis("FLUSHALL")
     x.c.note("redis FLUSHALL")
 
 
@@ -138,7 +135,7 @@ def drain(x):
 
 
 def redis_failover(x):
-    raise Skip("needs [redis] sentinels from branch sentinel (not merged yet)")
+    x.c.redis_fail_over()
 
 
 class Skip(Exception):
