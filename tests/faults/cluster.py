@@ -323,7 +323,11 @@ class Cluster:
                 "redis.master_name": MASTER}
         conf.update(overrides)
         for i in range(instances):
-            d = Daemon(self.services, "inst%d" % (i + 1), group="faults-%d" % os.getpid(),
+            name = "inst%d" % (i + 1)
+            # its name in pg_stat_activity (the soak counts connections per instance)
+            conf["postgres.conninfo"] = (self.services.conninfo
+                                         + " application_name=berichtd-" + name)
+            d = Daemon(self.services, name, group="faults-%d" % os.getpid(),
                        migrate=(i == 0), **conf)
             self.daemons.append(d)
         for d in self.daemons:

@@ -164,11 +164,12 @@ def setup(cluster):
     d0 = cluster.daemons[0]
     portal = d0.token("portal")
     bsns = [new_bsn() for _ in range(CITIZENS)]
-    errs = []
+    errs, accounts = [], []
 
     def mk(b):
         try:
-            make_citizen(d0, portal, b, "f%s@burger.example" % secrets.token_hex(4))
+            accounts.append(make_citizen(d0, portal, b,
+                                         "f%s@burger.example" % secrets.token_hex(4)))
         except Exception as e:   # noqa: BLE001
             errs.append(e)
     ts = [threading.Thread(target=mk, args=(b,)) for b in bsns]
@@ -178,7 +179,7 @@ def setup(cluster):
         t.join()
     if errs:
         raise errs[0]
-    return portal, bsns
+    return portal, bsns, accounts
 
 
 def agency_view(journal_path, t_fault):
@@ -321,7 +322,7 @@ def main():
     rows = []
     try:
         cluster.start(**CONF)
-        portal, bsns = setup(cluster)
+        portal, bsns, _ = setup(cluster)
         print("cluster up in %.0f s: 2 PostgreSQL nodes (sync), Redis, SMTP sink, %d berichtd "
               "behind HAProxy %s" % (time.monotonic() - t0, len(cluster.daemons), cluster.lb_url),
               flush=True)
