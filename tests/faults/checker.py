@@ -12,11 +12,7 @@ check(psql, journal, oins, tag, mail_dir, logs) -> Figures with
                  windows the reconcilers logged (must be 0); in_window: those inside
   opens_lost     opens answered 201/200 whose message has no opened_at (must be 0)
   report_off     agencies whose rollup (stats_dag) differs from the raw counts (must be 0)
-FAULTS_BREAK_CHECKER=drop-one (for the proof that the checker fails): the
-journal is read with one stored acknowledged message renamed, as a store
-that lost it would look.
 """
-import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -75,9 +71,6 @@ def acknowledged(journal_path):
             continue
         for ref, mid in (rec.get("acked") or {}).items():
             acked[(rec["agency"], ref)] = mid
-    if os.environ.get("FAULTS_BREAK_CHECKER") == "drop-one" and acked:
-        k = sorted(acked)[0]
-        acked[(k[0], k[1] + "-never-stored")] = acked.pop(k)
     return acked, opens
 
 

@@ -216,14 +216,15 @@ class Cluster:
         primary.sql("ALTER SYSTEM SET synchronous_standby_names = '%s'" % ("*" if on else ""))
         primary.sql("SELECT pg_reload_conf()")
 
-    def fail_over(self):
+    def fail_over(self, old=None):
         """The primary's machine dies; the standby is promoted; the lost
         node comes back as the new standby. Returns the seconds from the kill
         to a writable new primary."""
-        old = self.primary()
-        new = self.standby()
+        old = old or self.primary()
+        new = next(n for n in self.nodes if n is not old)
         t0 = time.monotonic()
-        old.kill9()
+        if old.alive():
+            old.kill9()
         self.note("killed primary %s (kill -9 of all its processes)" % old.name)
         as_pg(new.pg_bin + "/pg_ctl", "-D", new.data, "-w", "-t", "60", "promote")
         wait_until(lambda: not new.in_recovery(), timeout=60, what="promotion")

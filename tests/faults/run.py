@@ -5,6 +5,8 @@ Each scenario: start the load through HAProxy, inject the fault, heal it,
 stop the load, wait for quiescence (every notification of the scenario
 sent) with a deadline, run the checker; a table of the figures at the end.
 Exit 1 when any checker finds a loss or a duplicate (or a scenario breaks).
+FAULTS_BREAK=async makes pg-failover lose acknowledged messages on purpose
+(asynchronous replication, a lagging standby): the checker must fail it.
 
     tests/faults/run.py [--run-dir DIR] [--list] [--soak SECONDS]
 """
@@ -49,7 +51,22 @@ class Ctx:
 # the fault is healed as far as it heals by itself; heal(ctx) afterwards.
 
 def pg_failover(x):
-    x.c.fail_over()
+    old = None
+    if os.environ.get("FAULTS_BREAK") == "async":
+        # the proof that the checker can fail: asynchronous replication with
+        # a standby that lags 3 s, then the failover; the primary had
+        # acknowledged what the standby never got
+        p, s = x.c.primary(), x.c.standby()
+        x.c.sync(p, False)
+        s.sql("ALTER SYSTEM SET primary_conninfo = ''")
+        s.sql("SELECT pg_reload_conf()")
+        x.c.note("FAULTS_BREAK=async: replication asynchronous, %s cut off for 3 s" % s.name)
+        time.sleep(3)
+        p.kill9()
+        s.sql("ALTER SYSTEM RESET primary_conninfo")
+        x.c.note("killed %s" % p.name)
+        old = p
+    x.c.fail_over(old)
 
 
 def pg_standby_kill(x):
