@@ -14,7 +14,6 @@ import argparse
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import threading
 import time
