@@ -7,6 +7,8 @@
 #   make test         deps, build, unit tests (Criterion) and integration tests
 #                     against private PostgreSQL, Redis and SMTP servers
 #   make test SANITIZE=address,undefined   the same, instrumented
+#   make test-faults  the fault matrix (issue 13; FAULTS=a,b for a subset)
+#   make soak         SOAK_S seconds (600) of mixed load with one failover
 #   make run          deps, build, private services under .run/, demo daemon
 #   make lint / fmt   clang-tidy + cppcheck / clang-format
 #   make bench-report the yearly report from rollups vs brute force (1M, 10M rows;
@@ -62,7 +64,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libpq-dev libhiredis-dev \
             redis-server postfix python3 python3-aiosmtpd python3-pytest python3-pytest-xdist \
             python3-psycopg2 python3-yaml python3-jsonschema curl chromium openssl
 
-.PHONY: all pkg-check deps lint-deps valgrind-deps node-deps fuzz fuzz-deps fuzz-build test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report bench-tls bench-idle systemd-check bench-dp man deb deb-check alerts-check
+.PHONY: all pkg-check deps lint-deps valgrind-deps node-deps fuzz fuzz-deps fuzz-build test layers fmt-check unit integration run clean lint fmt check-example openapi-lint valgrind bench bench-deps bench-ingest bench-delivery bench-report bench-tls bench-idle systemd-check bench-dp man deb deb-check alerts-check faults-deps test-faults soak
 
 all: $(BIN)
 
@@ -139,7 +141,8 @@ LINT_PKGS     := clang-tidy cppcheck clang-format
 VALGRIND_PKGS := valgrind
 EXTRA_PKGS    = $(foreach p,$(LINT_PKGS),$(p):lint,fmt) $(foreach p,$(VALGRIND_PKGS),$(p):valgrind) \
                 $(foreach p,$(BENCH_PKGS),$(p):bench-ingest,bench-delivery) \
-                $(foreach p,$(FUZZ_PKGS),$(p):fuzz) $(foreach p,$(PROM_PKGS),$(p):alerts-check)
+                $(foreach p,$(FUZZ_PKGS),$(p):fuzz) $(foreach p,$(PROM_PKGS),$(p):alerts-check) \
+                $(foreach p,$(FAULTS_PKGS),$(p):test-faults,soak)
 
 lint-deps:
 	@$(MAKE) --no-print-directory deps DEB_PKGS="$(LINT_PKGS)"
@@ -230,6 +233,26 @@ bench-idle: bench-deps all
 	@run_dir=.bench-run/idle-$$$$; trap 'tests/harness/services.sh stop '"$$run_dir"' >/dev/null 2>&1' EXIT; \
 	tests/harness/services.sh start "$$run_dir" >/dev/null && \
 	BERICHTD_BIN=$(abspath $(BIN)) $(PYTHON) tests/bench/bench_idle.py "$$run_dir"
+
+# The fault matrix and the soak of issue 13 (tests/faults/: the whole cluster
+# on one box: 2 PostgreSQL nodes with a synchronous standby, Redis primary,
+# replica and sentinel, 2 berichtd behind HAProxy). FAULTS=name,name runs a
+# subset (tests/faults/run.py --list); the restore drill runs after it when
+# tests/faults/restore_drill.py is there. The soak is not part of make test.
+FAULTS_PKGS := haproxy redis-sentinel
+SOAK_S ?= 600
+
+faults-deps: deps
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(FAULTS_PKGS)"
+
+test-faults: faults-deps all
+	BERICHTD_BIN=$(abspath $(BIN)) FAULTS="$(FAULTS)" $(PYTHON) tests/faults/run.py
+	@if [ -f tests/faults/restore_drill.py ] && [ -z "$(FAULTS)" ]; then \
+		echo "test-faults: the restore drill"; \
+		BERICHTD_BIN=$(abspath $(BIN)) $(PYTHON) tests/faults/restore_drill.py; fi
+
+soak: faults-deps all
+	BERICHTD_BIN=$(abspath $(BIN)) $(PYTHON) tests/faults/soak.py $(SOAK_S)
 
 
 # The unit, sysusers and tmpfiles snippets as systemd reads them (CI has no
