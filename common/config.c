@@ -39,8 +39,6 @@ __attribute__((format(printf, 2, 3))) static void err_add(struct errbuf *e, cons
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	/* the analyzer misses the va_start above */
-	// NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
 	int n = vsnprintf(e->buf + e->len, e->cap - e->len, fmt, ap);
 	va_end(ap);
 	if (n < 0)

@@ -135,8 +135,6 @@ static size_t put(char *out, size_t len, size_t cap, const char *fmt, ...)
 		return len;
 	va_list ap;
 	va_start(ap, fmt);
-	/* the analyzer misses the va_start above */
-	// NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
 	int k = vsnprintf(out + len, cap - len, fmt, ap);
 	va_end(ap);
 	if (k < 0)
