@@ -10,6 +10,8 @@
 #include "crypto.h"
 
 #define TAG_LABEL "berichtd-mail:"
+#define REF_KEY_LABEL "berichtd-ref-key"
+#define HMAC_BLOCK 64
 
 static bool is_hex_lower(char c)
 {
@@ -77,6 +79,31 @@ bool mailref_envid(const uint8_t *key, size_t keylen, const char *ref, char *out
 		return false;
 	int n = snprintf(out, cap, MAILREF_ENVID_PREFIX "%s-%s", ref, tag);
 	return n > 0 && (size_t)n < cap;
+}
+
+bool mailref_ref_pads(const uint8_t *key, size_t keylen, char ipad[MAILREF_PAD_HEX + 1],
+		      char opad[MAILREF_PAD_HEX + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	char refkey_hex[CRYPTO_HEX256_LEN];
+	uint8_t refkey[HMAC_BLOCK] = {0};
+	size_t len = 0;
+
+	ipad[0] = opad[0] = '\0';
+	if (keylen == 0 ||
+	    !crypto_hmac_sha256_hex(key, keylen, REF_KEY_LABEL, sizeof(REF_KEY_LABEL) - 1,
+				    refkey_hex) ||
+	    !crypto_hex_decode(refkey_hex, refkey, sizeof(refkey), &len))
+		return false;
+	for (int i = 0; i < HMAC_BLOCK; i++) {
+		uint8_t in = refkey[i] ^ 0x36, out = refkey[i] ^ 0x5c;
+		ipad[2 * i] = hex[in >> 4];
+		ipad[2 * i + 1] = hex[in & 0xf];
+		opad[2 * i] = hex[out >> 4];
+		opad[2 * i + 1] = hex[out & 0xf];
+	}
+	ipad[MAILREF_PAD_HEX] = opad[MAILREF_PAD_HEX] = '\0';
+	return true;
 }
 
 size_t mailref_scan(const char *p, const char *end, char ref[MAILREF_REF_LEN],

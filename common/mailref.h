@@ -1,7 +1,7 @@
 /*
  * mailref.h - the names a mail carries: its Message-ID, its VERP envelope
- * sender and its DSN envelope id, all made from the mail's ref (128 random
- * bits in hex, migrations/0009_mails.sql) and a keyed tag over it.
+ * sender and its DSN envelope id, all made from the mail's ref (128 bits in
+ * hex, migrations/0009_mails.sql) and a keyed tag over it.
  *
  *   Message-ID   <ref@bounce_domain>
  *   VERP         bounce+ref-tag@bounce_domain
@@ -9,9 +9,15 @@
  *
  * The tag is the first 64 bits of HMAC-SHA256(bounce key, "berichtd-mail:"
  * ref), as BATV and SRS tag their return paths: a DSN can be checked before
- * anything is looked up, and a made-up one is refused. The ref is random,
- * so no name tells its reader how many mails went out before it. Pure;
- * thread-safe.
+ * anything is looked up, and a made-up one is refused.
+ *
+ * The ref is keyed, not drawn: the claim that builds a mail makes it in SQL
+ * as HMAC-SHA256(ref key, "<lead id>:<its created_at in us>:<account>"),
+ * the first 128 bits in hex, where the ref key is HMAC-SHA256(bounce key,
+ * "berichtd-ref-key"). A database restored to a point before the mail was
+ * built builds it again with the same Message-ID (issue 13, the restore
+ * drill), and without the key nobody can tell from a ref how many mails
+ * went out before it or name a mail he did not receive. Pure; thread-safe.
  */
 #ifndef BERICHTD_COMMON_MAILREF_H
 #define BERICHTD_COMMON_MAILREF_H
@@ -20,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MAILREF_REF_HEX 32 /* the ref: 16 random bytes in hex */
+#define MAILREF_REF_HEX 32 /* the ref: 16 bytes in hex */
 #define MAILREF_TAG_HEX 16 /* the tag: 8 bytes of the HMAC in hex */
 #define MAILREF_REF_LEN (MAILREF_REF_HEX + 1)
 #define MAILREF_TAG_LEN (MAILREF_TAG_HEX + 1)
@@ -44,6 +50,16 @@ bool mailref_verp(const uint8_t *key, size_t keylen, const char *ref, const char
 		  size_t cap) __attribute__((warn_unused_result));
 bool mailref_envid(const uint8_t *key, size_t keylen, const char *ref, char *out, size_t cap)
 	__attribute__((warn_unused_result));
+
+/*
+ * The ref key's HMAC pads for the claim statement, as hex: ipad is
+ * (ref key ^ 0x36...) and opad (ref key ^ 0x5c...), 64 bytes each, so that
+ * SQL's sha256(opad || sha256(ipad || m)) is HMAC-SHA256(ref key, m).
+ * False if libcrypto fails.
+ */
+#define MAILREF_PAD_HEX 128
+bool mailref_ref_pads(const uint8_t *key, size_t keylen, char ipad[MAILREF_PAD_HEX + 1],
+		      char opad[MAILREF_PAD_HEX + 1]) __attribute__((warn_unused_result));
 
 /*
  * Reads "ref-tag" at p (at most end): on success copies both (ref in

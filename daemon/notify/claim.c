@@ -31,7 +31,10 @@
 /*
  * $1 ids Redis handed out, $2 digest window, $3 quiet hours now (only
  * verification mails go out then), $4 this instance (claimed_by: whose
- * lifeline lock says the claim is alive, migration 0015). Returns every
+ * lifeline lock says the claim is alive, migration 0015), $5/$6 the ref
+ * key's HMAC pads (mailref_ref_pads: a new mail's ref is the HMAC of its lead
+ * row, so a database restored to before the mail builds the same Message-ID
+ * again; ORDER BY lead, id puts the lead row first). Returns every
  * examined row with its verdict and its mail; eligible rows are now
  * 'sending', the others 'cancelled'.
  *
@@ -78,6 +81,7 @@ static const char CLAIM_SQL[] =
 	"    a.language, coalesce(ag.name, '') AS agency, coalesce(n.payload->>'code', '') AS code,"
 	"    n.attempts + 1 AS attempts,"
 	"    (extract(epoch FROM n.created_at) * 1000)::bigint AS created_ms,"
+	"    (extract(epoch FROM n.created_at) * 1000000)::bigint AS created_us,"
 	/* the lag is measured from the first due time (migration 0018) */
 	"    (extract(epoch FROM coalesce(n.first_due_at, n.due_at)) * 1000)::bigint AS due_ms,"
 	"    n.representation_id IS NOT NULL AS for_rep, coalesce(n.representation_id, 0) AS rep_id,"
@@ -118,8 +122,9 @@ static const char CLAIM_SQL[] =
 	"  FROM v"
 	"), newm AS ("
 	"  INSERT INTO mails (ref, account_id, kind, recipient, first_notification)"
-	"  SELECT DISTINCT ON (lead) replace(gen_random_uuid()::text, '-', ''), account_id, kind, addr,"
-	"    lead FROM g WHERE lead IS NOT NULL ORDER BY lead"
+	"  SELECT DISTINCT ON (lead) left(encode(sha256(decode($6, 'hex') || sha256(decode($5, 'hex')"
+	"    || convert_to(lead || ':' || created_us || ':' || account_id, 'UTF8'))), 'hex'), 32),"
+	"    account_id, kind, addr, lead FROM g WHERE lead IS NOT NULL ORDER BY lead, id"
 	"  RETURNING id, ref, recipient, first_notification,"
 	"    (extract(epoch FROM created_at) * 1000)::bigint AS ms"
 	"), upd AS ("
@@ -158,17 +163,21 @@ enum claim_col {
 	CC_PERSON /* its weergavenaam */
 };
 
-static const struct pgpool_stmt CLAIM_STMT = {"claim", CLAIM_SQL, 4};
+static const struct pgpool_stmt CLAIM_STMT = {"claim", CLAIM_SQL, 6};
 
 /* Claims; fills out[] with the eligible rows. Returns their number, -1 on error. */
 int claim_rows(struct worker *w, const int64_t *ids, int n, bool quiet, struct claimed **out)
 {
-	char digest[48], instance[16];
+	/* the worker's own config generation (reload.c); the bounce key is
+	 * restart-only, so every generation holds the same one */
+	const struct config *cfg = delivery_cfg(w->d);
+	char digest[48], instance[16], ipad[MAILREF_PAD_HEX + 1], opad[MAILREF_PAD_HEX + 1];
+	if (!mailref_ref_pads(cfg->bounce_key, cfg->bounce_key_len, ipad, opad))
+		return -1;
 	char *arr = conn_id_array(ids, n);
-	snprintf(digest, sizeof(digest), "%" PRId64 " milliseconds",
-		 delivery_cfg(w->d)->notify_digest_window_ms);
+	snprintf(digest, sizeof(digest), "%" PRId64 " milliseconds", cfg->notify_digest_window_ms);
 	snprintf(instance, sizeof(instance), "%d", atomic_load(&w->d->instance_id));
-	const char *params[] = {arr, digest, quiet ? "t" : "f", instance};
+	const char *params[] = {arr, digest, quiet ? "t" : "f", instance, ipad, opad};
 	PGresult *res = arr ? conn_exec_stmt(w, WS_CLAIM, &CLAIM_STMT, params) : NULL;
 	free(arr);
 	if (!res)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/crypto.h"
 #include "common/mailref.h"
 
 #define REF "00112233445566778899aabbccddeeff"
@@ -68,4 +69,40 @@ Test(mailref, scan_reads_ref_and_tag_and_nothing_longer)
 	cr_assert_eq(mailref_scan(longer, longer + strlen(longer), ref, tag), 0);
 	const char *shorter = REF "-0123456789abcde";
 	cr_assert_eq(mailref_scan(shorter, shorter + strlen(shorter), ref, tag), 0);
+}
+
+/* SQL's sha256(opad || sha256(ipad || m)) over the pads is HMAC-SHA256 under
+ * the ref key, HMAC(bounce key, "berichtd-ref-key"): the claim's refs */
+Test(mailref, ref_pads_make_the_hmac_under_the_ref_key)
+{
+	char ipad[MAILREF_PAD_HEX + 1], opad[MAILREF_PAD_HEX + 1];
+	cr_assert(mailref_ref_pads(KEY_A, sizeof(KEY_A), ipad, opad));
+	cr_assert_eq(strlen(ipad), MAILREF_PAD_HEX);
+	cr_assert_eq(strlen(opad), MAILREF_PAD_HEX);
+	uint8_t ib[64], ob[64], buf[64 + 32];
+	size_t n;
+	cr_assert(crypto_hex_decode(ipad, ib, sizeof(ib), &n) && n == 64);
+	cr_assert(crypto_hex_decode(opad, ob, sizeof(ob), &n) && n == 64);
+	const char msg[] = "17:1764700000123456:0190c0de-0000-7000-8000-000000000001";
+	uint8_t inner_in[64 + sizeof(msg) - 1];
+	memcpy(inner_in, ib, 64);
+	memcpy(inner_in + 64, msg, sizeof(msg) - 1);
+	char inner[CRYPTO_HEX256_LEN], outer[CRYPTO_HEX256_LEN], want[CRYPTO_HEX256_LEN];
+	crypto_sha256_hex(inner_in, sizeof(inner_in), inner);
+	memcpy(buf, ob, 64);
+	cr_assert(crypto_hex_decode(inner, buf + 64, 32, &n) && n == 32);
+	crypto_sha256_hex(buf, sizeof(buf), outer);
+
+	char refkey_hex[CRYPTO_HEX256_LEN];
+	uint8_t refkey[32];
+	cr_assert(crypto_hmac_sha256_hex(KEY_A, sizeof(KEY_A), "berichtd-ref-key", 16, refkey_hex));
+	cr_assert(crypto_hex_decode(refkey_hex, refkey, sizeof(refkey), &n) && n == 32);
+	cr_assert(crypto_hmac_sha256_hex(refkey, sizeof(refkey), msg, sizeof(msg) - 1, want));
+	cr_assert_str_eq(outer, want);
+
+	/* another bounce key, other pads; no key, none */
+	char ipad_b[MAILREF_PAD_HEX + 1], opad_b[MAILREF_PAD_HEX + 1];
+	cr_assert(mailref_ref_pads(KEY_B, sizeof(KEY_B), ipad_b, opad_b));
+	cr_assert_str_neq(ipad, ipad_b);
+	cr_assert_not(mailref_ref_pads(KEY_A, 0, ipad_b, opad_b));
 }
