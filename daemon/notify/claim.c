@@ -26,13 +26,15 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "notify/delivery.h"
 #include "notify/delivery_impl.h"
 
 /*
  * $1 ids Redis handed out, $2 digest window, $3 quiet hours now (only
  * verification mails go out then), $4 this instance (claimed_by: whose
- * lifeline lock says the claim is alive, migration 0015), $5/$6 the ref
- * key's HMAC pads (mailref_ref_pads: a new mail's ref is the HMAC of its lead
+ * lifeline lock says the claim is alive, migration 0015), $5 this attempt's
+ * token (claim_token, migration 0019: see claim_run), $6/$7 the ref key's
+ * HMAC pads (mailref_ref_pads: a new mail's ref is the HMAC of its lead
  * row, so a database restored to before the mail builds the same Message-ID
  * again; ORDER BY lead, id puts the lead row first). Returns every
  * examined row with its verdict and its mail; eligible rows are now
@@ -122,7 +124,7 @@ static const char CLAIM_SQL[] =
 	"  FROM v"
 	"), newm AS ("
 	"  INSERT INTO mails (ref, account_id, kind, recipient, first_notification)"
-	"  SELECT DISTINCT ON (lead) left(encode(sha256(decode($6, 'hex') || sha256(decode($5, 'hex')"
+	"  SELECT DISTINCT ON (lead) left(encode(sha256(decode($7, 'hex') || sha256(decode($6, 'hex')"
 	"    || convert_to(lead || ':' || created_us || ':' || account_id, 'UTF8'))), 'hex'), 32),"
 	"    account_id, kind, addr, lead FROM g WHERE lead IS NOT NULL ORDER BY lead, id"
 	"  RETURNING id, ref, recipient, first_notification,"
@@ -132,6 +134,7 @@ static const char CLAIM_SQL[] =
 	"    state = CASE WHEN g.ok THEN 'sending' ELSE 'cancelled' END,"
 	"    claimed_at = CASE WHEN g.ok THEN now() END,"
 	"    claimed_by = CASE WHEN g.ok THEN $4::integer END,"
+	"    claim_token = CASE WHEN g.ok THEN $5::bigint END,"
 	"    attempts = CASE WHEN g.ok THEN g.attempts ELSE n.attempts END,"
 	"    mail_id = coalesce(g.mail_id, nm.id)"
 	"  FROM g LEFT JOIN newm nm ON nm.first_notification = g.lead"
@@ -163,7 +166,71 @@ enum claim_col {
 	CC_PERSON /* its weergavenaam */
 };
 
-static const struct pgpool_stmt CLAIM_STMT = {"claim", CLAIM_SQL, 6};
+static const struct pgpool_stmt CLAIM_STMT = {"claim", CLAIM_SQL, 7};
+
+/*
+ * A claim whose result this worker did not see: it may have committed (the
+ * reply lost with the connection), and then its rows are 'sending' under a
+ * live instance with nobody to send them. The reconciler returns them.
+ */
+static void claim_lost(struct delivery *d, int64_t token)
+{
+	pthread_mutex_lock(&d->lost_lock);
+	bool kept = d->nlost < LOST_CLAIMS_MAX;
+	if (kept)
+		d->lost[d->nlost++] = token;
+	pthread_mutex_unlock(&d->lost_lock);
+	if (!kept)
+		log_warn("delivery: too many claims of unknown result; the rows of one come back "
+			 "after the visibility timeout");
+}
+
+int delivery_lost_claims(struct delivery *d, int64_t *tokens, int max, int *instance)
+{
+	if (!d)
+		return 0;
+	pthread_mutex_lock(&d->lost_lock);
+	int n = d->nlost < max ? d->nlost : max;
+	memcpy(tokens, d->lost + d->nlost - n, (size_t)n * sizeof(*tokens));
+	d->nlost -= n;
+	pthread_mutex_unlock(&d->lost_lock);
+	*instance = atomic_load(&d->instance_id);
+	return n;
+}
+
+void delivery_lost_claims_back(struct delivery *d, const int64_t *tokens, int n)
+{
+	for (int i = 0; d && i < n; i++)
+		claim_lost(d, tokens[i]);
+}
+
+/*
+ * Runs the claim, once more on a new connection if the first had gone.
+ * Each attempt writes a token of its own (the instance's next claim
+ * sequence number); an attempt without a result hands its token to the
+ * reconciler, which returns exactly the rows still 'sending' under it.
+ * Only this worker could have sent them, and it never learned of them, so
+ * returning them cannot send a mail twice. A second attempt needs a new
+ * token: its rows are sent, the first attempt's are not.
+ */
+static PGresult *claim_run(struct worker *w, const char *arr, const char *digest, bool quiet,
+			   const char *ipad, const char *opad)
+{
+	char instance[16], token[24];
+	snprintf(instance, sizeof(instance), "%d", atomic_load(&w->d->instance_id));
+	const char *params[] = {arr, digest, quiet ? "t" : "f", instance, token, ipad, opad};
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int64_t t = (int64_t)atomic_fetch_add(&w->d->claim_seq, 1) + 1;
+		snprintf(token, sizeof(token), "%" PRId64, t);
+		PGresult *res = conn_exec_stmt_once(w, WS_CLAIM, &CLAIM_STMT, params);
+		if (res)
+			return res;
+		claim_lost(w->d, t);
+		if (!conn_reconnected(w))
+			break;
+	}
+	return NULL;
+}
 
 /* Claims; fills out[] with the eligible rows. Returns their number, -1 on error. */
 int claim_rows(struct worker *w, const int64_t *ids, int n, bool quiet, struct claimed **out)
@@ -171,14 +238,12 @@ int claim_rows(struct worker *w, const int64_t *ids, int n, bool quiet, struct c
 	/* the worker's own config generation (reload.c); the bounce key is
 	 * restart-only, so every generation holds the same one */
 	const struct config *cfg = delivery_cfg(w->d);
-	char digest[48], instance[16], ipad[MAILREF_PAD_HEX + 1], opad[MAILREF_PAD_HEX + 1];
+	char digest[48], ipad[MAILREF_PAD_HEX + 1], opad[MAILREF_PAD_HEX + 1];
 	if (!mailref_ref_pads(cfg->bounce_key, cfg->bounce_key_len, ipad, opad))
 		return -1;
 	char *arr = conn_id_array(ids, n);
 	snprintf(digest, sizeof(digest), "%" PRId64 " milliseconds", cfg->notify_digest_window_ms);
-	snprintf(instance, sizeof(instance), "%d", atomic_load(&w->d->instance_id));
-	const char *params[] = {arr, digest, quiet ? "t" : "f", instance, ipad, opad};
-	PGresult *res = arr ? conn_exec_stmt(w, WS_CLAIM, &CLAIM_STMT, params) : NULL;
+	PGresult *res = arr ? claim_run(w, arr, digest, quiet, ipad, opad) : NULL;
 	free(arr);
 	if (!res)
 		return -1;

@@ -90,10 +90,11 @@ char *conn_id_array(const int64_t *ids, int n)
  * connection. Without that, the first claim after a restart left its batch
  * in flight until the visibility timeout, and a lost record of mails the
  * relay had accepted made the reconciler send them again. Both statements
- * may run twice: a claim finds its rows no longer 'scheduled', a record
- * finds them no longer 'sending'.
+ * may run twice: a record finds its rows no longer 'sending'; a claim
+ * (claim.c) runs each attempt under a token of its own, so that the rows
+ * of an attempt whose reply was lost can be returned.
  */
-static bool reconnected(struct worker *w)
+bool conn_reconnected(struct worker *w)
 {
 	if (w->pg && PQstatus(w->pg) != CONNECTION_BAD)
 		return false;
@@ -141,7 +142,7 @@ static PGresult *run(struct worker *w, int which, const struct pgpool_stmt *st, 
 		     int n, const char *const *params)
 {
 	PGresult *res = run_once(w, which, st, sql, n, params);
-	if (!res && reconnected(w))
+	if (!res && conn_reconnected(w))
 		res = run_once(w, which, st, sql, n, params);
 	return res;
 }
@@ -149,6 +150,12 @@ static PGresult *run(struct worker *w, int which, const struct pgpool_stmt *st, 
 PGresult *conn_exec(struct worker *w, const char *sql, int n, const char *const *params)
 {
 	return run(w, -1, NULL, sql, n, params);
+}
+
+PGresult *conn_exec_stmt_once(struct worker *w, int which, const struct pgpool_stmt *st,
+			      const char *const *params)
+{
+	return run_once(w, which, st, NULL, st->nparams, params);
 }
 
 PGresult *conn_exec_stmt(struct worker *w, int which, const struct pgpool_stmt *st,

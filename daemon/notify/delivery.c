@@ -114,6 +114,7 @@ struct delivery *delivery_start(struct app *app, char *err, size_t errlen)
 	}
 	d->app = app;
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->lost_lock, NULL);
 	pthread_cond_init(&d->wake, NULL);
 	throttle_init(&d->throttle, cfg->delivery_rate_limit, cfg->delivery_domain_rate_limit,
 		      clock_mono_ms());
@@ -199,6 +200,7 @@ void delivery_stop(struct delivery *d)
 	outage_destroy(&d->redis);
 	pthread_cond_destroy(&d->wake);
 	pthread_mutex_destroy(&d->lock);
+	pthread_mutex_destroy(&d->lost_lock);
 	free(d);
 }
 

@@ -62,6 +62,16 @@ void delivery_reload(struct delivery *d, struct delivery_gen *g);
 void delivery_ask_stop(struct delivery *d);
 int delivery_running(struct delivery *d);
 
+/*
+ * Claims whose reply a worker never saw (claim.c): they may have committed,
+ * so their rows may be 'sending' under (*instance, token) with no worker
+ * holding them. delivery_lost_claims takes up to max of the tokens (0 when
+ * none or d is NULL); delivery_lost_claims_back puts them back when they
+ * could not be returned. For the reconciler; any thread.
+ */
+int delivery_lost_claims(struct delivery *d, int64_t *tokens, int max, int *instance);
+void delivery_lost_claims_back(struct delivery *d, const int64_t *tokens, int n);
+
 /* Asks the workers to finish their current batch, joins and frees them. */
 void delivery_stop(struct delivery *d);
 

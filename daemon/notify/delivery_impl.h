@@ -37,7 +37,8 @@
 #define SENDERS_MAX 1024
 #define CODE_MAX 16
 #define REASON_MAX 160
-#define PERSON_MAX 404 /* a weergavenaam: 100 characters of UTF-8 */
+#define PERSON_MAX 404      /* a weergavenaam: 100 characters of UTF-8 */
+#define LOST_CLAIMS_MAX 256 /* more wait for the visibility timeout */
 
 /* Mail kinds and languages, indexes into the template table. */
 enum mail_kind {
@@ -88,6 +89,12 @@ struct delivery {
 	atomic_int instance_id;         /* 0 until registered */
 	atomic_uint epoch;              /* +1 each time the lock is (re)taken */
 	_Atomic int64_t lease_until_ms; /* monotonic; 0 = no lease */
+	/* claim tokens (claim.c, migration 0019): the last one used, and the
+	 * claims whose result no worker saw, until the reconciler returns them */
+	atomic_llong claim_seq;
+	pthread_mutex_t lost_lock;
+	int64_t lost[LOST_CLAIMS_MAX];
+	int nlost;
 	/* one line per outage, not per mail or per worker (common/outage.h) */
 	struct outage relay, pg, redis;
 };
@@ -192,6 +199,11 @@ bool conn_connect(struct worker *w);
 PGresult *conn_exec(struct worker *w, const char *sql, int n, const char *const *params);
 PGresult *conn_exec_stmt(struct worker *w, int which, const struct pgpool_stmt *st,
 			 const char *const *params);
+/* The same without the second run; with conn_reconnected for callers that retry themselves. */
+PGresult *conn_exec_stmt_once(struct worker *w, int which, const struct pgpool_stmt *st,
+			      const char *const *params);
+/* The connection had gone and is back; false if it had not gone or cannot be had. */
+bool conn_reconnected(struct worker *w);
 void conn_exec_discard(struct worker *w, const char *sql, int n, const char *const *params);
 /* ids as a PostgreSQL array literal "{1,2,3}"; caller frees; NULL when out of memory. */
 char *conn_id_array(const int64_t *ids, int n);

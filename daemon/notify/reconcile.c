@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "core/pgpool.h"
 #include "core/queue.h"
+#include "notify/delivery.h"
 
 #define PAGE_SIZE 5000
 #define PAGE_SIZE_STR "5000"
@@ -40,7 +41,17 @@
  */
 #define ORPHAN_CHECK_MS 1000
 #define ORPHAN_GRACE_MS 5000
-#define ORPHANS_MAX 64 /* instances tracked at once; more wait a round */
+#define ORPHANS_MAX 64    /* instances tracked at once; more wait a round */
+#define LOST_PER_CHECK 64 /* claims of unknown result returned per check */
+
+/*
+ * The rows a returning UPDATE (as s) gave back, as schedule_rows wants them:
+ * id, due ms, lane.
+ */
+#define RETURNED_ROWS                                                                              \
+	" SELECT s.id, (extract(epoch FROM s.due_at) * 1000)::bigint,"                             \
+	" coalesce(m.agency_id, 0) FROM s LEFT JOIN messages m ON m.id = s.message_id"             \
+	" ORDER BY s.id"
 
 struct orphan {
 	int instance;
@@ -57,6 +68,8 @@ struct reconcile {
 	struct event *orphan_timer;
 	struct orphan orphans[ORPHANS_MAX]; /* seen free at the last check */
 	int norphans;
+	int64_t lost[LOST_PER_CHECK]; /* our claims of unknown result being returned */
+	int nlost;
 };
 
 /* Notes whether a statement reached PostgreSQL; the first success after a failure starts the grace. */
@@ -212,9 +225,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		    rc->app->pg,
 		    "WITH s AS (UPDATE notifications SET state = 'scheduled', claimed_at = NULL "
 		    "  WHERE state = 'sending' AND claimed_at < now() - $1::interval "
-		    "  RETURNING id, due_at, message_id) "
-		    "SELECT s.id, (extract(epoch FROM s.due_at) * 1000)::bigint,"
-		    " coalesce(m.agency_id, 0) FROM s LEFT JOIN messages m ON m.id = s.message_id",
+		    "  RETURNING id, due_at, message_id)" RETURNED_ROWS,
 		    1, params, on_stale, rc))
 		arm(rc);
 }
@@ -306,21 +317,14 @@ static void on_orphan_check(const PGresult *res, const char *err, void *arg)
 		    "  WHERE instance_gone(u.id)),"
 		    " s AS (UPDATE notifications SET state = 'scheduled', claimed_at = NULL"
 		    "  WHERE state = 'sending' AND claimed_by IN (SELECT id FROM gone)"
-		    "  RETURNING id, due_at, message_id)"
-		    " SELECT s.id, (extract(epoch FROM s.due_at) * 1000)::bigint,"
-		    " coalesce(m.agency_id, 0) FROM s LEFT JOIN messages m ON m.id = s.message_id"
-		    " ORDER BY s.id",
+		    "  RETURNING id, due_at, message_id)" RETURNED_ROWS,
 		    1, params, on_orphans_returned, rc))
 		arm_orphans(rc);
 }
 
 /* The instances holding claims, and whether each one's lifeline lock is free (taken, let go). */
-static void on_orphan_timer(evutil_socket_t fd, short what, void *arg)
+static void orphan_check(struct reconcile *rc)
 {
-	struct reconcile *rc = arg;
-	(void)fd;
-	(void)what;
-
 	if (!pgpool_query(
 		    rc->app->pg,
 		    "WITH c AS MATERIALIZED (SELECT DISTINCT claimed_by AS id FROM notifications"
@@ -328,6 +332,67 @@ static void on_orphan_timer(evutil_socket_t fd, short what, void *arg)
 		    " SELECT id, instance_gone(id) FROM c ORDER BY id",
 		    0, NULL, on_orphan_check, rc))
 		arm_orphans(rc);
+}
+
+static void on_lost_returned(const PGresult *res, const char *err, void *arg)
+{
+	struct reconcile *rc = arg;
+
+	note_result(rc, !err);
+	if (err) {
+		log_warn("reconcile: returning claims of unknown result failed: %.200s", err);
+		delivery_lost_claims_back(rc->app->delivery, rc->lost, rc->nlost);
+	} else if (PQntuples(res) > 0) {
+		/* never sent: the worker that claimed them never saw the claim */
+		log_warn("reconcile: %d notifications of a claim whose reply was lost rescheduled "
+			 "(none of them was sent)",
+			 PQntuples(res));
+		schedule_rows(rc, res);
+	}
+	rc->nlost = 0;
+	if (rc->app->shutting_down)
+		return;
+	orphan_check(rc);
+}
+
+/*
+ * First our own claims whose reply a worker never saw (claim.c): exactly
+ * the rows still 'sending' under their tokens, at once, with no grace
+ * (nobody holds them, and nobody has an outcome of them to record); then
+ * the orphans of other instances.
+ */
+static void on_orphan_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct reconcile *rc = arg;
+	int instance = 0;
+	(void)fd;
+	(void)what;
+
+	rc->nlost = delivery_lost_claims(rc->app->delivery, rc->lost, LOST_PER_CHECK, &instance);
+	if (rc->nlost == 0) {
+		orphan_check(rc);
+		return;
+	}
+	char id[16], tokens[LOST_PER_CHECK * 21 + 3];
+	size_t used = (size_t)snprintf(tokens, sizeof(tokens), "{");
+	for (int i = 0; i < rc->nlost; i++)
+		used += (size_t)snprintf(tokens + used, sizeof(tokens) - used, "%s%" PRId64,
+					 i ? "," : "", rc->lost[i]);
+	snprintf(tokens + used, sizeof(tokens) - used, "}");
+	snprintf(id, sizeof(id), "%d", instance);
+	const char *params[] = {id, tokens};
+	if (!pgpool_query(
+		    rc->app->pg,
+		    "WITH s AS (UPDATE notifications SET state = 'scheduled', claimed_at = NULL,"
+		    "  attempts = greatest(attempts - 1, 0)" /* unsent: the attempt does not count */
+		    "  WHERE state = 'sending' AND claimed_by = $1::integer"
+		    "  AND claim_token = ANY($2::bigint[])"
+		    "  RETURNING id, due_at, message_id)" RETURNED_ROWS,
+		    2, params, on_lost_returned, rc)) {
+		delivery_lost_claims_back(rc->app->delivery, rc->lost, rc->nlost);
+		rc->nlost = 0;
+		arm_orphans(rc);
+	}
 }
 
 struct reconcile *reconcile_start(struct app *app)

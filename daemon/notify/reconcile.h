@@ -9,7 +9,9 @@
  *     commit never loses a notification.
  * and, once a second, returns the 'sending' rows of instances whose
  * lifeline lock has been free for 5 s (their process is gone; migration
- * 0015), so a killed instance's claims come back within seconds.
+ * 0015), so a killed instance's claims come back within seconds; first,
+ * at once, the rows of this instance's claims whose reply a worker never
+ * saw (their claim_token, migration 0019; claim.c).
  * Asynchronous on the event loop; loop thread only.
  */
 #ifndef BERICHTD_RECONCILE_H

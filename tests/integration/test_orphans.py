@@ -8,7 +8,10 @@ whose lock is free (daemon/notify/reconcile.c, lifeline.c).
 The visibility timeout is set to 300 s in every test here, and every wait
 for the returned claims has a deadline far below it, so no test can pass by
 the timeout. Real PostgreSQL, Redis and SMTP; polls with deadlines only."""
+import re
 import secrets
+import socket
+import threading
 import time
 from collections import Counter
 
@@ -228,3 +231,116 @@ def test_janitor_purges_the_rows_of_gone_instances_only(make_daemon, services):
         conn.close()
     assert left == {young, held, me}, left
     assert "1 instance rows" in d.log_text()
+
+
+class ClaimReplyCutter:
+    """A TCP proxy in front of PostgreSQL that loses the reply of a claim
+    after its commit: it watches for the Bind of the prepared statement
+    "claim" (claim.c) on a connection and, for every `every`-th one, closes
+    both sides when the server's ReadyForQuery comes, i.e. after the
+    transaction committed. The worker sees "server closed the connection";
+    its rows are 'sending' under its live instance. Everything else passes."""
+    BIND_CLAIM = re.compile(rb"B....\x00claim\x00", re.S)
+    READY = b"Z\x00\x00\x00\x05"
+
+    def __init__(self, pg_port, every=3, max_cuts=6):
+        self.pg_port, self.every, self.max_cuts = pg_port, every, max_cuts
+        self.claims = self.cuts = 0
+        self.lock = threading.Lock()
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.port = self.srv.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            s = socket.create_connection(("127.0.0.1", self.pg_port))
+            state = {"armed": False}
+            threading.Thread(target=self._up, args=(c, s, state), daemon=True).start()
+            threading.Thread(target=self._down, args=(s, c, state), daemon=True).start()
+
+    def _up(self, c, s, state):
+        try:
+            while chunk := c.recv(65536):
+                if self.BIND_CLAIM.search(chunk):
+                    with self.lock:
+                        self.claims += 1
+                        if self.cuts < self.max_cuts and self.claims % self.every == 0:
+                            state["armed"] = True
+                s.sendall(chunk)
+        except OSError:
+            pass
+        self._close(c, s)
+
+    def _down(self, s, c, state):
+        try:
+            while chunk := s.recv(65536):
+                if state["armed"] and self.READY in chunk:
+                    with self.lock:
+                        self.cuts += 1
+                    break  # committed; the reply (rows and ReadyForQuery) is lost
+                c.sendall(chunk)
+        except OSError:
+            pass
+        self._close(c, s)
+
+    @staticmethod
+    def _close(*socks):
+        for x in socks:
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+    def close(self):
+        self.closed = True
+        self.srv.close()
+
+
+def test_a_claim_whose_reply_is_lost_comes_back_within_seconds_each_mail_once(
+        make_daemon, services, mailbox):
+    """The claim commits but its reply never reaches the worker (a proxy cuts
+    the connection at ReadyForQuery, as a PostgreSQL restart did in the fault
+    matrix). The rows are 'sending' under a LIVE instance, so neither the
+    orphan return (its lock is held) nor the visibility timeout (300 s) can
+    bring them back in time: the worker must hand back exactly that claim's
+    rows (its claim_token, migration 0019). Every notification is sent, each
+    mail exactly once, long before the timeout."""
+    cutter = ClaimReplyCutter(services.pg_port, every=3, max_cuts=4)
+    try:
+        conninfo = "host=127.0.0.1 port=%d dbname=berichtd user=postgres" % cutter.port
+        d = make_daemon("claim-lost", **{
+            "postgres.conninfo": conninfo, "delivery.workers": "2", "delivery.batch": "5",
+            "delivery.visibility_timeout": VISIBILITY, "delivery.reconcile_interval": "1s"})
+        me = instance_id(d)
+        a = make_agency(d)
+        tag = "cl" + secrets.token_hex(3)
+        addrs = bulk_scheduled(services, agency_id(services, a["oin"]), 60, tag)
+        ids = {i for (i,) in services.psql(
+            "SELECT n.id FROM notifications n JOIN accounts a ON a.id = n.account_id "
+            "WHERE a.email LIKE %s", (tag + "-%",))}
+        # the load ends when nothing of it is left to claim
+        wait_until(lambda: "scheduled" not in states(services, ids), timeout=60,
+                   what=lambda: "every row claimed: %r" % states(services, ids))
+        cut_done = time.monotonic()
+        assert cutter.cuts >= 1, "no claim reply was lost"
+        wait_until(lambda: states(services, ids) == {"sent": len(ids)}, timeout=20,
+                   interval=0.2,
+                   what=lambda: "every notification sent while the instance lives: %r, "
+                   "still sending: %r" % (states(services, ids),
+                                          sorted(claims_of(services, me, tag))))
+        print("\n%d claim replies lost; all %d sent %.1f s after the last cut "
+              "(visibility timeout %s)" % (cutter.cuts, len(ids),
+                                           time.monotonic() - cut_done, VISIBILITY))
+        assert services.psql("SELECT instance_alive(%s)", (me,)) == [(True,)]
+        assert "of a claim whose reply was lost rescheduled" in d.log_text()
+        got = Counter(m.rcpt_tos[0] for m in mails_to(mailbox, addrs))
+        assert set(got) == addrs
+        assert [r for r, k in got.items() if k > 1] == [], "a mail went twice"
+    finally:
+        cutter.close()

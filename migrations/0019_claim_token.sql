@@ -1,0 +1,13 @@
+-- 0019_claim_token.sql - a claim whose reply was lost comes back within
+-- seconds (issue 13).
+--
+-- A claim can commit while its reply never reaches the worker (PostgreSQL
+-- restarted or the connection was cut after the COMMIT): its rows are
+-- 'sending' under a live instance, whose lifeline lock is held, so only the
+-- visibility timeout used to bring them back. Each claim statement now
+-- writes a token of its own, a per-instance sequence (claimed_by,
+-- claim_token is unique). A worker that saw no result hands the token to
+-- its instance's reconciler, which returns exactly the rows still 'sending'
+-- under it (daemon/notify/claim.c, reconcile.c): nobody sends them, since
+-- the only worker that could have never learned it claimed them.
+ALTER TABLE notifications ADD COLUMN claim_token bigint;
