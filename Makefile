@@ -239,7 +239,7 @@ bench-idle: bench-deps all
 # replica and sentinel, 2 berichtd behind HAProxy). FAULTS=name,name runs a
 # subset (tests/faults/run.py --list); the restore drill runs after it when
 # tests/faults/restore_drill.py is there. The soak is not part of make test.
-FAULTS_PKGS := haproxy redis-sentinel
+FAULTS_PKGS := haproxy redis-sentinel postgresql-15-auto-failover pg-auto-failover-cli
 SOAK_S ?= 600
 
 faults-deps: deps

@@ -5,6 +5,9 @@
 starts under run_dir:
   * Redis and the SMTP sink (and PostgreSQL node A) from
     tests/harness/services.sh, with its port picking;
+  * PostgreSQL: pg_auto_failover (autofailover.py: a monitor and two data
+    nodes, synchronous); only with FAULTS_PG=streaming (or no pg_autoctl)
+    the self-made pair below:
   * PostgreSQL node B, a streaming standby of A made with pg_basebackup,
     synchronous (synchronous_standby_names = '*'), so a 201 means the
     message is on two servers;
@@ -32,6 +35,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[0] / "integration"))
 
+import autofailover  # noqa: E402
 import harness  # noqa: E402
 from harness import Daemon, Services, free_port, wait_until  # noqa: E402
 from test_failover import MASTER, RedisHA  # noqa: E402  the Redis primary, replica, sentinel
@@ -169,6 +173,16 @@ class Cluster:
     def start_pg(self):
         env = harness.read_env(self.run_dir / "env")
         pg_bin = env["BERICHTD_PG_BIN"]
+        self.pg_mode = os.environ.get("FAULTS_PG") or (
+            "auto" if autofailover.available() else "streaming")
+        if self.pg_mode == "auto":
+            # real pg_auto_failover; services.sh's node is not used
+            self.paf = autofailover.AutoCluster(self, pg_bin)
+            self.paf.start()
+            self.nodes = self.paf.nodes
+            for m in ("primary", "standby", "sync", "fail_over", "heal_pg", "kill_standby"):
+                setattr(self, m, getattr(self.paf, m))
+            return
         a = PgNode("pg-a", env["BERICHTD_PG_ROOT"], int(env["BERICHTD_PG_PORT"]), pg_bin)
         broot = Path(env["BERICHTD_PG_ROOT"]).parent / (Path(env["BERICHTD_PG_ROOT"]).name + "-b")
         if broot.exists():
@@ -395,10 +409,13 @@ backend berichtd
         if self.haproxy and self.haproxy.poll() is None:
             self.haproxy.terminate()
             self.haproxy.wait(10)
+        if getattr(self, "paf", None):
+            self.paf.stop()
+            self.nodes = []
         for n in getattr(self, "nodes", []):
             n.freeze(False)
             n.stop("immediate")
-        b = getattr(self, "nodes", [None, None])[1]
+        b = (getattr(self, "nodes", None) or [None, None])[1]
         harness._services_sh("stop", self.run_dir)
         if b is not None:
             shutil.rmtree(b.root, ignore_errors=True)

@@ -14,6 +14,7 @@ import argparse
 import os
 import secrets
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -55,7 +56,20 @@ class Ctx:
 
 def pg_failover(x):
     old = None
-    if os.environ.get("FAULTS_BREAK") == "async":
+    if os.environ.get("FAULTS_BREAK") == "async" and x.c.pg_mode == "auto":
+        # the same break under pg_auto_failover: the standby out of the
+        # replication quorum (asynchronous), its WAL receiver stopped for 3 s,
+        # then the primary's machine dies and the monitor promotes the standby
+        p, s = x.c.primary(), x.c.standby()
+        x.c.sync(p, False)
+        wr = int(s.sql("SELECT pid FROM pg_stat_wal_receiver"))
+        os.kill(wr, signal.SIGSTOP)
+        x.c.note("FAULTS_BREAK=async: replication asynchronous, %s cut off for 3 s" % s.name)
+        time.sleep(3)
+        p.kill9()
+        os.kill(wr, signal.SIGCONT)
+        old = p
+    elif os.environ.get("FAULTS_BREAK") == "async":
         # the proof that the checker can fail: asynchronous replication with
         # a standby that lags 3 s, then the failover; the primary had
         # acknowledged what the standby never got
