@@ -17,7 +17,7 @@
 #   make fuzz [FUZZ_S=60] every libFuzzer harness of tests/fuzz/ for FUZZ_S seconds,
 #                     after replaying tests/fuzz/regressions/ (clang, build/fuzz)
 #   make man          build/man/berichtd.8 and berichtd.conf.5 (`berichtd man 8|5`)
-#   make deb          build/berichtd_<version>_amd64.deb (dpkg-deb, packaging/deb/)
+#   make deb          build/berichtd_<version>_amd64.deb (dpkg-deb, config/deb/)
 #   make deb-check    the package: lintian, installed on this machine, smoke-tested,
 #                     purged (CI runs it; root)
 
@@ -369,7 +369,7 @@ $(MAN_DIR)/berichtd.conf.5: $(BIN)
 	@w=$$(groff -man -ww -z $@.tmp 2>&1); [ -z "$$w" ] || { echo "$$w" >&2; exit 1; }
 	@mv $@.tmp $@
 
-# The Debian package (packaging/deb/build.sh stages it, dpkg-deb builds it).
+# The Debian package (config/deb/build.sh stages it, dpkg-deb builds it).
 # The version and the paths are common/install.h's; the binary is built
 # apart, in build/deb, with Debian's hardening flags (dpkg-buildflags).
 install_h    = $(shell sed -n 's/^\#define $(1) "\(.*\)"$$/\1/p' common/install.h)
@@ -387,8 +387,8 @@ deb: man
 	$(MAKE) --no-print-directory BUILD=$(DEB_BUILD)/obj BIN=$(DEB_BIN) SANITIZE= $(DEB_BIN)
 	VERSION=$(DEB_VERSION) DEB_REVISION=$(DEB_REVISION) \
 	DATADIR=$(call install_h,BERICHTD_DATADIR) CONFIG_FILE=$(call install_h,BERICHTD_CONFIG_FILE) \
-	MAINTAINER="$(DEB_MAINTAINER)" packaging/deb/build.sh $(DEB_BIN) build
+	MAINTAINER="$(DEB_MAINTAINER)" config/deb/build.sh $(DEB_BIN) build
 
 deb-check: deb
 	@$(MAKE) --no-print-directory deps DEB_PKGS="$(LINTIAN_PKGS) $(SYSTEMD_PKGS)"
-	packaging/deb/check.sh build/berichtd_$(DEB_VERSION)-$(DEB_REVISION)_*.deb $(DEB_VERSION)
+	config/deb/check.sh build/berichtd_$(DEB_VERSION)-$(DEB_REVISION)_*.deb $(DEB_VERSION)
