@@ -910,25 +910,28 @@ def post(daemon, token, bsn, ref=None, typ="T1", **extra):
 
 class Poster:
     """A thread posting one message after another on fresh connections;
-    keeps (status, berichtId or None) and every exception."""
+    keeps (status, berichtId or None), every exception, and the referentie
+    each exception's request carried (failed_refs)."""
 
     def __init__(self, d, agency, bsn):
         self.d, self.agency, self.bsn = d, agency, bsn
-        self.results, self.errors = [], []
+        self.results, self.errors, self.failed_refs = [], [], []
         self.lock = threading.Lock()
         self.running = True
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while self.running:
+            ref = "ref-%s" % secrets.token_hex(4)
             try:
-                r = post_message(self.d, self.agency["token"], self.bsn)
+                r = post_message(self.d, self.agency["token"], self.bsn, ref)
                 rid = r.json().get("berichtId") if r.status == 201 else None
                 with self.lock:
                     self.results.append((r.status, rid))
             except Exception as e:  # noqa: BLE001 - every failure is counted
                 with self.lock:
                     self.errors.append(e)
+                    self.failed_refs.append(ref)
                 time.sleep(0.02)  # e.g. refused: the daemon is gone
 
     def start(self):

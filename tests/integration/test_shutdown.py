@@ -76,8 +76,18 @@ def test_sigterm_under_load_drains(make_daemon, mailbox, services):
         services.smtp_mode(None)
     assert rc == 0, d.log_tail()
     assert waited < 20 + 5, "exit %.1f s after SIGTERM" % waited
-    bad = [e for e in load.errors if not isinstance(e, ConnectionRefusedError)]
-    assert bad == [], bad[:5]
+    # A reset is a failed request only if the daemon had begun on it. The
+    # kernel resets the connections still in the listen queue when the
+    # listener closes at exit; their requests were never read, so nothing of
+    # them may be stored, and a well-behaved agency retries them as it does
+    # a refused connection (same referentie: safe either way).
+    resets = [(e, ref) for e, ref in zip(load.errors, load.failed_refs)
+              if not isinstance(e, ConnectionRefusedError)]
+    assert all(isinstance(e, ConnectionResetError) for e, _ in resets), resets[:5]
+    assert len(resets) <= 3, resets  # the queue at the instant of exit, not a stream
+    touched = d.services.psql(
+        "SELECT referentie FROM messages WHERE referentie = ANY(%s)", ([r for _, r in resets],))
+    assert touched == [], "reset after the daemon stored it: %s" % touched
     assert set(load.statuses()) <= {201, 503}, sorted(set(load.statuses()))
     ids = load.ids()
     stored = d.services.psql("SELECT count(*) FROM messages WHERE id = ANY(%s::uuid[])",
