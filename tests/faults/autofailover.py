@@ -63,7 +63,41 @@ class Autoctl:
         return p
 
 
-class AutoNode:
+class NodeChecks:
+    """What both kinds of data node ask of their PostgreSQL (this file's
+    AutoNode and cluster.py's PgNode): needs name, port, pg_bin and
+    postmaster_pid()."""
+
+    def alive(self):
+        pm = self.postmaster_pid()
+        if not pm:
+            return False
+        try:
+            st = Path("/proc/%d/stat" % pm).read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False
+        return st not in ("Z", "X")
+
+    def sql(self, q, dbname="postgres"):
+        p = subprocess.run([self.pg_bin + "/psql", "-X", "-q", "-At", "-h", "127.0.0.1", "-p",
+                            str(self.port), "-U", "postgres", "-d", dbname, "-c", q],
+                           capture_output=True, text=True, timeout=30)
+        if p.returncode != 0:
+            raise RuntimeError("psql %s on %s: %s" % (q, self.name, p.stderr))
+        return p.stdout.strip()
+
+    def in_recovery(self):
+        return self.sql("SELECT pg_is_in_recovery()") == "t"
+
+    def writable(self):
+        try:
+            return self.sql("SELECT NOT pg_is_in_recovery() AND "
+                            "current_setting('transaction_read_only') = 'off'") == "t"
+        except RuntimeError:
+            return False
+
+
+class AutoNode(NodeChecks):
     """A pg_autoctl node (monitor or data node): its keeper and its postgres."""
 
     def __init__(self, name, ctl, port):
@@ -135,35 +169,6 @@ class AutoNode:
         if not self.keeper_alive():
             self.run_keeper()
         wait_until(self.alive, timeout=60, what="%s postgres up" % self.name)
-
-    def alive(self):
-        pm = self.postmaster_pid()
-        if not pm:
-            return False
-        try:
-            st = Path("/proc/%d/stat" % pm).read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return False
-        return st not in ("Z", "X")
-
-    def sql(self, q, dbname="postgres"):
-        p = subprocess.run([self.pg_bin + "/psql", "-X", "-q", "-At", "-h", "127.0.0.1", "-p",
-                            str(self.port), "-U", "postgres", "-d", dbname, "-c", q],
-                           capture_output=True, text=True, timeout=30)
-        if p.returncode != 0:
-            raise RuntimeError("psql %s on %s: %s" % (q, self.name, p.stderr))
-        return p.stdout.strip()
-
-    def in_recovery(self):
-        return self.sql("SELECT pg_is_in_recovery()") == "t"
-
-    def writable(self):
-        try:
-            return self.sql("SELECT NOT pg_is_in_recovery() AND "
-                            "current_setting('transaction_read_only') = 'off'") == "t"
-        except RuntimeError:
-            return False
-
 
 class AutoCluster:
     """The PostgreSQL half of cluster.Cluster under pg_auto_failover."""

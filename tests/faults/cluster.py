@@ -51,7 +51,7 @@ def as_pg(*cmd, check=True, timeout=120):
     return p
 
 
-class PgNode:
+class PgNode(autofailover.NodeChecks):
     """One PostgreSQL data node: data dir, port, start/stop/kill/freeze."""
 
     def __init__(self, name, root, port, pg_bin):
@@ -118,27 +118,6 @@ class PgNode:
                 os.kill(pid, signal.SIGSTOP if on else signal.SIGCONT)
             except ProcessLookupError:
                 pass
-
-    def alive(self):
-        pm = self.postmaster_pid()
-        if not pm:
-            return False
-        try:
-            st = Path("/proc/%d/stat" % pm).read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return False
-        return st not in ("Z", "X")
-
-    def sql(self, q, dbname="postgres"):
-        p = subprocess.run([self.pg_bin + "/psql", "-X", "-q", "-At", "-h", "127.0.0.1", "-p",
-                            str(self.port), "-U", "postgres", "-d", dbname, "-c", q],
-                           capture_output=True, text=True, timeout=30)
-        if p.returncode != 0:
-            raise RuntimeError("psql %s on %s: %s" % (q, self.name, p.stderr))
-        return p.stdout.strip()
-
-    def in_recovery(self):
-        return self.sql("SELECT pg_is_in_recovery()") == "t"
 
 
 class ClusterServices(Services):
