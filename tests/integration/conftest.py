@@ -36,6 +36,19 @@ def _xdist_worker():
     return os.environ.get("PYTEST_XDIST_WORKER")
 
 
+def _own_services(run_dir, drop_data=False):
+    """Services started for this session in run_dir, stopped at its end
+    (and their PostgreSQL data removed when drop_data; the logs stay)."""
+    _run_dirs.add(str(run_dir))
+    svc = Services.start(run_dir)
+    try:
+        yield svc
+    finally:
+        svc.stop()
+        if drop_data:
+            shutil.rmtree(Path(run_dir) / "pg", ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def services():
     run_dir = os.environ.get("BERICHTD_RUN_DIR")
@@ -44,26 +57,14 @@ def services():
         # tests/run-integration.sh -n N: every worker has PostgreSQL, Redis and
         # an SMTP sink of its own, so one worker's fault tests (a PostgreSQL
         # restart, a FLUSHALL, the relay down) never reach another's
-        run_dir = Path(root) / _xdist_worker()
-        _run_dirs.add(str(run_dir))
-        svc = Services.start(run_dir)
-        try:
-            yield svc
-        finally:
-            svc.stop()
+        yield from _own_services(Path(root) / _xdist_worker())
         return
     if run_dir:
         _run_dirs.add(run_dir)
         yield Services(run_dir)
         return
-    run_dir = harness.REPO_ROOT / ".test-run" / ("pytest-%d" % os.getpid())
-    _run_dirs.add(str(run_dir))
-    svc = Services.start(run_dir)
-    try:
-        yield svc
-    finally:
-        svc.stop()
-        shutil.rmtree(run_dir / "pg", ignore_errors=True)  # keep logs, drop data
+    yield from _own_services(harness.REPO_ROOT / ".test-run" / ("pytest-%d" % os.getpid()),
+                             drop_data=True)
 
 
 @pytest.fixture(autouse=True)
