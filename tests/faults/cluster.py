@@ -339,12 +339,20 @@ class Cluster:
         cfg = self.run_dir / "haproxy.cfg"
         cfg.write_text("""global
     maxconn 4096
+    # one line per request in haproxy.log: which instance answered, how
+    # often it was retried (a "+" before the count means redispatched)
+    log stdout format raw local0
 defaults
     mode http
+    log global
+    option httplog
     timeout connect 2s
     timeout client 60s
     timeout server 60s
-    option redispatch
+    # every retry goes to another instance; a request is retried at layer 7
+    # only if HAProxy had it whole before it forwarded it
+    option redispatch 1
+    option http-buffer-request
     retries 2
     # the agency API is idempotent (a resent referentie is answered 200 with
     # its first berichtId; an open twice keeps the first time), so HAProxy may
