@@ -320,9 +320,11 @@ $(BUILD)/dp-accuracy: tests/bench/dp_accuracy.c $(BUILD)/libcommon.a
 bench-dp: $(BUILD)/dp-accuracy
 	$(BUILD)/dp-accuracy
 
-# The include rule of docs/architecture.md (layers, no circles); part of test and lint.
+# The include and size rules of docs/architecture.md (layers, no circles, files
+# up to 600 lines, functions up to 80); part of test and lint.
 layers:
 	$(PYTHON) tests/lint/check_layers.py .
+	$(PYTHON) tests/lint/check_size.py .
 
 # Every C file of common/ and daemon/ as clang-format (.clang-format) would write it.
 FMT_SRC = $(wildcard common/*.[ch] daemon/*.[ch] daemon/*/*.[ch])
