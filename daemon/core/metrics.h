@@ -49,12 +49,13 @@ enum retry_reason {
 	RETRY_RATE_LIMITED,      /* its domain's bucket was empty: back unsent */
 	RETRY_LEASE_LAPSED,      /* the lifeline's lease ran out after the claim: back unsent */
 	RETRY_INTERNAL,          /* out of memory and the like */
+	RETRY_SHUTDOWN,          /* the daemon stopped before its session: back unsent */
 	RETRY_REASONS
 };
 #define RETRY_REASON_LABELS                                                                        \
 	{                                                                                          \
 		"relay_unreachable", "no_reply", "temporary", "sender_refused", "rate_limited",    \
-			"lease_lapsed", "internal"                                                 \
+			"lease_lapsed", "internal", "shutdown"                                     \
 	}
 
 /* What became of one mail: mails_total{outcome}. */

@@ -97,6 +97,9 @@ struct delivery {
 	int nlost;
 	/* one line per outage, not per mail or per worker (common/outage.h) */
 	struct outage relay, pg, redis;
+	/* the relay's recent pace, microseconds per mail of a session (0 until
+	 * the first session): how many mails one session may carry (worker.c) */
+	atomic_llong mail_us;
 };
 
 struct worker {

@@ -38,6 +38,8 @@ struct msg_track {
 /* what the protocol monitor learns about the session before the first MAIL */
 struct session_track {
 	atomic_llong *progress_ms; /* see struct smtp_relay */
+	atomic_llong *pace_us;     /* see struct smtp_relay */
+	int64_t last_us;           /* clock_mono_us() at the start or the last mail's answer */
 	bool mail_written;
 	char refusal[SESSION_LINE_MAX];     /* first 4xx/5xx line before it, or "" */
 	char tls_problem[SESSION_LINE_MAX]; /* why TLS to the relay failed, or "" */
@@ -98,10 +100,19 @@ static void on_event(smtp_session_t session, int event, void *arg, ...)
 	struct msg_track *t = smtp_message_get_application_data(msg);
 	if (!t)
 		return;
-	if (event == SMTP_EV_MESSAGEDATA)
+	if (event == SMTP_EV_MESSAGEDATA) {
 		t->content_sent = true;
-	else
-		t->finished = true;
+		return;
+	}
+	t->finished = true;
+	struct session_track *st = arg;
+	if (st->pace_us) {
+		int64_t now = clock_mono_us();
+		int64_t per = now - st->last_us > 0 ? now - st->last_us : 1;
+		int64_t old = atomic_load(st->pace_us);
+		atomic_store(st->pace_us, old > 0 ? (old + per) / 2 : per);
+		st->last_us = now;
+	}
 }
 
 /* Sees the dialogue except message content; only the part before the first
@@ -127,7 +138,7 @@ static void on_monitor(const char *buf, int len, int writing, void *arg)
 	}
 }
 
-static void fail_all(struct smtp_mail *mails, size_t n, const char *why)
+void smtp_fail_all(struct smtp_mail *mails, size_t n, const char *why)
 {
 	for (size_t i = 0; i < n; i++) {
 		mails[i].result = SMTP_TEMPFAIL;
@@ -271,7 +282,8 @@ bool smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, si
 	char hostport[HOSTPORT_MAX];
 	char errbuf[128];
 	const char *session_error = NULL;
-	struct session_track st = {relay->progress_ms, false, "", ""};
+	struct session_track st = {
+		relay->progress_ms, relay->pace_us, clock_mono_us(), false, "", ""};
 	auth_context_t auth = NULL;
 	smtp_session_t session = smtp_create_session();
 	smtp_message_t *msgs = calloc(n, sizeof(*msgs));
@@ -279,7 +291,7 @@ bool smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, si
 	struct msg_track *track = calloc(n, sizeof(*track));
 
 	if (!session || !msgs || !rcpts || !track) {
-		fail_all(mails, n, "out of memory");
+		smtp_fail_all(mails, n, "out of memory");
 		goto out;
 	}
 	snprintf(hostport, sizeof(hostport), "%s:%d", relay->host, relay->port);
@@ -294,7 +306,7 @@ bool smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, si
 	if (!smtp_set_eventcb(session, on_event, &st) ||
 	    !smtp_set_monitorcb(session, on_monitor, &st, 0) ||
 	    !set_security(session, relay, &auth)) {
-		fail_all(mails, n, "cannot build SMTP session");
+		smtp_fail_all(mails, n, "cannot build SMTP session");
 		goto out;
 	}
 
@@ -304,7 +316,7 @@ bool smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, si
 		    !(rcpts[i] = smtp_add_recipient(msgs[i], mails[i].rcpt)) ||
 		    !smtp_set_message_str(msgs[i], (void *)mails[i].text) ||
 		    (mails[i].envid && !smtp_dsn_set_envid(msgs[i], mails[i].envid))) {
-			fail_all(mails, n, "cannot build SMTP session");
+			smtp_fail_all(mails, n, "cannot build SMTP session");
 			goto out;
 		}
 		smtp_message_set_application_data_release(msgs[i], &track[i], NULL);

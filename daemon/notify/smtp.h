@@ -43,6 +43,10 @@ struct smtp_relay {
 	SSL_CTX *tls_ctx;     /* from smtp_tls_context(); NULL with SMTP_TLS_OFF */
 	const char *user;     /* SMTP AUTH, or NULL */
 	const char *password; /* with user */
+	/* the relay's pace in microseconds per mail, folded in (half old, half
+	 * new) as each mail's end of data is answered, so the workers size their
+	 * next sessions by it; NULL: not kept */
+	atomic_llong *pace_us;
 };
 
 /* Once per process, before the first session (libESMTP's SASL client). */
@@ -69,5 +73,8 @@ enum smtp_tls smtp_tls_mode(const char *name);
  */
 bool smtp_send_batch(const struct smtp_relay *relay, struct smtp_mail *mails, size_t n, char *why,
 		     size_t whylen);
+
+/* Marks the n mails a temporary failure for why, as a session that never started does. */
+void smtp_fail_all(struct smtp_mail *mails, size_t n, const char *why);
 
 #endif

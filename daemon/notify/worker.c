@@ -35,6 +35,8 @@
 #define REQUEUE_EVERY_MS 1000
 #define RECONNECT_PAUSE_MS 1000
 #define NO_LEASE_PAUSE_MS 200
+/* the mails of a session while the relay's pace is not known yet */
+#define FIRST_SESSION_MAILS 4
 
 /* The mails of one batch that go to the relay, and the group each came from. */
 struct batch {
@@ -43,6 +45,7 @@ struct batch {
 	char (*envid)[MAILREF_NAME_MAX];
 	int *gidx;
 	int n;
+	int tried; /* the first tried mails went to the relay; the rest go back unsent */
 };
 
 void worker_beat(struct worker *w)
@@ -214,6 +217,10 @@ static void batch_outcomes(struct worker *w, const struct batch *b, const struct
 	for (int i = 0; i < b->n; i++) {
 		const struct group *g = &groups[b->gidx[i]];
 		const struct claimed *c = &cl[g->first];
+		if (i >= b->tried) {
+			outcome_deferred(w, o, c, g->count, now, RETRY_SHUTDOWN);
+			continue;
+		}
 		switch (b->mails[i].result) {
 		case SMTP_SENT: outcome_sent(w, o, c, g->count, now); break;
 		case SMTP_PERMFAIL: outcome_permfail(w, o, c, g->count, b->mails[i].reason); break;
@@ -223,6 +230,50 @@ static void batch_outcomes(struct worker *w, const struct batch *b, const struct
 			break;
 		}
 	}
+}
+
+/*
+ * How many of the left mails the next session carries: what the relay, at
+ * its recent pace, sends in half of [http] shutdown_timeout, so that a
+ * SIGTERM waits for one such session at most (the rest of the batch goes
+ * back unsent). A relay of a few ms per mail takes the whole batch in one
+ * session; until the first session has set the pace, FIRST_SESSION_MAILS.
+ */
+static int session_size(const struct worker *w, int left)
+{
+	int64_t budget_us = delivery_cfg(w->d)->http_shutdown_timeout_ms * 1000 / 2;
+	int64_t pace_us = atomic_load(&w->d->mail_us);
+	int64_t fit = pace_us > 0 ? budget_us / pace_us : FIRST_SESSION_MAILS;
+	if (fit < 1)
+		fit = 1;
+	return fit < left ? (int)fit : left;
+}
+
+/*
+ * The batch's mails to the relay in sessions of session_size() mails, until
+ * all are tried, the relay is down (the rest fail as it did, why says how)
+ * or the daemon stops (b->tried says how far it got). False when the relay
+ * was down.
+ */
+static bool send_sessions(struct worker *w, const struct smtp_relay *relay, struct batch *b,
+			  char *why, size_t whylen)
+{
+	b->tried = 0;
+	while (b->tried < b->n) {
+		if (atomic_load(&w->d->stop))
+			return true;
+		int k = session_size(w, b->n - b->tried);
+		struct smtp_mail *m = &b->mails[b->tried];
+		bool up = smtp_send_batch(relay, m, (size_t)k, why, whylen);
+		b->tried += k;
+		if (!up) {
+			smtp_fail_all(&b->mails[b->tried], (size_t)(b->n - b->tried), why);
+			b->tried = b->n;
+			return false;
+		}
+		worker_beat(w);
+	}
+	return true;
 }
 
 /*
@@ -251,16 +302,16 @@ static int send_mails(struct worker *w, const struct claimed *cl, const struct g
 			cfg->smtp_helo,         (long)cfg->smtp_timeout_ms,
 			&w->d->beats[w->index], smtp_tls_mode(cfg->smtp_starttls),
 			w->d->smtp_tls,         cfg->smtp_user,
-			cfg->smtp_password};
+			cfg->smtp_password,     &w->d->mail_us};
 		char why[OUTAGE_REASON_MAX];
-		o->relay_down = !smtp_send_batch(&relay, b.mails, (size_t)b.n, why, sizeof(why));
+		o->relay_down = !send_sessions(w, &relay, &b, why, sizeof(why));
 		if (!o->relay_down)
 			outage_ok(&w->d->relay, clock_mono_ms());
 		batch_outcomes(w, &b, cl, groups, o);
 		if (o->relay_down) /* after the outcomes: deferred counts their rows */
 			outage_fail(&w->d->relay, why, o->nrows, clock_mono_ms());
 	}
-	int sent = b.n;
+	int sent = b.tried;
 	batch_free(&b);
 	return sent;
 }

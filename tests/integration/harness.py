@@ -939,12 +939,14 @@ def post(daemon, token, bsn, ref=None, typ="T1", **extra):
 
 
 class Poster:
-    """A thread posting one message after another on fresh connections;
-    keeps (status, berichtId or None), every exception, and the referentie
-    each exception's request carried (failed_refs)."""
+    """A thread posting one message after another on fresh connections, to
+    bsn (or in turn to each of a list of bsns); keeps (status, berichtId or
+    None), every exception, and the referentie each exception's request
+    carried (failed_refs)."""
 
     def __init__(self, d, agency, bsn):
-        self.d, self.agency, self.bsn = d, agency, bsn
+        self.d, self.agency = d, agency
+        self.bsns = itertools.cycle(bsn if isinstance(bsn, (list, tuple)) else [bsn])
         self.results, self.errors, self.failed_refs = [], [], []
         self.lock = threading.Lock()
         self.running = True
@@ -954,7 +956,7 @@ class Poster:
         while self.running:
             ref = "ref-%s" % secrets.token_hex(4)
             try:
-                r = post_message(self.d, self.agency["token"], self.bsn, ref)
+                r = post_message(self.d, self.agency["token"], next(self.bsns), ref)
                 rid = r.json().get("berichtId") if r.status == 201 else None
                 with self.lock:
                     self.results.append((r.status, rid))

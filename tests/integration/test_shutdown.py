@@ -13,15 +13,21 @@ SIGTERM under load (issue 15): a thread posts messages without a pause
 and the workers are in the middle of slow SMTP sessions when the signal
 comes. Every request gets its 201 or a 503 (never a reset; refused
 connections once the listener is closed), every 201 is in PostgreSQL, the
-daemon exits 0 within [http] shutdown_timeout, and once it runs again
+daemon exits 0 within [http] shutdown_timeout (the mails of a batch that did
+not fit go back unsent, retries_total{reason="shutdown"}), and once it runs again
 every notification of an acknowledged message is mailed exactly once.
 """
+import datetime
 import signal
+from concurrent.futures import ThreadPoolExecutor
 import time
 import uuid
 
 import harness
 from harness import Poster, make_agency, make_citizen, wait_until
+
+
+CITIZENS = 30
 
 
 def lock_waiters(services, like):
@@ -55,15 +61,32 @@ def test_sigterm_with_janitor_and_reconcile_in_flight(make_daemon):
 
 
 def test_sigterm_under_load_drains(make_daemon, mailbox, services):
-    d = make_daemon("drain", **{"delivery.batch": 5, "http.shutdown_timeout": "20s"})
+    # the defaults: batches of 50, a 10 s grace; at 1.5 s per mail one batch in
+    # one session would take 75 s, so the workers must cut their batches into
+    # sessions that fit the grace and hand the rest back
+    d = make_daemon("drain", **{"http.shutdown_timeout": "10s"})
     agency = make_agency(d)
-    bsn, email = harness.new_bsn(), "drain-%s@example.org" % uuid.uuid4().hex[:6]
-    make_citizen(d, d.token("portal"), bsn, email)
+    # many citizens, so a batch holds many mails (one citizen's are one digest)
+    tag = uuid.uuid4().hex[:6]
+    people = [(harness.new_bsn(), "drain-%s-%d@example.org" % (tag, k)) for k in range(CITIZENS)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda p: make_citizen(d, d.token("portal"), *p), people))
     services.smtp_mode("slow 1500")  # a batch's session lasts seconds: SIGTERM lands in one
-    load = Poster(d, agency, bsn).start()
+    # the workers learn the relay's new pace from the first mails it answers
+    # slowly (a session that began at the old pace still runs to its end)
+    first = [harness.post(d, agency["token"], bsn) for bsn, _ in people[:2]]
+    wait_until(lambda: all(mailbox.for_rcpt(email) for _, email in people[:2]), timeout=60,
+               what="two mails at the slow pace")
+    # a wave that falls due at one moment, so each worker's batch holds many
+    # mails: in one session they would take 1.5 s each, far past the grace
+    at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=3)
+    when = at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    wave = [harness.post(d, agency["token"], bsn, publicatieTijdstip=when)
+            for bsn, _ in people[2:]]
+    load = Poster(d, agency, [bsn for bsn, _ in people]).start()
     try:
-        wait_until(lambda: load.count(201) >= 50 and harness.inflight(d) > 0, timeout=60,
-                   what="load, and mails being sent")
+        wait_until(lambda: harness.inflight(d) >= CITIZENS // 2, timeout=60, interval=0.05,
+                   what="the wave being sent")
         t0 = time.monotonic()
         d.proc.send_signal(signal.SIGTERM)
         rc = d.proc.wait(timeout=60)
@@ -75,7 +98,7 @@ def test_sigterm_under_load_drains(make_daemon, mailbox, services):
         load.stop()
         services.smtp_mode(None)
     assert rc == 0, d.log_tail()
-    assert waited < 20 + 5, "exit %.1f s after SIGTERM" % waited
+    assert waited < 10 + 5, "exit %.1f s after SIGTERM" % waited
     # A reset is a failed request only if the daemon had begun on it. The
     # kernel resets the connections still in the listen queue when the
     # listener closes at exit; their requests were never read, so nothing of
@@ -89,7 +112,7 @@ def test_sigterm_under_load_drains(make_daemon, mailbox, services):
         "SELECT referentie FROM messages WHERE referentie = ANY(%s)", ([r for _, r in resets],))
     assert touched == [], "reset after the daemon stored it: %s" % touched
     assert set(load.statuses()) <= {201, 503}, sorted(set(load.statuses()))
-    ids = load.ids()
+    ids = load.ids() + first + wave
     stored = d.services.psql("SELECT count(*) FROM messages WHERE id = ANY(%s::uuid[])",
                              (ids,))[0][0]
     assert stored == len(ids), "%d of %d acknowledged messages stored" % (stored, len(ids))
@@ -107,6 +130,7 @@ def test_sigterm_under_load_drains(make_daemon, mailbox, services):
     refs = {r for (r,) in d.services.psql(
         "SELECT DISTINCT ml.ref FROM notifications n JOIN mails ml ON ml.id = n.mail_id "
         "WHERE n.message_id = ANY(%s::uuid[]) AND n.kind = 'new'", (ids,))}
-    got = [m["Message-ID"].strip("<>").split("@")[0] for m in mailbox.for_rcpt(email)]
+    got = [m["Message-ID"].strip("<>").split("@")[0]
+           for _, email in people for m in mailbox.for_rcpt(email)]
     assert len(got) == len(set(got)), "a mail arrived twice"
     assert set(got) == refs, "mails received %d, built %d" % (len(set(got)), len(refs))
