@@ -99,6 +99,7 @@ UNIT_DAEMON_OBJ := $(BUILD)/daemon/stats/report.o $(BUILD)/daemon/stats/report_a
                    $(BUILD)/daemon/notify/throttle.o $(BUILD)/daemon/core/queue.o \
                    $(BUILD)/daemon/core/pgpool.o $(BUILD)/daemon/core/tls.o \
                    $(BUILD)/daemon/core/framing.o $(BUILD)/daemon/core/framing_head.o \
+                   $(BUILD)/daemon/core/framing_chunked.o \
                    $(BUILD)/daemon/portal/representation.o
 
 $(UNIT_BIN): $(UNIT_OBJ) $(UNIT_DAEMON_OBJ) $(BUILD)/libcommon.a

@@ -1,5 +1,7 @@
 /*
- * config.c - the configuration table and its INI parser (see config.h).
+ * config.c - the INI parser of the configuration table (see config.h): the
+ * file's sections and lines, the errors, the keys, the rules across keys.
+ * One key's value by its type is config_value.c's.
  *
  * STYLE.md habit 4: config is a table. Each row names the section, the key,
  * its type, its default, whether a SIGHUP reload may change it, where it is
@@ -14,7 +16,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -23,8 +24,6 @@
 #include "crypto.h"
 
 #define NKEYS config_nkeys
-#define MIN_BSN_KEY 32
-#define MAX_BSN_KEY 64
 
 struct errbuf {
 	char *buf;
@@ -50,195 +49,6 @@ __attribute__((format(printf, 2, 3))) static void err_add(struct errbuf *e, cons
 		e->buf[e->len++] = '\n';
 		e->buf[e->len] = '\0';
 	}
-}
-
-static bool timezone_exists(const char *tz)
-{
-	char path[512];
-	struct stat st;
-
-	if (!*tz || strstr(tz, "..") || tz[0] == '/')
-		return false;
-	if (strcmp(tz, "UTC") == 0)
-		return true;
-	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
-	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-		return false;
-	/* a real zone is a TZif file, not zone.tab or leap-seconds.list */
-	char magic[4] = {0};
-	FILE *f = fopen(path, "rb");
-	size_t n = f ? fread(magic, 1, sizeof(magic), f) : 0;
-	if (f)
-		fclose(f);
-	return n == sizeof(magic) && memcmp(magic, "TZif", sizeof(magic)) == 0;
-}
-
-static char **str_slot(struct config *cfg, const struct config_key *k)
-{
-	return (char **)((char *)cfg + k->offset);
-}
-
-static int64_t *int_slot(struct config *cfg, const struct config_key *k)
-{
-	return (int64_t *)((char *)cfg + k->offset);
-}
-
-bool config_type_is_string(enum config_type t)
-{
-	return t == CFG_STRING || t == CFG_PATH || t == CFG_HOSTPORT || t == CFG_QUIET ||
-	       t == CFG_TIMEZONE || t == CFG_LOGLEVEL || t == CFG_HEX || t == CFG_REDIS_URL ||
-	       t == CFG_HOSTPORTS;
-}
-
-/* Resolves a relative path against the directory of the config file. */
-static char *resolve_path(const char *cfgname, const char *value)
-{
-	if (value[0] == '/' || !cfgname)
-		return strdup(value);
-	const char *slash = strrchr(cfgname, '/');
-	if (!slash)
-		return strdup(value);
-	size_t dl = (size_t)(slash - cfgname);
-	size_t n = dl + 1 + strlen(value) + 1;
-	char *p = malloc(n);
-	if (p)
-		snprintf(p, n, "%.*s/%s", (int)dl, cfgname, value);
-	return p;
-}
-
-/* "1", "0.25", "2.125": thousandths in *out */
-static bool parse_milli(const char *s, int64_t *out)
-{
-	int64_t whole = 0, frac = 0;
-	int decimals = 0;
-	const char *p = s;
-	if (!isdigit((unsigned char)*p))
-		return false;
-	for (; isdigit((unsigned char)*p); p++) {
-		if (whole > 1000000)
-			return false;
-		whole = whole * 10 + (*p - '0');
-	}
-	if (*p == '.') {
-		p++;
-		if (!isdigit((unsigned char)*p))
-			return false;
-		for (; isdigit((unsigned char)*p); p++) {
-			if (++decimals > 3)
-				return false;
-			frac = frac * 10 + (*p - '0');
-		}
-	}
-	if (*p)
-		return false;
-	for (; decimals < 3; decimals++)
-		frac *= 10;
-	*out = whole * 1000 + frac;
-	return true;
-}
-
-/* A secret key in hex: NULL if acceptable (or empty), else why not. */
-static const char *check_hex_key(const char *value)
-{
-	uint8_t key[MAX_BSN_KEY + 1];
-	size_t keylen = 0;
-	const char *reason = NULL;
-	if (strlen(value) > 2 * MAX_BSN_KEY)
-		reason = "key longer than 64 bytes";
-	else if (*value && !crypto_hex_decode(value, key, sizeof(key), &keylen))
-		reason = "not hexadecimal";
-	else if (*value && keylen < MIN_BSN_KEY)
-		reason = "key shorter than 32 bytes";
-	OPENSSL_cleanse(key, sizeof(key));
-	return reason;
-}
-
-/* Parses one value into its slot; returns a reason on failure. */
-static const char *set_value(struct config *cfg, const struct config_key *k, const char *cfgname,
-			     const char *value)
-{
-	int64_t v = 0;
-	char host[256];
-	int port;
-	bool en;
-	int a, b;
-	const char *reason;
-
-	switch (k->type) {
-	case CFG_INT: {
-		char *end;
-		errno = 0;
-		long long x = strtoll(value, &end, 10);
-		if (errno || end == value || *end)
-			return "not an integer";
-		v = x;
-		break;
-	}
-	case CFG_DURATION:
-		if (!config_parse_duration(value, &v))
-			return "not a duration (e.g. 500ms, 90s, 10m, 48h, 14d)";
-		break;
-	case CFG_SIZE:
-		if (!config_parse_size(value, &v))
-			return "not a size (e.g. 512k, 16m)";
-		break;
-	case CFG_HOSTPORT:
-		if (!config_split_hostport(value, host, sizeof(host), &port))
-			return "not host:port";
-		break;
-	case CFG_HOSTPORTS:
-		if (*value && !config_hostports_each(value, NULL, NULL))
-			return "not host:port,host:port,...";
-		break;
-	case CFG_QUIET:
-		if (!config_parse_quiet_hours(value, &en, &a, &b))
-			return "not HH:MM-HH:MM or off";
-		break;
-	case CFG_TIMEZONE:
-		if (!timezone_exists(value))
-			return "unknown time zone";
-		break;
-	case CFG_LOGLEVEL:
-		if (strcmp(value, "error") && strcmp(value, "warn") && strcmp(value, "info") &&
-		    strcmp(value, "debug"))
-			return "not one of error, warn, info, debug";
-		break;
-	case CFG_HEX:
-		if ((reason = check_hex_key(value)))
-			return reason;
-		break;
-	case CFG_REDIS_URL:
-		if (*value && !config_parse_redis_url(value, host, sizeof(host), &port))
-			return "not redis://host:port (database 0)";
-		break;
-	case CFG_BOOL:
-		if (strcmp(value, "true") == 0)
-			v = 1;
-		else if (strcmp(value, "false") != 0)
-			return "not true or false";
-		break;
-	case CFG_MILLI:
-		if (!parse_milli(value, &v))
-			return "not a decimal number with at most 3 decimals (e.g. 1.0, 0.25)";
-		break;
-	case CFG_STRING:
-	case CFG_PATH: break;
-	}
-
-	if (config_type_is_string(k->type)) {
-		char **slot = str_slot(cfg, k);
-		char *copy = (k->type == CFG_PATH && *value) ? resolve_path(cfgname, value)
-							     : strdup(value);
-		if (!copy)
-			return "out of memory";
-		free(*slot);
-		*slot = copy;
-	} else {
-		if ((k->min || k->max) && (v < k->min || v > k->max))
-			return "out of range";
-		*int_slot(cfg, k) = v;
-	}
-	return NULL;
 }
 
 static const struct config_key *find_key(const char *section, const char *key, bool *section_known)
@@ -418,7 +228,7 @@ static bool apply_defaults(struct config *cfg, struct errbuf *e)
 {
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct config_key *k = &config_keys[i];
-		const char *reason = set_value(cfg, k, cfg->path, k->def ? k->def : "");
+		const char *reason = config_set_value(cfg, k, cfg->path, k->def ? k->def : "");
 		if (reason && k->def) {
 			/* a broken default is a bug in the table, not the operator's */
 			err_add(e, "internal: default of %s.%s: %s", k->section, k->key, reason);
@@ -491,7 +301,7 @@ static void parse_assignment(struct parse *p, char *s)
 		err_add(p->e, "%s:%d: %s.%s: unknown key", p->name, p->lineno, p->section, key);
 		return;
 	}
-	const char *reason = set_value(p->cfg, k, p->name, value);
+	const char *reason = config_set_value(p->cfg, k, p->name, value);
 	if (reason)
 		err_add(p->e, "%s:%d: %s.%s: %s: '%s'", p->name, p->lineno, p->section, key, reason,
 			k->type == CFG_HEX ? "(secret)" : value);
@@ -634,7 +444,7 @@ void config_free(struct config *cfg)
 {
 	for (size_t i = 0; i < NKEYS; i++) {
 		if (config_type_is_string(config_keys[i].type)) {
-			char **slot = str_slot(cfg, &config_keys[i]);
+			char **slot = config_str_slot(cfg, &config_keys[i]);
 			free(*slot);
 			*slot = NULL;
 		}

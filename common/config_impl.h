@@ -1,7 +1,8 @@
 /*
- * config_impl.h - shared by common/config.c (the parser) and
- * common/config_keys.c (the key table). STYLE.md habit 4: config is a
- * table; everything else is derived from its rows.
+ * config_impl.h - shared by common/config.c (the parser),
+ * common/config_value.c (one value by its type) and common/config_keys.c
+ * (the key table). STYLE.md habit 4: config is a table; everything else is
+ * derived from its rows.
  */
 #ifndef BERICHTD_COMMON_CONFIG_IMPL_H
 #define BERICHTD_COMMON_CONFIG_IMPL_H
@@ -38,8 +39,25 @@ struct config_key {
 	const char *doc;
 };
 
+/* A secret key (CFG_HEX, [security] bsn_key and bounce_key): its length in bytes. */
+#define MIN_BSN_KEY 32
+#define MAX_BSN_KEY 64
+
+struct config;
+
 /* Whether values of type t are stored as a char * (else an int64_t). */
 bool config_type_is_string(enum config_type t);
+
+/* Where key k's value is in cfg, for a string type (config_type_is_string). */
+char **config_str_slot(struct config *cfg, const struct config_key *k);
+
+/*
+ * Checks value by k's type and range and stores it in cfg (a copy for a
+ * string type, a relative CFG_PATH resolved against the directory of
+ * cfgname). NULL on success, else the reason; the slot is then unchanged.
+ */
+const char *config_set_value(struct config *cfg, const struct config_key *k, const char *cfgname,
+			     const char *value);
 
 extern const struct config_key config_keys[];
 extern const size_t config_nkeys;

@@ -1,7 +1,7 @@
 /*
- * fuzz_config.c - common/config.c and config_parse.c: any text as a
- * config file (config_load_string), and the value parsers on the same
- * input. A failed load must say why; a loaded config must have the keys
+ * fuzz_config.c - common/config.c, config_value.c and config_parse.c: any
+ * text as a config file (config_load_string), and the value parsers on the
+ * same input. A failed load must say why; a loaded config must have the keys
  * start needs.
  */
 #include <stdbool.h>
