@@ -461,7 +461,7 @@ void config_write_example(FILE *out)
 	const char *section = "";
 
 	fputs("# berichtd.conf - documented example, generated from the key table in\n"
-	      "# common/config.c by `berichtd config-example`. Every key is shown with its\n"
+	      "# common/config_keys.c by `berichtd config-example`. Every key is shown with its\n"
 	      "# default. Keys marked (reload) take effect on SIGHUP; the others need a\n"
 	      "# restart. Unknown keys are errors. Durations: 500ms, 90s, 10m, 48h, 14d.\n",
 	      out);
