@@ -14,6 +14,7 @@
 
 struct app;
 struct framing;
+struct http_front;
 struct http_req;
 struct http_route;
 struct http_routes;
