@@ -97,7 +97,8 @@ UNIT_DAEMON_OBJ := $(BUILD)/daemon/stats/report.o $(BUILD)/daemon/stats/report_a
                    $(BUILD)/daemon/core/route.o $(BUILD)/daemon/core/pgval.o \
                    $(BUILD)/daemon/notify/render.o $(BUILD)/daemon/notify/retry.o \
                    $(BUILD)/daemon/notify/throttle.o $(BUILD)/daemon/core/queue.o \
-                   $(BUILD)/daemon/core/pgpool.o $(BUILD)/daemon/core/tls.o \
+                   $(BUILD)/daemon/core/pgpool.o $(BUILD)/daemon/core/pgpool_conn.o \
+                   $(BUILD)/daemon/core/tls.o \
                    $(BUILD)/daemon/core/framing.o $(BUILD)/daemon/core/framing_head.o \
                    $(BUILD)/daemon/core/framing_chunked.o \
                    $(BUILD)/daemon/portal/representation.o

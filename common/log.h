@@ -15,7 +15,7 @@
  *
  * Fields: log_kv(level, msg, LOG_STR("key", s), LOG_INT("key", n), ...).
  * A thread may name the request it works for (log_set_request_id): every
- * line it writes meanwhile carries request_id=. http.c sets it while a
+ * line it writes meanwhile carries request_id=. http_serve.c sets it while a
  * request's code runs, pgpool.c around the callback of a query queued by
  * one.
  *

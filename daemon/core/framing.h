@@ -25,7 +25,7 @@
  *    our own, "GET / HTTP/1.1" with Connection: close and FRAMING_HEADER
  *    naming the fault; every later byte on that connection is dropped.
  *
- * http.c answers a request carrying FRAMING_HEADER with the problem for
+ * http_serve.c answers a request carrying FRAMING_HEADER with the problem for
  * its fault, before routing. A client's own FRAMING_HEADER is removed.
  *
  * Connection state is freed by a periodic sweep once evhttp has freed the

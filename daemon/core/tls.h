@@ -9,7 +9,8 @@
  * require asks every client for a certificate and checks it against
  * client_ca_file in the handshake (an expired one or one from another CA
  * ends the handshake); what a request may do with or without one is
- * decided per request, after the token (tls_check in http.c's auth step).
+ * decided per request, after the token (certificate_allows in
+ * http_serve.c's auth step).
  *
  * SIGHUP: tls_reload builds a new context from the files; connections
  * already open keep the one they started with, so none is dropped.

@@ -62,7 +62,7 @@ static bool parse_period(struct http_req *r, const char *maand_name, struct peri
 	p->maand = 0;
 	if (qs && evhttp_parse_query_str(qs, &q) != 0)
 		http_invalid_add(invalid, "query", "invalid", "De query string is ongeldig.");
-	/* unknown and repeated parameters: the route's "{?...}" list (http.c) */
+	/* unknown and repeated parameters: the route's "{?...}" list (http_input.c) */
 	http_query_check(r, invalid);
 	for (struct evkeyval *kv = q.tqh_first; kv; kv = kv->next.tqe_next) {
 		if (strcmp(kv->key, "jaar") == 0 && !seen_jaar) {

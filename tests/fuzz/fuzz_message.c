@@ -1,6 +1,6 @@
 /*
  * fuzz_message.c - daemon/agency/message.c: any JSON body of POST
- * /v1/berichten, parsed as http.c does, validated as ingest_http.c does.
+ * /v1/berichten, parsed as http_input.c does, validated as ingest_http.c does.
  * Checks that a valid message has the fields the ingest stores, and that
  * an invalid one reported at least one problem with a name and a reason.
  */

@@ -7,9 +7,9 @@
  * (AuthenticationOk, ReadyForQuery), so the pool holds an idle connection
  * without any server installed. PQsendQueryParams then refuses a query with
  * more than 65535 parameters on the client side: the send fails while the
- * connection is idle, the path conn_send -> conn_lost -> conn_backoff.
+ * connection is idle, the path pgpool_conn_send -> conn_lost -> pgpool_conn_backoff.
  *
- * needs: daemon/core/pgpool.c, libpq, libevent, pthreads
+ * needs: daemon/core/pgpool.c and pgpool_conn.c, libpq, libevent, pthreads
  */
 #include <criterion/criterion.h>
 
