@@ -47,29 +47,37 @@ def functions(lines):
 
 
 def check(root):
+    """The violations, and how many files and functions were looked at."""
     bad = []
+    files = funcs = 0
     for top in ("daemon", "common"):
         for path in sorted((root / top).rglob("*.[ch]")):
             rel = path.relative_to(root)
             lines = path.read_text(errors="replace").split("\n")
+            files += 1
             n = len(lines) - (1 if lines and lines[-1] == "" else 0)
             if n > MAX_FILE:
                 bad.append("%s: %d lines (at most %d: split the module)" % (rel, n, MAX_FILE))
             if path.suffix != ".c":
                 continue
-            for name, first, length in functions(lines):
+            found = functions(lines)
+            funcs += len(found)
+            for name, first, length in found:
                 key = "%s:%s" % (rel, name)
                 if length > MAX_FUNC and key not in EXCEPTIONS:
                     bad.append("%s:%d: %s() is %d lines (at most %d)"
                                % (rel, first, name, length, MAX_FUNC))
-    return bad
+    return bad, files, funcs
 
 
 def main():
     root = Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
-    bad = check(root)
+    bad, files, funcs = check(root)
     for b in bad:
         print(b)
+    if not bad:
+        print("size: ok (%d files up to %d lines, %d functions up to %d)"
+              % (files, MAX_FILE, funcs, MAX_FUNC))
     return 1 if bad else 0
 
 
