@@ -10,6 +10,14 @@
  *        as it grows over max (the rest is discarded): framing_chunked.c
  *   HEAD --a fault (replaced by our own request)---> SINK (until evhttp closes)
  *
+ * When evhttp closes a connection whose body is still coming (a 413 to a
+ * client that asked for Connection: close), the connection lingers: its
+ * answer is out and evhttp has shut the write side, and framing.c goes on
+ * reading and dropping the body until its end, the client's close or the
+ * request timeout. Closing at once would make the kernel answer the
+ * client's next bytes with a reset, and the client would lose the 413
+ * (RFC 9112 9.6).
+ *
  * The input callback runs when bytes are added, before evhttp's read
  * callback; the new bytes are the last n_added of the buffer. Bytes before
  * them (`front`) are evhttp's, not yet read; what feed() lets through
@@ -31,6 +39,7 @@
 #include "common/clock.h"
 
 #define SWEEP_S 1
+#define LINGER_MAX_MS 30000 /* without a request timeout */
 
 static void conn_free(struct fr_conn *c)
 {
@@ -68,6 +77,48 @@ static bool too_slow(const struct framing *fr, const struct fr_conn *c, int64_t 
 	return limit > 0 && now - c->started_ms > limit;
 }
 
+static void feed(struct fr_conn *c, bool idle);
+
+static void linger_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct fr_conn *c = arg;
+	(void)bev;
+	(void)what; /* EOF, an error or a timeout: the client is done */
+	c->linger_done = true;
+}
+
+/* evhttp is done with c; lingers when a body is still coming. */
+static bool linger_start(struct fr_conn *c, int64_t now)
+{
+	bool mid_body = (c->state == FR_DISCARD && c->remaining > 0) ||
+			(c->state == FR_CHUNKED && c->over);
+	if (!mid_body)
+		return false;
+	int64_t limit = c->fr->lim.request_timeout_ms;
+	c->linger_until = limit > 0 && c->started_ms > 0 ? c->started_ms + limit
+							 : now + LINGER_MAX_MS;
+	c->lingering = true;
+	bufferevent_setcb(c->bev, NULL, NULL, linger_event, c);
+	bufferevent_enable(c->bev, EV_READ);
+	return true;
+}
+
+/* Reads on through the body evhttp no longer wants; done at its end. */
+static void linger_feed(struct fr_conn *c, struct evbuffer *input)
+{
+	if (c->linger_done) {
+		evbuffer_drain(input, evbuffer_get_length(input));
+		return;
+	}
+	evbuffer_add_buffer(c->fresh, input);
+	feed(c, false);
+	evbuffer_drain(c->out, evbuffer_get_length(c->out));
+	if (c->state != FR_DISCARD && c->state != FR_CHUNKED) {
+		evbuffer_drain(c->fresh, evbuffer_get_length(c->fresh));
+		c->linger_done = true;
+	}
+}
+
 static void sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct framing *fr = arg;
@@ -77,13 +128,15 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
 
 	for (struct fr_conn **pp = &fr->conns; *pp;) {
 		struct fr_conn *c = *pp;
-		if (conn_gone(c)) {
+		bool done = c->lingering ? c->linger_done || now >= c->linger_until
+					 : conn_gone(c) && !linger_start(c, now);
+		if (done) {
 			*pp = c->next;
 			conn_free(c);
 			fr->nconns--;
 			continue;
 		}
-		if (too_slow(fr, c, now)) {
+		if (!c->lingering && too_slow(fr, c, now)) {
 			c->started_ms = 0;
 			c->state = FR_SINK;
 			fr->slow_cut++;
@@ -243,6 +296,12 @@ static void on_input(struct evbuffer *input, const struct evbuffer_cb_info *info
 
 	if (c->busy || info->n_added == 0)
 		return;
+	if (c->lingering || (conn_gone(c) && linger_start(c, clock_mono_ms()))) {
+		c->busy = true;
+		linger_feed(c, input);
+		c->busy = false;
+		return;
+	}
 	if (conn_gone(c)) {
 		evbuffer_drain(input, len); /* evhttp is done with it; the sweep frees it */
 		return;

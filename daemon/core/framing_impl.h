@@ -43,6 +43,9 @@ struct fr_conn {
 	bool refused;       /* over max_connections: its first request gets the 503 */
 	int64_t started_ms; /* when the request being read began; 0 between requests */
 	bool head_done;     /* its head is complete; the body is being read */
+	bool lingering;     /* evhttp closed it mid-body; framing.c reads the body's end */
+	bool linger_done;   /* the body ended, or the client closed: free it */
+	int64_t linger_until;
 };
 
 struct framing {

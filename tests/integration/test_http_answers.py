@@ -268,6 +268,35 @@ def test_chunked_body_over_max_body_is_a_413_problem_and_the_connection_goes_on(
     assert d.running()
 
 
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_413_with_connection_close_reaches_a_client_still_sending(small, framing):
+    """A client that asked for Connection: close and is still sending its
+    body when the 413 is out: the daemon reads on until the body ends, so
+    the client's sends succeed and it reads the 413 (no reset). The pause
+    outlasts the framing sweep (1 s) that used to close such a connection."""
+    d = small
+    body = b" " * (4 * 1024 * 1024)
+    wire = _chunked(body, 65536) if framing == "chunked" else body
+    head = (b"POST /v1/batches HTTP/1.1\r\nHost: x\r\n" + _auth(d) +
+            b"Content-Type: application/json\r\nConnection: close\r\n" +
+            (b"Transfer-Encoding: chunked\r\n\r\n" if framing == "chunked"
+             else b"Content-Length: %d\r\n\r\n" % len(body)))
+    s = _connect(d.base_url, timeout=30)
+    try:
+        s.sendall(head + wire[:8192])
+        time.sleep(2.5)
+        for i in range(8192, len(wire), 65536):
+            s.sendall(wire[i:i + 65536])  # a reset here was the bug
+            time.sleep(0.001)
+        st, headers, resp = read_response(s)
+        problem_type(assert_raw_problem(st, headers, resp, 413), "te-groot")
+        assert _closed(s)
+    finally:
+        s.close()
+    assert d.running()
+    assert d.request("GET", "/healthz").status == 200
+
+
 def test_chunked_with_expect_100_continue_gets_the_100_first(daemon, agency_token, new_bsn):
     citizen = new_bsn()
     make_citizen(daemon, daemon.token("portal"), citizen)
