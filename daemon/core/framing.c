@@ -90,13 +90,13 @@ static void linger_event(struct bufferevent *bev, short what, void *arg)
 /* evhttp is done with c; lingers when a body is still coming. */
 static bool linger_start(struct fr_conn *c, int64_t now)
 {
-	bool mid_body = (c->state == FR_DISCARD && c->remaining > 0) ||
-			(c->state == FR_CHUNKED && c->over);
+	bool mid_body =
+		(c->state == FR_DISCARD && c->remaining > 0) || (c->state == FR_CHUNKED && c->over);
 	if (!mid_body)
 		return false;
 	int64_t limit = c->fr->lim.request_timeout_ms;
-	c->linger_until = limit > 0 && c->started_ms > 0 ? c->started_ms + limit
-							 : now + LINGER_MAX_MS;
+	c->linger_until =
+		limit > 0 && c->started_ms > 0 ? c->started_ms + limit : now + LINGER_MAX_MS;
 	c->lingering = true;
 	bufferevent_setcb(c->bev, NULL, NULL, linger_event, c);
 	bufferevent_enable(c->bev, EV_READ);
