@@ -103,6 +103,12 @@ static bool linger_start(struct fr_conn *c, int64_t now)
 	return true;
 }
 
+/* Whether c lingers: already, or from now on because evhttp let it go mid-body. */
+static bool lingers(struct fr_conn *c, int64_t now)
+{
+	return c->lingering || (conn_gone(c) && linger_start(c, now));
+}
+
 /* Reads on through the body evhttp no longer wants; done at its end. */
 static void linger_feed(struct fr_conn *c, struct evbuffer *input)
 {
@@ -128,8 +134,8 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
 
 	for (struct fr_conn **pp = &fr->conns; *pp;) {
 		struct fr_conn *c = *pp;
-		bool done = c->lingering ? c->linger_done || now >= c->linger_until
-					 : conn_gone(c) && !linger_start(c, now);
+		bool done =
+			lingers(c, now) ? c->linger_done || now >= c->linger_until : conn_gone(c);
 		if (done) {
 			*pp = c->next;
 			conn_free(c);
@@ -296,7 +302,7 @@ static void on_input(struct evbuffer *input, const struct evbuffer_cb_info *info
 
 	if (c->busy || info->n_added == 0)
 		return;
-	if (c->lingering || (conn_gone(c) && linger_start(c, clock_mono_ms()))) {
+	if (lingers(c, clock_mono_ms())) {
 		c->busy = true;
 		linger_feed(c, input);
 		c->busy = false;
